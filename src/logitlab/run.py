@@ -1,0 +1,84 @@
+"""Small helpers around a run: build callbacks and loggers, collect and write final metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡")
+
+
+def quiet_lightning() -> None:
+    """One copy of each Lightning message, through the run's own handlers, without adverts."""
+    import warnings
+
+    logging.getLogger("lightning").handlers.clear()  # Hydra's root handlers already print them
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTips())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+def instantiate_loggers(cfg: DictConfig | None) -> list[Any]:
+    """One logger per non-null entry of the `logger` group."""
+    from hydra.utils import instantiate
+
+    return [instantiate(entry) for entry in (cfg or {}).values() if entry is not None]
+
+
+def instantiate_callbacks(cfg: DictConfig | None, has_logger: bool) -> list[Any]:
+    """One callback per non-null entry of the `callbacks` group.
+
+    LearningRateMonitor needs a logger; with `logger=none` it is left out instead of failing.
+    """
+    from hydra.utils import instantiate
+
+    callbacks = []
+    for name, entry in (cfg or {}).items():
+        if entry is None:
+            continue
+        if not has_logger and entry.get("_target_", "").endswith("LearningRateMonitor"):
+            log.info("callbacks.%s left out: it needs a logger", name)
+            continue
+        callbacks.append(instantiate(entry))
+    return callbacks
+
+
+def final_metrics(*stages: Mapping[str, Any]) -> dict[str, float]:
+    """Flat {name: float} of the metrics that have a `stage/name` form, later stages winning."""
+    merged: dict[str, float] = {}
+    for metrics in stages:
+        for name, value in metrics.items():
+            if "/" in name and not name.endswith(("_step", "_epoch")):
+                merged[name] = float(value)
+    return dict(sorted(merged.items()))
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write `data` as JSON atomically: a temporary file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def finite(value: Any) -> Any:
+        return value if not isinstance(value, float) or math.isfinite(value) else str(value)
+
+    text = json.dumps({k: finite(v) for k, v in data.items()}, indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

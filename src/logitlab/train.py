@@ -1,0 +1,75 @@
+"""Training entry point: `python -m logitlab.train [key=value ...]` (console script logitlab-train).
+
+Composes conf/train.yaml, trains, tests the best checkpoint and writes <run_dir>/metrics.json.
+Heavy imports (torch, lightning) happen inside `train`, so `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from logitlab.errors import user_errors
+
+CONFIG_PATH = str(Path(__file__).resolve().parents[2] / "conf")
+log = logging.getLogger("logitlab.train")
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Instantiate data, model, callbacks, loggers and trainer from `cfg`; fit, test, record."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from logitlab.config import check_config, model_class
+    from logitlab.run import (
+        final_metrics,
+        instantiate_callbacks,
+        instantiate_loggers,
+        quiet_lightning,
+        write_json,
+    )
+
+    quiet_lightning()
+    check_config(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data, task=model_class(cfg).task)
+    model = instantiate(cfg.model, _recursive_=False, _convert_="all")
+    loggers = instantiate_loggers(cfg.get("logger"))
+    callbacks = instantiate_callbacks(cfg.get("callbacks"), has_logger=bool(loggers))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    fit_metrics: dict[str, Any] = {}
+    if cfg.get("train"):
+        trainer.fit(model, datamodule=datamodule)
+        fit_metrics = dict(trainer.callback_metrics)
+    test_metrics: dict[str, Any] = {}
+    if cfg.get("test"):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if not best:
+            log.warning(
+                "no best checkpoint (checkpointing off or fast_dev_run): testing final weights"
+            )
+        results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        test_metrics = results[0] if results else {}
+
+    metrics = final_metrics(fit_metrics, test_metrics)
+    if trainer.is_global_zero:
+        path = write_json(Path(cfg.paths.output_dir) / "metrics.json", metrics)
+        log.info("final metrics written to %s", path)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Train one configuration; returns the metric a Hydra sweeper optimises."""
+    with user_errors():
+        metrics = train(cfg)
+    return metrics.get(cfg.get("optimized_metric") or "")
+
+
+if __name__ == "__main__":
+    main()
