@@ -28,6 +28,8 @@ def quiet_lightning() -> None:
     logging.getLogger("lightning").handlers.clear()  # Hydra's root handlers already print them
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTips())
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # Metrics are logged per epoch, so a short epoch loses nothing to the step interval.
+    warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
 
 
 def instantiate_loggers(cfg: DictConfig | None) -> list[Any]:

@@ -1,0 +1,120 @@
+"""Every config group option composes, and cross-group rules refuse what cannot train."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+from conftest import CONF, compose_train
+from logitlab.config import check_config
+from logitlab.errors import ConfigError
+
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("group", "option"), [(g, o) for g in GROUPS for o in options(g)], ids=lambda v: str(v)
+)
+def test_every_option_composes_and_resolves(group: str, option: str, tmp_path: Path) -> None:
+    overrides = [f"{group}={option}"]
+    if group == "loss" and option.startswith("bce"):
+        overrides.append("model=binary")
+    cfg = compose_train(overrides, output_dir=tmp_path)
+    assert cfg.hydra.runtime.choices[group] == option
+    job = {k: v for k, v in cfg.items() if k != "hydra"}
+    resolved = OmegaConf.to_container(OmegaConf.create(job), resolve=True)
+    assert resolved["paths"]["output_dir"] == str(tmp_path)
+    assert resolved["model"]["loss"] == resolved["loss"]["name"]
+    check_config(cfg)
+
+
+def test_expected_options_exist() -> None:
+    assert options("model") == ["binary", "multiclass"]
+    assert options("loss") == ["bce", "bce_with_logits", "cross_entropy", "nll"]
+    assert options("optimizer") == ["adam", "adamw", "sgd"]
+    assert set(options("trainer")) >= {"cpu", "gpu", "mps", "auto", "ddp", "ddp_cpu"}
+    assert options("logger") == ["csv", "none", "tensorboard"]
+    assert options("callbacks") == ["default", "none"]
+    assert options("debug") == ["fdr", "limit", "overfit", "profiler"]
+    assert {"digits_multiclass", "digits_binary"} <= set(options("experiment"))
+
+
+def test_model_sizes_come_from_the_data_config(tmp_path: Path) -> None:
+    cfg = compose_train(["data=blobs", "data.num_features=5", "data.num_classes=4"], tmp_path)
+    assert cfg.model.num_features == 5
+    assert cfg.model.num_classes == 4
+
+
+@pytest.mark.parametrize(
+    ("model", "default_loss"), [("multiclass", "cross_entropy"), ("binary", "bce_with_logits")]
+)
+def test_each_head_brings_its_default_loss(model: str, default_loss: str, tmp_path: Path) -> None:
+    cfg = compose_train([f"model={model}"], tmp_path)
+    assert cfg.loss.name == default_loss
+    assert get_class(cfg.model._target_).task == model
+
+
+def test_command_line_loss_beats_the_heads_default(tmp_path: Path) -> None:
+    assert compose_train(["model=binary", "loss=bce"], tmp_path).loss.name == "bce"
+
+
+@pytest.mark.parametrize(
+    ("model", "loss", "message"),
+    [
+        (
+            "multiclass",
+            "bce_with_logits",
+            "loss=bce_with_logits is a binary loss and does not fit model=multiclass; "
+            "use loss=cross_entropy or loss=nll, or model=binary",
+        ),
+        (
+            "binary",
+            "nll",
+            "loss=nll is a multiclass loss and does not fit model=binary; "
+            "use loss=bce_with_logits or loss=bce, or model=multiclass",
+        ),
+    ],
+)
+def test_loss_that_does_not_fit_the_head_is_refused(
+    model: str, loss: str, message: str, tmp_path: Path
+) -> None:
+    cfg = compose_train([f"model={model}", f"loss={loss}"], tmp_path)
+    with pytest.raises(ConfigError) as error:
+        check_config(cfg)
+    assert str(error.value) == message
+
+
+def test_cli_refuses_mismatch_with_one_line_before_training(run_cli, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = run_cli("logitlab.train", "loss=bce", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "logitlab: error: loss=bce is a binary loss and does not fit model=multiclass; "
+        "use loss=cross_entropy or loss=nll, or model=binary"
+    ]
+    assert not (run_dir / "checkpoints").exists()
+    assert not (run_dir / "metrics.json").exists()
+
+
+def test_help_lists_the_config_groups_without_importing_torch(run_cli) -> None:
+    result = run_cli("logitlab.train", "--help")
+    assert result.returncode == 0
+    for line in ("model: binary, multiclass", "loss: bce, bce_with_logits, cross_entropy, nll"):
+        assert line in result.stdout
+    code = (
+        "import sys; sys.argv = ['logitlab-train', '--help']\n"
+        "import logitlab.train\n"
+        "try:\n    logitlab.train.main()\nexcept SystemExit:\n    pass\n"
+        "print('modules:', 'torch' in sys.modules, 'lightning' in sys.modules)"
+    )
+    probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert probe.stdout.strip().splitlines()[-1] == "modules: False False"

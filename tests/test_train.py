@@ -1,0 +1,98 @@
+"""Real training runs on the bundled digits: accuracy, metrics.json, checkpoints, TB tags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from logitlab.train import train
+
+TAGS = {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc"}
+
+
+def scalar_tags(log_dir: Path) -> dict[str, list[float]]:
+    """Every scalar series in the event files under `log_dir`, by tag."""
+    series: dict[str, list[float]] = {}
+    for events in sorted(log_dir.glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            series.setdefault(tag, []).extend(e.value for e in acc.Scalars(tag))
+    return series
+
+
+@pytest.mark.slow
+def test_multiclass_head_learns_digits_and_records_everything(make_cfg, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    metrics = train(make_cfg("trainer.max_epochs=10", run_dir=run_dir))
+
+    assert metrics["test/acc"] > 0.9  # chance is 0.1
+    assert metrics["val/acc_best"] >= metrics["val/acc"] - 1e-9
+    assert json.loads((run_dir / "metrics.json").read_text()) == pytest.approx(metrics)
+
+    series = scalar_tags(run_dir / "tensorboard")
+    assert set(series) >= TAGS
+    assert len(series["val/acc"]) == 10
+    assert series["train/loss"][-1] < series["train/loss"][0]
+    assert max(series["val/acc"]) == pytest.approx(series["val/acc_best"][-1])
+    assert series["test/acc"] == [pytest.approx(metrics["test/acc"])]
+
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["hyper_parameters"]["loss"] == "cross_entropy"
+    assert last["hyper_parameters"]["hidden_sizes"] == [128, 64]
+    (best,) = (run_dir / "checkpoints").glob("best-*.ckpt")
+    assert torch.load(best, weights_only=True)["state_dict"]["net.0.weight"].shape == (128, 64)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "floor"),
+    [
+        (["experiment=digits_binary"], 0.95),  # chance ~0.5
+        (["experiment=digits_binary", "loss=bce"], 0.95),
+        (["loss=nll"], 0.9),
+        (["model=binary", "data.keep_classes=[3,8]", "data.positive_classes=[8]"], 0.9),
+    ],
+    ids=["binary-bce_with_logits", "binary-bce", "multiclass-nll", "binary-3-vs-8"],
+)
+def test_each_head_and_loss_learns(make_cfg, overrides: list[str], floor: float) -> None:
+    metrics = train(make_cfg("trainer.max_epochs=8", *overrides))
+    assert metrics["test/acc"] > floor
+
+
+def test_fast_dev_run_tests_final_weights_without_checkpoints(make_cfg, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    metrics = train(make_cfg("debug=fdr", run_dir=run_dir))
+    assert not list(run_dir.rglob("best-*.ckpt"))
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert set(json.loads((run_dir / "metrics.json").read_text())) >= {"test/acc", "test/loss"}
+
+
+def test_logger_none_still_writes_metrics(make_cfg, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    metrics = train(make_cfg("logger=none", "debug=limit", run_dir=run_dir))
+    assert not (run_dir / "tensorboard").exists()
+    assert json.loads((run_dir / "metrics.json").read_text())["test/acc"] == pytest.approx(
+        metrics["test/acc"]
+    )
+
+
+@pytest.mark.slow
+def test_cli_run_folder_layout(run_cli, tmp_path: Path) -> None:
+    run_dir = tmp_path / "cli"
+    result = run_cli(
+        "logitlab.train", "trainer.max_epochs=3", "optimizer=sgd", f"hydra.run.dir={run_dir}"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    overrides = (run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert "optimizer=sgd" in overrides
+    assert "_target_: torch.optim.SGD" in (run_dir / ".hydra" / "config.yaml").read_text()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert "final metrics written to" in (run_dir / "train.log").read_text()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics) >= TAGS
+    assert set(scalar_tags(run_dir / "tensorboard")) >= TAGS
