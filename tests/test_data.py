@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from logitlab.data import ClassificationDataModule, TensorBatches
+from logitlab.data import ClassificationDataModule, EpochOrder, TensorBatches
 from logitlab.errors import ConfigError
 
 
@@ -105,16 +105,14 @@ def test_bad_data_settings_get_one_clear_line(kwargs: dict, message: str) -> Non
 def test_tensor_batches_cover_every_sample_once_in_a_seeded_epoch_order() -> None:
     x = torch.arange(10, dtype=torch.float32).unsqueeze(1)
     y = torch.arange(10)
-    epoch = {"n": 0}
-    batches = TensorBatches(x, y, batch_size=4, shuffle=True, seed=3, epoch_fn=lambda: epoch["n"])
+    batches = TensorBatches(x, y, batch_size=4, sampler=EpochOrder(10, shuffle=True, seed=3))
     assert len(batches) == 3
     first = torch.cat([b[1] for b in batches])
     assert sorted(first.tolist()) == list(range(10))
     assert [len(b[1]) for b in batches] == [4, 4, 2]
     torch.testing.assert_close(torch.cat([b[0][:, 0] for b in batches]), first.float())
-    again = torch.cat([b[1] for b in batches])
-    assert torch.equal(first, again)  # same epoch, same order
-    epoch["n"] = 1
+    assert torch.equal(first, torch.cat([b[1] for b in batches]))  # same epoch, same order
+    batches.sampler.set_epoch(1)
     assert not torch.equal(first, torch.cat([b[1] for b in batches]))
-    ordered = TensorBatches(x, y, batch_size=4)
+    ordered = TensorBatches(x, y, batch_size=4, sampler=EpochOrder(10))
     assert torch.equal(torch.cat([b[1] for b in ordered]), y)

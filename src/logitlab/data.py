@@ -1,106 +1,205 @@
-"""One DataModule for both heads: load a dataset, split it, standardise it, view it as a task."""
+"""One DataModule for both heads: load, validate once, view as a task, split, standardise, serve."""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from logitlab.errors import ConfigError
+from logitlab.sources import SOURCES
 
 log = logging.getLogger(__name__)
 
 TASKS = ("multiclass", "binary")
+LOADERS = ("tensor", "dataloader")
 
 
-def load_digits(**_: Any) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's bundled 8x8 handwritten digits: 1,797 images, 64 features, 10 classes."""
-    from sklearn.datasets import load_digits as sk_load_digits
+class EpochOrder(Sampler[int]):
+    """Sample indices in a seeded per-epoch order, optionally one DDP rank's shard of it.
 
-    bunch = sk_load_digits()
-    return bunch.data.astype(np.float32), bunch.target.astype(np.int64)
-
-
-def load_blobs(
-    num_features: int, num_classes: int, seed: int, n_samples: int = 3000, cluster_std: float = 2.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Isotropic Gaussian blobs from scikit-learn, one blob per class, seeded."""
-    from sklearn.datasets import make_blobs
-
-    x, y = make_blobs(
-        n_samples=n_samples,
-        n_features=num_features,
-        centers=num_classes,
-        cluster_std=cluster_std,
-        random_state=seed,
-    )
-    return x.astype(np.float32), y.astype(np.int64)
-
-
-SOURCES: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
-    "digits": load_digits,
-    "blobs": load_blobs,
-}
-
-
-class TensorBatches:
-    """Whole batches sliced from tensors already in memory: no per-sample __getitem__, no collate.
-
-    Shuffling draws a fresh permutation per epoch from a generator seeded with `seed + epoch`,
-    so the order depends only on the seed and the epoch number (and survives a resume).
+    The order is `randperm(n)` from a generator seeded with `seed + epoch` (or 0..n-1 without
+    shuffling), so it depends only on the seed and the epoch: a resumed run sees the same
+    batches. Lightning calls `set_epoch` at the start of every training epoch. With
+    `world_size > 1`, rank r takes every world_size-th index from r; `pad` repeats the head of
+    the order so every rank gets as many (as DistributedSampler does, for training).
     """
 
     def __init__(
         self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        batch_size: int,
+        n: int,
         shuffle: bool = False,
         seed: int = 0,
-        epoch_fn: Callable[[], int] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        pad: bool = False,
     ) -> None:
-        self.x, self.y = x, y
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.epoch_fn = epoch_fn or (lambda: 0)
+        self.n, self.shuffle, self.seed = n, shuffle, seed
+        self.rank, self.world_size, self.pad = rank, world_size, pad
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose order the next iteration yields."""
+        self.epoch = epoch
+
+    def indices(self) -> torch.Tensor:
+        """This rank's indices for the current epoch, as a tensor."""
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.n, generator=generator)
+        else:
+            order = torch.arange(self.n)
+        if self.world_size == 1:
+            return order
+        if self.pad:
+            total = math.ceil(self.n / self.world_size) * self.world_size
+            order = torch.cat([order, order[: total - self.n]])
+        return order[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices().tolist())
 
     def __len__(self) -> int:
-        return math.ceil(len(self.y) / self.batch_size)
+        if self.world_size == 1:
+            return self.n
+        if self.pad:
+            return math.ceil(self.n / self.world_size)
+        return len(range(self.rank, self.n, self.world_size))
+
+
+class TensorBatches:
+    """Whole batches indexed out of tensors already in memory.
+
+    No per-sample __getitem__, no collate, no worker processes: one index_select per batch.
+    It yields the same batches as a DataLoader over a TensorDataset with the same `sampler`.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, sampler: EpochOrder):
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        # Lightning reads these like a DataLoader's: it calls sampler.set_epoch every epoch.
+        self.sampler = sampler
+        self.batch_sampler = None
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.sampler) / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n, bs = len(self.y), self.batch_size
-        if not self.shuffle:
-            for start in range(0, n, bs):
-                yield self.x[start : start + bs], self.y[start : start + bs]
-            return
-        generator = torch.Generator().manual_seed(self.seed + self.epoch_fn())
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, bs):
-            index = order[start : start + bs]
-            yield self.x[index], self.y[index]
+        order = self.sampler.indices()
+        contiguous = not self.sampler.shuffle and self.sampler.world_size == 1
+        for start in range(0, len(order), self.batch_size):
+            if contiguous:  # views, no copy
+                yield (
+                    self.x[start : start + self.batch_size],
+                    self.y[start : start + self.batch_size],
+                )
+            else:
+                index = order[start : start + self.batch_size]
+                yield self.x[index], self.y[index]
+
+
+def _examples(values: np.ndarray, limit: int = 3) -> str:
+    unique = np.unique(values)
+    shown = ", ".join(f"{v:g}" for v in unique[:limit])
+    return shown + (", ..." if len(unique) > limit else "")
+
+
+def validate_part(
+    dataset: str, part: str, x: Any, y: Any, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check labels and features of one part once; return (float32 [N, F], int64 [N]) tensors.
+
+    uint8 images are scaled to [0, 1] here, once for the whole set, not per sample.
+    """
+    where = f"data={dataset}, split '{part}'"
+    x_t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+    y_np = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if len(y_np) == 0:
+        raise ConfigError(f"{where} is empty; check the data files or the split fractions")
+    if len(x_t) != len(y_np):
+        raise ConfigError(f"{where}: {len(x_t)} feature rows but {len(y_np)} labels; fix the data")
+    if y_np.ndim != 1:
+        raise ConfigError(
+            f"{where}: labels must be one class index per sample, got shape {y_np.shape}"
+        )
+    if not np.issubdtype(y_np.dtype, np.integer):
+        if not np.issubdtype(y_np.dtype, np.floating):
+            raise ConfigError(f"{where}: labels of type {y_np.dtype}; use integer class indices")
+        fractional = y_np[~np.isfinite(y_np) | (y_np != np.round(y_np))]
+        if len(fractional):
+            raise ConfigError(
+                f"{where}: labels must be integer class indices, found {_examples(fractional)} "
+                f"({len(fractional)} samples); map them to 0..{num_classes - 1}"
+            )
+    bad = y_np[(y_np < 0) | (y_np >= num_classes)]
+    if len(bad):
+        fix = (
+            "class indices start at 0; fix the labels"
+            if bad.min() < 0
+            else f"fix the labels or set data.num_classes={int(bad.max()) + 1}"
+        )
+        raise ConfigError(
+            f"{where}: labels must lie in [0, {num_classes}) (data.num_classes={num_classes}), "
+            f"found {_examples(bad)} ({len(bad)} samples); {fix}"
+        )
+    x_t = x_t.reshape(len(x_t), -1)
+    if x_t.dtype == torch.uint8:
+        x_t = x_t.to(torch.float32).div_(255.0)
+    elif x_t.dtype.is_floating_point:
+        x_t = x_t.to(torch.float32)
+        finite = torch.isfinite(x_t)
+        if not finite.all():
+            rows, cols = torch.nonzero(~finite, as_tuple=True)
+            shown = ", ".join(
+                f"x[{r}, {c}]={x_t[r, c].item()}"
+                for r, c in zip(rows[:3].tolist(), cols[:3].tolist(), strict=True)
+            )
+            raise ConfigError(
+                f"{where}: {len(rows)} features are NaN or inf, e.g. {shown}; clean the data"
+            )
+    else:
+        x_t = x_t.to(torch.float32)
+    return x_t, torch.from_numpy(y_np.astype(np.int64))
 
 
 def stratified_split(
-    y: np.ndarray, val_fraction: float, test_fraction: float, seed: int
+    y: np.ndarray, val_fraction: float, test_fraction: float, seed: int, dataset: str = "data"
 ) -> dict[str, np.ndarray]:
-    """Split indices into train/val/test, stratified by label; depends only on the seed."""
+    """Split indices into train/val/test, stratified by label; depends only on the seed.
+
+    With `test_fraction=0` the test split is left empty (the caller supplies an official one).
+    """
     from sklearn.model_selection import train_test_split
 
     index = np.arange(len(y))
-    rest, test = train_test_split(index, test_size=test_fraction, stratify=y, random_state=seed)
-    val_of_rest = val_fraction / (1.0 - test_fraction)
-    train, val = train_test_split(rest, test_size=val_of_rest, stratify=y[rest], random_state=seed)
+    try:
+        test = np.array([], dtype=np.int64)
+        rest = index
+        if test_fraction > 0:
+            rest, test = train_test_split(
+                index, test_size=test_fraction, stratify=y, random_state=seed
+            )
+        val_of_rest = val_fraction / (1.0 - test_fraction)
+        train, val = train_test_split(
+            rest, test_size=val_of_rest, stratify=y[rest], random_state=seed
+        )
+    except ValueError as error:
+        raise ConfigError(
+            f"data={dataset}: cannot split {len(y)} samples with data.val_fraction={val_fraction} "
+            f"and data.test_fraction={test_fraction} ({error}); use more data or other fractions"
+        ) from None
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
 
 class ClassificationDataModule(L.LightningDataModule):
-    """A labelled feature matrix, split and standardised, seen as a multiclass or binary task.
+    """A labelled feature matrix, validated, split and standardised, as a multiclass or binary task.
 
     `multiclass` keeps labels 0..C-1. `binary` maps `positive_classes` to 1 and every other
     class to 0, after dropping the classes outside `keep_classes` (e.g. 3-vs-8) when it is set.
@@ -120,8 +219,13 @@ class ClassificationDataModule(L.LightningDataModule):
         positive_classes: Sequence[int] | None = None,
         keep_classes: Sequence[int] | None = None,
         class_names: Sequence[str] | None = None,
+        balance: str | None = None,
+        loader: str = "tensor",
+        num_workers: int = 0,
         seed: int = 0,
         data_dir: str = "data",
+        download: bool = False,
+        splits_file: str | None = None,
         source_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -131,33 +235,53 @@ class ClassificationDataModule(L.LightningDataModule):
             raise ConfigError(
                 f"data.source='{source}' is not a known dataset; use one of {', '.join(SOURCES)}"
             )
-        self.source = source
-        self.task = task
-        self.num_features = num_features
-        self.dataset_num_classes = num_classes
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or max(batch_size, 1024)
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
-        self.standardize = standardize
-        self.positive_classes = list(positive_classes or [])
-        self.keep_classes = list(keep_classes) if keep_classes else None
-        self.class_names = list(class_names) if class_names else None
-        self.seed = seed
-        self.data_dir = data_dir
-        self.source_kwargs = dict(source_kwargs or {})
-        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.split_index: dict[str, np.ndarray] = {}
-        if task == "binary" and not self.positive_classes:
+        if loader not in LOADERS:
+            raise ConfigError(
+                f"data.loader='{loader}' is not known; use one of {', '.join(LOADERS)}"
+            )
+        if not (
+            0 < val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1
+        ):
+            raise ConfigError(
+                f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} leave a "
+                "split empty; each must be in (0, 1) and their sum below 1"
+            )
+        if batch_size <= 0:
+            raise ConfigError(f"data.batch_size={batch_size} must be positive")
+        if task == "binary" and not positive_classes:
             raise ConfigError(
                 "data.positive_classes is empty; the binary head needs the classes that count "
                 "as 1, e.g. data.positive_classes=[8]"
             )
-        if task == "multiclass" and self.keep_classes:
+        if task == "multiclass" and keep_classes:
             raise ConfigError(
                 "data.keep_classes applies to the binary head only; use model=binary or "
                 "data.keep_classes=null"
             )
+        if balance not in (None, "pos_weight") or (balance and task != "binary"):
+            raise ConfigError(
+                f"data.balance={balance} is not available for the {task} head; "
+                "use data.balance=pos_weight with model=binary, or data.balance=null"
+            )
+        self.source, self.task = source, task
+        self.num_features = num_features
+        self.dataset_num_classes = num_classes
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or max(batch_size, 1024)
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.standardize = standardize
+        self.positive_classes = list(positive_classes or [])
+        self.keep_classes = list(keep_classes) if keep_classes else None
+        self.class_names = list(class_names) if class_names else None
+        self.balance = balance
+        self.loader, self.num_workers = loader, num_workers
+        self.seed = seed
+        self.data_dir, self.download = data_dir, download
+        self.splits_file = splits_file
+        self.source_kwargs = dict(source_kwargs or {})
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.split_index: dict[str, np.ndarray] = {}
+        self.pos_weight: float | None = None
 
     @property
     def num_classes(self) -> int:
@@ -173,34 +297,37 @@ class ClassificationDataModule(L.LightningDataModule):
             return self.class_names
         return [str(c) for c in range(self.dataset_num_classes)]
 
-    def _load(self) -> tuple[np.ndarray, np.ndarray]:
-        loader = SOURCES[self.source]
-        x, y = loader(
+    def prepare_data(self) -> None:
+        """Download torchvision datasets when data.download=true (rank 0 only, by Lightning)."""
+        if self.download:
+            SOURCES[self.source](data_dir=self.data_dir, download=True, seed=self.seed)
+
+    def _load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        raw = SOURCES[self.source](
             num_features=self.num_features,
             num_classes=self.dataset_num_classes,
             seed=self.seed,
             data_dir=self.data_dir,
+            download=False,
             **self.source_kwargs,
         )
-        if x.ndim != 2 or x.shape[1] != self.num_features:
-            raise ConfigError(
-                f"data.num_features={self.num_features} but dataset '{self.source}' has "
-                f"{x.shape[1] if x.ndim == 2 else x.shape[1:]} features; set "
-                f"data.num_features={x.shape[1] if x.ndim == 2 else '...'}"
-            )
-        present = np.unique(y)
-        if present.min() < 0 or present.max() >= self.dataset_num_classes:
-            raise ConfigError(
-                f"data.num_classes={self.dataset_num_classes} but dataset '{self.source}' has "
-                f"labels {present.min()}..{present.max()}; set "
-                f"data.num_classes={int(present.max()) + 1}"
-            )
-        return x, y
+        parts = {}
+        for part, (x, y) in raw.items():
+            x_t, y_t = validate_part(self.source, part, x, y, self.dataset_num_classes)
+            if x_t.shape[1] != self.num_features:
+                raise ConfigError(
+                    f"data.num_features={self.num_features} but dataset '{self.source}' has "
+                    f"{x_t.shape[1]} features; set data.num_features={x_t.shape[1]}"
+                )
+            parts[part] = (x_t, y_t)
+        return parts
 
-    def _task_view(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _task_view(
+        self, parts: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         if self.task == "multiclass":
-            return x, y
-        present = set(np.unique(y).tolist())
+            return parts
+        present = set(torch.cat([y for _, y in parts.values()]).unique().tolist())
         for key, wanted in (
             ("positive_classes", self.positive_classes),
             ("keep_classes", self.keep_classes or []),
@@ -211,62 +338,135 @@ class ClassificationDataModule(L.LightningDataModule):
                     f"data.{key} has {missing}, absent from dataset '{self.source}' "
                     f"(its classes are {sorted(present)}); choose classes it has"
                 )
-        if self.keep_classes:
-            if not set(self.positive_classes) < set(self.keep_classes):
+        if self.keep_classes and not set(self.positive_classes) < set(self.keep_classes):
+            raise ConfigError(
+                f"data.positive_classes={self.positive_classes} must be a proper subset of "
+                f"data.keep_classes={self.keep_classes}, or no class is left as 0"
+            )
+        positive = torch.tensor(self.positive_classes)
+        viewed = {}
+        for part, (x, y) in parts.items():
+            if self.keep_classes:
+                keep = torch.isin(y, torch.tensor(self.keep_classes))
+                x, y = x[keep], y[keep]
+            viewed[part] = (x, torch.isin(y, positive).long())
+        return viewed
+
+    def _split(
+        self, parts: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Concatenate the parts and fill self.split_index (computed, or read from splits_file)."""
+        x = torch.cat([x for x, _ in parts.values()])
+        y = torch.cat([y for _, y in parts.values()])
+        if self.splits_file:
+            self.split_index = load_splits(self.splits_file, len(y))
+        elif "test" in parts:  # an official test split: val comes out of the official train
+            n_train = len(parts["train"][1])
+            split = stratified_split(
+                parts["train"][1].numpy(), self.val_fraction, 0.0, self.seed, self.source
+            )
+            split["test"] = np.arange(n_train, len(y))
+            self.split_index = split
+        else:
+            self.split_index = stratified_split(
+                y.numpy(), self.val_fraction, self.test_fraction, self.seed, self.source
+            )
+        for name, index in self.split_index.items():
+            if len(index) == 0:
                 raise ConfigError(
-                    f"data.positive_classes={self.positive_classes} must be a proper subset of "
-                    f"data.keep_classes={self.keep_classes}, or no class is left as 0"
+                    f"data={self.source}: split '{name}' is empty; raise data.val_fraction / "
+                    "data.test_fraction or use more data"
                 )
-            keep = np.isin(y, self.keep_classes)
-            x, y = x[keep], y[keep]
-        return x, np.isin(y, self.positive_classes).astype(np.int64)
+        return x, y
 
     def setup(self, stage: str | None = None) -> None:
-        """Load, view, split and standardise once; later calls are no-ops."""
+        """Load, validate, view, split and standardise once; later calls are no-ops."""
         if self.splits:
             return
-        x, y = self._task_view(*self._load())
-        self.split_index = stratified_split(y, self.val_fraction, self.test_fraction, self.seed)
-        x_t, y_t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.from_numpy(y)
-        train_x = x_t[self.split_index["train"]]
+        x, y = self._split(self._task_view(self._load()))
+        train_index = torch.from_numpy(self.split_index["train"])
         if self.standardize:
             # Statistics from the training split only, so val/test stay unseen.
-            mean = train_x.mean(dim=0)
-            std = train_x.std(dim=0)
-            std[std == 0] = 1.0  # constant pixels (digit borders) stay finite
-            x_t = (x_t - mean) / std
+            train_x = x[train_index]
+            mean, std = train_x.mean(dim=0), train_x.std(dim=0)
+            std[std == 0] = 1.0  # constant pixels (image borders) stay finite
+            x = (x - mean) / std
         for name, index in self.split_index.items():
-            self.splits[name] = (x_t[index].contiguous(), y_t[index].contiguous())
+            index_t = torch.from_numpy(index)
+            self.splits[name] = (x[index_t].contiguous(), y[index_t].contiguous())
         counts = {
-            name: np.bincount(yy.numpy(), minlength=self.num_classes).tolist()
+            name: torch.bincount(yy, minlength=self.num_classes).tolist()
             for name, (_, yy) in self.splits.items()
         }
         log.info("data=%s task=%s class counts per split: %s", self.source, self.task, counts)
+        if self.balance == "pos_weight":
+            negatives, positives = counts["train"]
+            self.pos_weight = negatives / positives
+            log.info(
+                "data.balance=pos_weight: pos_weight=%.4f (train negatives/positives)",
+                self.pos_weight,
+            )
 
-    def _current_epoch(self) -> int:
-        return self.trainer.current_epoch if self.trainer is not None else 0
+    def save_splits(self, path: Path) -> Path:
+        """Write the split indices (train/val/test) so eval and predict reuse exactly these."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.npz")
+        n = sum(len(index) for index in self.split_index.values())
+        np.savez_compressed(tmp, n=np.array(n), **self.split_index)
+        tmp.replace(path)
+        return path
 
-    def train_dataloader(self) -> TensorBatches:
-        """Shuffled training batches (in a fixed order while overfitting a few batches)."""
-        overfitting = self.trainer is not None and self.trainer.overfit_batches > 0
-        x, y = self.splits["train"]
-        return TensorBatches(
-            x,
-            y,
-            self.batch_size,
-            shuffle=not overfitting,
-            seed=self.seed,
-            epoch_fn=self._current_epoch,
+    def _rank(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def _batches(self, split: str, shuffle: bool, pad: bool) -> TensorBatches | DataLoader:
+        x, y = self.splits[split]
+        rank, world = self._rank()
+        batch_size = self.batch_size if split == "train" else self.eval_batch_size
+        sampler = EpochOrder(len(y), shuffle, self.seed, rank, world, pad)
+        if self.loader == "tensor":
+            return TensorBatches(x, y, batch_size, sampler)
+        return DataLoader(
+            TensorDataset(x, y),
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
         )
 
-    def val_dataloader(self) -> TensorBatches:
-        """Validation batches in split order."""
-        return TensorBatches(*self.splits["val"], self.eval_batch_size)
+    def train_dataloader(self) -> TensorBatches | DataLoader:
+        """Shuffled training batches (a fixed order while overfitting a few batches)."""
+        overfitting = self.trainer is not None and self.trainer.overfit_batches > 0
+        return self._batches("train", shuffle=not overfitting, pad=True)
 
-    def test_dataloader(self) -> TensorBatches:
-        """Test batches in split order."""
-        return TensorBatches(*self.splits["test"], self.eval_batch_size)
+    def val_dataloader(self) -> TensorBatches | DataLoader:
+        """Validation batches in split order (each rank a disjoint shard under DDP)."""
+        return self._batches("val", shuffle=False, pad=False)
 
-    def predict_dataloader(self) -> TensorBatches:
+    def test_dataloader(self) -> TensorBatches | DataLoader:
+        """Test batches in split order (each rank a disjoint shard under DDP)."""
+        return self._batches("test", shuffle=False, pad=False)
+
+    def predict_dataloader(self) -> TensorBatches | DataLoader:
         """The test split, for predictions."""
         return self.test_dataloader()
+
+
+def load_splits(path: str | Path, n: int) -> dict[str, np.ndarray]:
+    """Split indices saved by `save_splits`, checked against the dataset size `n`."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            index = {name: saved[name] for name in ("train", "val", "test")}
+            saved_n = int(saved["n"])
+    except (OSError, KeyError, ValueError, EOFError) as error:
+        raise ConfigError(
+            f"data.splits_file={path} cannot be read ({error}); remove the setting"
+        ) from None
+    if saved_n != n:
+        raise ConfigError(
+            f"data.splits_file={path} indexes {saved_n} samples but the dataset has {n}; "
+            "it belongs to other data"
+        )
+    return index

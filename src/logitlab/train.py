@@ -37,10 +37,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, task=model_class(cfg).task)
-    model = instantiate(cfg.model, _recursive_=False, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("fit")  # load and validate once, before anything trains
+    extra = {"pos_weight": datamodule.pos_weight} if datamodule.pos_weight is not None else {}
+    model = instantiate(cfg.model, _recursive_=False, _convert_="all", **extra)
     loggers = instantiate_loggers(cfg.get("logger"))
     callbacks = instantiate_callbacks(cfg.get("callbacks"), has_logger=bool(loggers))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    if trainer.is_global_zero:
+        datamodule.save_splits(Path(cfg.paths.output_dir) / "splits.npz")
 
     fit_metrics: dict[str, Any] = {}
     if cfg.get("train"):
