@@ -282,6 +282,8 @@ class ClassificationDataModule(L.LightningDataModule):
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.split_index: dict[str, np.ndarray] = {}
         self.pos_weight: float | None = None
+        self.mean: torch.Tensor | None = None
+        self.std: torch.Tensor | None = None
 
     @property
     def num_classes(self) -> int:
@@ -388,9 +390,9 @@ class ClassificationDataModule(L.LightningDataModule):
         if self.standardize:
             # Statistics from the training split only, so val/test stay unseen.
             train_x = x[train_index]
-            mean, std = train_x.mean(dim=0), train_x.std(dim=0)
-            std[std == 0] = 1.0  # constant pixels (image borders) stay finite
-            x = (x - mean) / std
+            self.mean, self.std = train_x.mean(dim=0), train_x.std(dim=0)
+            self.std[self.std == 0] = 1.0  # constant pixels (image borders) stay finite
+            x = (x - self.mean) / self.std
         for name, index in self.split_index.items():
             index_t = torch.from_numpy(index)
             self.splits[name] = (x[index_t].contiguous(), y[index_t].contiguous())
@@ -406,6 +408,16 @@ class ClassificationDataModule(L.LightningDataModule):
                 "data.balance=pos_weight: pos_weight=%.4f (train negatives/positives)",
                 self.pos_weight,
             )
+
+    def transform(self, features: Any, name: str = "input") -> torch.Tensor:
+        """New samples in the dataset's raw units, prepared as the training data was."""
+        x, _ = validate_part(self.source, name, features, np.zeros(len(features), np.int64), 1)
+        if x.shape[1] != self.num_features:
+            raise ConfigError(
+                f"{name} has {x.shape[1]} features per sample but the model takes "
+                f"{self.num_features} (data={self.source}); give {self.num_features} columns"
+            )
+        return (x - self.mean) / self.std if self.mean is not None else x
 
     def save_splits(self, path: Path) -> Path:
         """Write the split indices (train/val/test) so eval and predict reuse exactly these."""

@@ -13,6 +13,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from logitlab.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -25,7 +27,10 @@ def quiet_lightning() -> None:
     """One copy of each Lightning message, through the run's own handlers, without adverts."""
     import warnings
 
-    logging.getLogger("lightning").handlers.clear()  # Hydra's root handlers already print them
+    if logging.getLogger().handlers:  # Hydra's root handlers already print them
+        logging.getLogger("lightning").handlers.clear()
+    else:  # eval and predict: only warnings
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTips())
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     # Metrics are logged per epoch, so a short epoch loses nothing to the step interval.
@@ -68,14 +73,23 @@ def final_metrics(*stages: Mapping[str, Any]) -> dict[str, float]:
 
 
 def write_json(path: Path, data: Any) -> Path:
-    """Write `data` as JSON atomically: a temporary file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a flat dict as JSON atomically (non-finite floats as strings: JSON has none)."""
 
     def finite(value: Any) -> Any:
         return value if not isinstance(value, float) or math.isfinite(value) else str(value)
 
-    text = json.dumps({k: finite(v) for k, v in data.items()}, indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    return write_text(path, json.dumps({k: finite(v) for k, v in data.items()}, indent=2) + "\n")
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write `text` atomically: a temporary file in the same folder, then a rename."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot write {path} ({error.strerror}); choose a writable folder"
+        ) from None
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)

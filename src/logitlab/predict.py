@@ -1,0 +1,115 @@
+"""`python -m logitlab.predict run_dir=DIR [input=FILE] [output=FILE] [ckpt=best|last|PATH]`.
+
+Writes a CSV with one row per sample: index, predicted class and the probability of every class
+(`prob_<class>`: softmax for the multiclass head, sigmoid for the binary head). Without `input`
+it predicts the run's own test split (and adds the true `target`). `input` is a .npy or .csv
+feature matrix in the dataset's raw units; the run's standardisation is applied to it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from logitlab.errors import ConfigError, user_errors
+
+USAGE = """python -m logitlab.predict run_dir=DIR [input=FILE] [output=FILE] [ckpt=best|last|PATH]
+
+  run_dir  the run folder (outputs/<task_name>/<stamp>)
+  input    a .npy or .csv feature matrix (default: the run's test split)
+  output   the CSV to write (default: <run_dir>/predictions.csv)
+  ckpt     best (default), last, or a .ckpt path"""
+
+
+def read_features(path: Path) -> np.ndarray:
+    """A samples x features matrix from .npy or .csv (an optional header row is skipped)."""
+    if not path.is_file():
+        raise ConfigError(f"input={path} does not exist; give a .npy or .csv feature matrix")
+    if path.suffix == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as error:
+            raise ConfigError(f"input={path} is not a readable .npy file ({error})") from None
+        if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
+            raise ConfigError(
+                f"input={path} holds {array.dtype} {array.shape}; save a 2-D number matrix"
+            )
+        return array
+    if path.suffix != ".csv":
+        raise ConfigError(f"input={path}: use a .npy or .csv file")
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    rows = [row for row in rows if row]
+    first = 1
+    if rows and not _numeric(rows[0][0]):
+        rows, first = rows[1:], 2  # a header
+    values = []
+    for line, row in enumerate(rows, start=first):
+        for c, cell in enumerate(row, start=1):
+            if not _numeric(cell):
+                raise ConfigError(
+                    f"input={path}: line {line}, column {c} is '{cell}', not a number; fix it"
+                )
+        values.append([float(cell) for cell in row])
+    if not values or len({len(row) for row in values}) != 1:
+        raise ConfigError(f"input={path}: rows must all have the same number of columns")
+    return np.array(values, dtype=np.float32)
+
+
+def _numeric(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def predict(
+    run_dir: str, input: str | None = None, output: str | None = None, ckpt: str = "best"
+) -> Path:
+    """Write the predictions CSV and return its path."""
+    import torch
+
+    from logitlab.restore import build_from_run, find_checkpoint, load_checkpoint, load_run_config
+    from logitlab.run import write_text
+
+    folder, cfg = load_run_config(run_dir)
+    path = find_checkpoint(folder, ckpt)
+    datamodule, model = build_from_run(cfg, folder, load_checkpoint(path), path)
+    targets = None
+    if input:
+        x = datamodule.transform(read_features(Path(input)), name=f"input={input}")
+    else:
+        x, targets = datamodule.splits["test"]
+    with torch.inference_mode():
+        probs = torch.cat([model.predict_step(chunk, 0)["probs"] for chunk in x.split(4096)])
+    preds = probs.argmax(dim=1)
+    header = ["index", "pred", *(f"prob_{c}" for c in range(probs.shape[1]))]
+    if targets is not None:
+        header.insert(2, "target")
+    lines = [",".join(header)]
+    for i, (pred, row) in enumerate(zip(preds.tolist(), probs.tolist(), strict=True)):
+        cells = [str(i), str(pred), *(f"{p:.6g}" for p in row)]
+        if targets is not None:
+            cells.insert(2, str(int(targets[i])))
+        lines.append(",".join(cells))
+    destination = Path(output) if output else folder / "predictions.csv"
+    return write_text(destination, "\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse key=value arguments and predict."""
+    from logitlab.restore import parse_args
+
+    defaults = {"run_dir": None, "input": None, "output": None, "ckpt": "best"}
+    with user_errors():
+        args = parse_args(sys.argv[1:] if argv is None else argv, defaults, USAGE)
+        written = predict(args["run_dir"], args["input"], args["output"], args["ckpt"])
+    print(f"predictions written to {written}")
+
+
+if __name__ == "__main__":
+    main()
