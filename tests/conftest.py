@@ -42,19 +42,26 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     return make
 
 
+def cli(module: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run a logitlab module as a user would, from the repository root."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": ""}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @pytest.fixture
 def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run a logitlab module as a user would, from the repository root."""
+    """`cli` as a fixture."""
+    return cli
 
-    def run(module: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "HYDRA_FULL_ERROR": ""}
-        return subprocess.run(
-            [sys.executable, "-m", module, *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
 
-    return run
+@pytest.fixture(scope="module")
+def run_cli_module() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`cli` for module-scoped fixtures."""
+    return cli

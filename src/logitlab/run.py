@@ -83,6 +83,8 @@ def write_json(path: Path, data: Any) -> Path:
 
 def write_text(path: Path, text: str) -> Path:
     """Write `text` atomically: a temporary file in the same folder, then a rename."""
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ConfigError(f"cannot write {path}: {path.parent} is a file; choose a writable folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -1,0 +1,203 @@
+"""Eval and predict from a run folder alone; checkpoints loaded safely; the folder left intact."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from logitlab import eval as eval_cli
+from logitlab import predict as predict_cli
+from test_train import scalar_tags
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, run_cli_module) -> dict[str, Path]:
+    """One multiclass and one binary run, trained through the real CLI."""
+    root = tmp_path_factory.mktemp("runs")
+    folders = {}
+    for name, args in {
+        "multiclass": ["trainer.max_epochs=6"],
+        "binary": ["experiment=digits_binary", "trainer.max_epochs=6"],
+    }.items():
+        folders[name] = root / name
+        result = run_cli_module("logitlab.train", *args, f"hydra.run.dir={folders[name]}")
+        assert result.returncode == 0, result.stderr[-2000:]
+    return folders
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "eval_metrics.json" and "tensorboard" not in p.parts
+    }
+
+
+def run_main(cli, capsys, *args: str) -> tuple[int, str, str]:
+    try:
+        cli.main(list(args))
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.slow
+def test_eval_reproduces_the_training_test_accuracy(runs) -> None:
+    run_dir = runs["multiclass"]
+    trained = json.loads((run_dir / "metrics.json").read_text())
+    metrics = eval_cli.evaluate(str(run_dir))
+    assert abs(metrics["test/acc"] - trained["test/acc"]) < 1e-6
+    assert abs(metrics["test/loss"] - trained["test/loss"]) < 1e-6
+    saved = json.loads((run_dir / "eval_metrics.json").read_text())
+    assert saved["test/acc"] == pytest.approx(metrics["test/acc"])
+    assert Path(saved["checkpoint"]).name.startswith("best-")
+    assert scalar_tags(run_dir / "tensorboard")["eval/acc"][-1] == pytest.approx(
+        metrics["test/acc"]
+    )
+    last = eval_cli.evaluate(str(run_dir), "last")
+    assert 0.5 < last["test/acc"] <= 1.0
+
+
+@pytest.mark.slow
+def test_predict_test_split_matches_the_recorded_accuracy(runs, capsys) -> None:
+    run_dir = runs["multiclass"]
+    code, out, _ = run_main(predict_cli, capsys, f"run_dir={run_dir}")
+    assert code == 0 and out.strip() == f"predictions written to {run_dir / 'predictions.csv'}"
+    rows = list(csv.DictReader((run_dir / "predictions.csv").open()))
+    assert list(rows[0]) == ["index", "pred", "target", *(f"prob_{c}" for c in range(10))]
+    assert len(rows) == 270
+    probs = np.array([[float(r[f"prob_{c}"]) for c in range(10)] for r in rows])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    assert [int(r["pred"]) for r in rows] == probs.argmax(axis=1).tolist()
+    accuracy = np.mean([r["pred"] == r["target"] for r in rows])
+    assert accuracy == pytest.approx(json.loads((run_dir / "metrics.json").read_text())["test/acc"])
+
+
+@pytest.mark.slow
+def test_predict_binary_and_user_files(runs, tmp_path: Path) -> None:
+    run_dir = runs["binary"]
+    digits = load_digits()
+    np.save(tmp_path / "x.npy", digits.data[:40])
+    header = ",".join(f"pixel{i}" for i in range(64))
+    np.savetxt(tmp_path / "x.csv", digits.data[:40], delimiter=",", header=header, comments="")
+    out_npy = predict_cli.predict(str(run_dir), str(tmp_path / "x.npy"), str(tmp_path / "a.csv"))
+    out_csv = predict_cli.predict(str(run_dir), str(tmp_path / "x.csv"), str(tmp_path / "b.csv"))
+    a = list(csv.DictReader(out_npy.open()))
+    assert list(a[0]) == ["index", "pred", "prob_0", "prob_1"]
+    assert out_npy.read_text() == out_csv.read_text()
+    p0, p1 = (np.array([float(r[k]) for r in a]) for k in ("prob_0", "prob_1"))
+    np.testing.assert_allclose(p0 + p1, 1.0, atol=1e-5)
+    odd = digits.target[:40] % 2
+    assert np.mean(np.array([int(r["pred"]) for r in a]) == odd) > 0.9
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (
+            lambda run, tmp: ["run_dir=" + str(tmp / "nowhere")],
+            "run_dir={tmp}/nowhere does not exist; give a folder under outputs/",
+        ),
+        (
+            lambda run, tmp: [f"run_dir={tmp}"],
+            "run_dir={tmp} has no .hydra/config.yaml; give the folder of a training run",
+        ),
+        (
+            lambda run, tmp: [f"run_dir={run}", "ckpt=" + str(tmp / "x.ckpt")],
+            "ckpt={tmp}/x.ckpt: {tmp}/x.ckpt does not exist; use ckpt=best, last or a path",
+        ),
+        (
+            lambda run, tmp: [f"run_dir={run}", "epochs=3"],
+            "unknown argument 'epochs=3'; this command takes run_dir=..., ckpt=...",
+        ),
+    ],
+    ids=["run-dir-nowhere", "not-a-run", "ckpt-nowhere", "unknown-key"],
+)
+def test_eval_refuses_bad_arguments_with_one_line(
+    runs, tmp_path: Path, capsys, make_args, message
+) -> None:
+    run_dir = runs["multiclass"]
+    before = digest(run_dir)
+    code, _, err = run_main(eval_cli, capsys, *make_args(run_dir, tmp_path))
+    assert code == 2
+    assert err.strip() == "logitlab: error: " + message.format(tmp=tmp_path)
+    assert digest(run_dir) == before
+    assert not (tmp_path / "nowhere").exists()
+
+
+class Payload:
+    """Unpickling this would run a shell command (the classic malicious checkpoint)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.slow
+def test_checkpoints_that_need_unpickling_or_are_damaged_are_refused(
+    runs, tmp_path: Path, capsys
+) -> None:
+    run_dir = runs["multiclass"]
+    before = digest(run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    malicious = tmp_path / "evil.ckpt"
+    marker = tmp_path / "pwned"
+    state = torch.load(last, weights_only=True)
+    state["hyper_parameters"]["payload"] = Payload(marker)
+    torch.save(state, malicious)
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    other_head = next((runs["binary"] / "checkpoints").glob("best-*.ckpt"))
+    cases = {
+        malicious: "needs arbitrary unpickling (it stores a class or function), which can run "
+        "code; refused",
+        truncated: "is truncated or corrupt (",
+        other_head: "does not fit model=multiclass with hidden sizes [128, 64] of "
+        f"{run_dir} (size mismatch for net.6.weight: a different head or layer sizes)",
+    }
+    for path, message in cases.items():
+        for cli in (eval_cli, predict_cli):
+            code, _, err = run_main(cli, capsys, f"run_dir={run_dir}", f"ckpt={path}")
+            assert code == 2
+            assert err.startswith(f"logitlab: error: {path} ") and message in err, err
+            assert len(err.strip().splitlines()) == 1
+    assert not marker.exists()
+    assert digest(run_dir) == before
+
+
+@pytest.mark.slow
+def test_predict_refuses_bad_input(runs, tmp_path: Path, capsys) -> None:
+    run_dir = runs["multiclass"]
+    np.save(tmp_path / "narrow.npy", np.zeros((3, 10)))
+    (tmp_path / "text.csv").write_text("a,b\n1,2\n3,oops\n")
+    cases = {
+        "narrow.npy": "input={p} has 10 features per sample but the model takes 64 (data=digits); "
+        "give 64 columns",
+        "text.csv": "input={p}: line 3, column 2 is 'oops', not a number; fix it",
+    }
+    for name, message in cases.items():
+        path = tmp_path / name
+        code, _, err = run_main(predict_cli, capsys, f"run_dir={run_dir}", f"input={path}")
+        assert code == 2
+        assert err.strip() == "logitlab: error: " + message.format(p=path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    output = blocker / "predictions.csv"
+    code, _, err = run_main(predict_cli, capsys, f"run_dir={run_dir}", f"output={output}")
+    assert code == 2
+    assert err.strip() == (
+        f"logitlab: error: cannot write {output}: {blocker} is a file; choose a writable folder"
+    )
