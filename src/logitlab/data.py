@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +81,18 @@ class TensorBatches:
     It yields the same batches as a DataLoader over a TensorDataset with the same `sampler`.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, sampler: EpochOrder):
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        sampler: EpochOrder,
+        batches_done: Callable[[], int] | None = None,
+    ) -> None:
         self.x, self.y = x, y
         self.batch_size = batch_size
+        # How many batches of this epoch a resumed run already trained on (Lightning's count).
+        self.batches_done = batches_done or (lambda: 0)
         # Lightning reads these like a DataLoader's: it calls sampler.set_epoch every epoch.
         self.sampler = sampler
         self.batch_sampler = None
@@ -91,10 +100,18 @@ class TensorBatches:
     def __len__(self) -> int:
         return math.ceil(len(self.sampler) / self.batch_size)
 
+    def state_dict(self) -> dict[str, int]:
+        """Makes the loader resumable mid-epoch for Lightning: the epoch is all it needs."""
+        return {"epoch": self.sampler.epoch}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """The epoch comes back through set_epoch and the position through `batches_done`."""
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.sampler.indices()
         contiguous = not self.sampler.shuffle and self.sampler.world_size == 1
-        for start in range(0, len(order), self.batch_size):
+        first = self.batches_done() * self.batch_size  # skip what a resumed run already saw
+        for start in range(first, len(order), self.batch_size):
             if contiguous:  # views, no copy
                 yield (
                     self.x[start : start + self.batch_size],
@@ -433,13 +450,19 @@ class ClassificationDataModule(L.LightningDataModule):
             return 0, 1
         return self.trainer.global_rank, self.trainer.world_size
 
+    def _train_batches_done(self) -> int:
+        if self.trainer is None:
+            return 0
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
+
     def _batches(self, split: str, shuffle: bool, pad: bool) -> TensorBatches | DataLoader:
         x, y = self.splits[split]
         rank, world = self._rank()
         batch_size = self.batch_size if split == "train" else self.eval_batch_size
         sampler = EpochOrder(len(y), shuffle, self.seed, rank, world, pad)
         if self.loader == "tensor":
-            return TensorBatches(x, y, batch_size, sampler)
+            done = self._train_batches_done if split == "train" else None
+            return TensorBatches(x, y, batch_size, sampler, done)
         return DataLoader(
             TensorDataset(x, y),
             batch_size=batch_size,

@@ -86,6 +86,9 @@ class ClassifierModule(L.LightningModule):
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.train_acc, self.val_acc, self.test_acc = (self._accuracy() for _ in range(3))
         self.val_acc_best = MaxMetric()
+        # Kept in checkpoints, so a run resumed mid-epoch ends with the same epoch metrics.
+        for metric in (self.train_loss, self.train_acc, self.val_acc_best):
+            metric.persistent(True)
 
     def _accuracy(self) -> BinaryAccuracy | MulticlassAccuracy:
         raise NotImplementedError
@@ -111,12 +114,6 @@ class ClassifierModule(L.LightningModule):
         preds = self.probabilities(logits.detach()).argmax(dim=-1)
         return self.compute_loss(logits, targets), preds, targets
 
-    def on_train_start(self) -> None:
-        # The sanity check's validation batches must not count towards the best accuracy.
-        self.val_loss.reset()
-        self.val_acc.reset()
-        self.val_acc_best.reset()
-
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
@@ -135,6 +132,8 @@ class ClassifierModule(L.LightningModule):
         self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
 
     def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return  # the sanity check's few batches must not count towards the best accuracy
         self.val_acc_best(self.val_acc.compute())
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
 

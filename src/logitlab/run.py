@@ -44,19 +44,27 @@ def instantiate_loggers(cfg: DictConfig | None) -> list[Any]:
     return [instantiate(entry) for entry in (cfg or {}).values() if entry is not None]
 
 
-def instantiate_callbacks(cfg: DictConfig | None, has_logger: bool) -> list[Any]:
+def instantiate_callbacks(
+    cfg: DictConfig | None, has_logger: bool, progress_bar: bool = True
+) -> list[Any]:
     """One callback per non-null entry of the `callbacks` group.
 
-    LearningRateMonitor needs a logger; with `logger=none` it is left out instead of failing.
+    LearningRateMonitor needs a logger and a progress bar needs trainer.enable_progress_bar;
+    without them these are left out instead of failing.
     """
     from hydra.utils import instantiate
 
     callbacks = []
     for name, entry in (cfg or {}).items():
-        if entry is None:
-            continue
-        if not has_logger and entry.get("_target_", "").endswith("LearningRateMonitor"):
+        if not isinstance(entry, Mapping):
+            continue  # a setting such as checkpoint_every_n_steps, not a callback
+        if name == "step_checkpoint" and not entry.get("every_n_train_steps"):
+            continue  # step checkpoints are off
+        target = entry.get("_target_", "")
+        if not has_logger and target.endswith("LearningRateMonitor"):
             log.info("callbacks.%s left out: it needs a logger", name)
+            continue
+        if not progress_bar and target.endswith("ProgressBar"):
             continue
         callbacks.append(instantiate(entry))
     return callbacks

@@ -6,6 +6,7 @@ Heavy imports (torch, lightning) happen inside `train`, so `--help` answers at o
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+import logitlab.config  # noqa: F401  (registers the resolvers conf/hydra uses)
 from logitlab.errors import user_errors
 
 CONFIG_PATH = str(Path(__file__).resolve().parents[2] / "conf")
@@ -23,8 +25,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Instantiate data, model, callbacks, loggers and trainer from `cfg`; fit, test, record."""
     import lightning as L
     from hydra.utils import instantiate
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from logitlab.config import check_config, model_class
+    from logitlab.config import check_config, model_class, prepare_resume
     from logitlab.run import (
         final_metrics,
         instantiate_callbacks,
@@ -34,6 +37,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
 
     quiet_lightning()
+    ckpt_path = None
+    if cfg.get("resume"):
+        cfg, ckpt_path = prepare_resume(cfg, resume_overrides())
+        log.info("resuming %s from %s", cfg.resume, ckpt_path)
     check_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, task=model_class(cfg).task)
@@ -42,7 +49,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     extra = {"pos_weight": datamodule.pos_weight} if datamodule.pos_weight is not None else {}
     model = instantiate(cfg.model, _recursive_=False, _convert_="all", **extra)
     loggers = instantiate_loggers(cfg.get("logger"))
-    callbacks = instantiate_callbacks(cfg.get("callbacks"), has_logger=bool(loggers))
+    callbacks = instantiate_callbacks(
+        cfg.get("callbacks"), bool(loggers), cfg.trainer.get("enable_progress_bar", True)
+    )
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     if trainer.is_global_zero:
@@ -50,11 +59,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     fit_metrics: dict[str, Any] = {}
     if cfg.get("train"):
-        trainer.fit(model, datamodule=datamodule)
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        except SIGTERMException:
+            log.warning(
+                "stopped; continue with: python -m logitlab.train resume=%s", cfg.paths.output_dir
+            )
+            raise SystemExit(143) from None
         fit_metrics = dict(trainer.callback_metrics)
     test_metrics: dict[str, Any] = {}
     if cfg.get("test"):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        best = next((c.best_model_path for c in trainer.checkpoint_callbacks if c.monitor), "")
         if not best:
             log.warning(
                 "no best checkpoint (checkpointing off or fast_dev_run): testing final weights"
@@ -62,11 +77,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
         results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         test_metrics = results[0] if results else {}
 
-    metrics = final_metrics(fit_metrics, test_metrics)
+    previous = {}
+    if cfg.get("resume") and (Path(cfg.paths.output_dir) / "metrics.json").is_file():
+        previous = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    metrics = final_metrics(previous, fit_metrics, test_metrics)
     if trainer.is_global_zero:
         path = write_json(Path(cfg.paths.output_dir) / "metrics.json", metrics)
         log.info("final metrics written to %s", path)
     return metrics
+
+
+def resume_overrides() -> list[str]:
+    """The command-line overrides of this invocation (empty outside a Hydra run)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")

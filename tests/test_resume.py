@@ -1,0 +1,129 @@
+"""Resume: a run killed (SIGKILL) or stopped (SIGTERM) mid-training and resumed ends exactly
+where an uninterrupted run with the same seed ends: same metrics.json, same final weights."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT
+from test_train import scalar_tags
+
+ARGS = [
+    "trainer.max_epochs=8",
+    "trainer.deterministic=true",
+    "data.batch_size=16",  # 80 steps an epoch: 632 steps in all, a few seconds of training
+    "callbacks.checkpoint_every_n_steps=25",
+    "trainer.enable_progress_bar=false",
+]
+TOTAL_STEPS = 8 * 79
+
+
+def start(run_dir: Path, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "logitlab.train", *ARGS, *extra, f"hydra.run.dir={run_dir}"]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def interrupt_after_first_checkpoint(proc: subprocess.Popen, run_dir: Path, sig: int) -> int:
+    """Wait for the first step checkpoint, let training go on a little, then send `sig`."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    proc.communicate(timeout=120)
+    return proc.returncode
+
+
+def final_state(run_dir: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    weights = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    return metrics, weights
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("resume") / "uninterrupted"
+    proc = start(run_dir)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    return run_dir
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    metrics_a, weights_a = final_state(a)
+    metrics_b, weights_b = final_state(b)
+    assert metrics_a == metrics_b
+    assert weights_a.keys() == weights_b.keys()
+    for name in weights_a:
+        assert torch.equal(weights_a[name], weights_b[name]), name
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(uninterrupted, run_cli, tmp_path):
+    run_dir = tmp_path / "killed"
+    assert interrupt_after_first_checkpoint(start(run_dir), run_dir, signal.SIGKILL) == -9
+    killed = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert 25 <= killed["global_step"] < TOTAL_STEPS  # it really died mid-training
+    assert not (run_dir / "metrics.json").exists()
+
+    result = run_cli("logitlab.train", f"resume={run_dir}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert_same_run(uninterrupted, run_dir)
+    assert (run_dir / ".hydra" / "overrides.yaml").read_text().count("resume=") == 0
+    assert len(list((run_dir / ".hydra").glob("resumed_*/overrides.yaml"))) == 1
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_resume_continues_the_same_tensorboard(
+    uninterrupted, run_cli, tmp_path
+):
+    run_dir = tmp_path / "stopped"
+    proc = start(run_dir)
+    assert interrupt_after_first_checkpoint(proc, run_dir, signal.SIGTERM) == 143
+    stopped = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert 25 <= stopped["global_step"] < TOTAL_STEPS
+    log = (run_dir / "train.log").read_text()
+    assert f"SIGTERM received at step {stopped['global_step']}" in log
+    assert f"continue with: python -m logitlab.train resume={run_dir}" in log
+
+    result = run_cli("logitlab.train", f"resume={run_dir}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert_same_run(uninterrupted, run_dir)
+    series = scalar_tags(run_dir / "tensorboard")
+    assert len(series["val/acc"]) == 8  # one point per epoch: none missing, none twice
+    assert series["val/acc"] == scalar_tags(uninterrupted / "tensorboard")["val/acc"]
+
+
+@pytest.mark.slow
+def test_resume_takes_safe_overrides_and_refuses_the_rest(uninterrupted, run_cli, tmp_path):
+    uninterrupted = Path(shutil.copytree(uninterrupted, tmp_path / "copy"))
+    before = (uninterrupted / ".hydra" / "config.yaml").read_text()
+    refused = run_cli("logitlab.train", f"resume={uninterrupted}", "optimizer.lr=0.5")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().startswith(
+        "logitlab: error: resume: 'optimizer.lr=0.5' would change the run being resumed; "
+        "only trainer.max_epochs,"
+    )
+    nowhere = run_cli(
+        "logitlab.train", f"resume={tmp_path / 'nowhere'}", f"paths.output_root={tmp_path}/out"
+    )
+    assert nowhere.returncode == 2
+    assert nowhere.stderr.strip() == (
+        f"logitlab: error: resume={tmp_path / 'nowhere'}: no .hydra/config.yaml there; "
+        "give the folder of a training run"
+    )
+    assert not (tmp_path / "nowhere").exists()
+    more = run_cli("logitlab.train", f"resume={uninterrupted}", "trainer.max_epochs=9")
+    assert more.returncode == 0, more.stderr[-2000:]
+    assert len(scalar_tags(uninterrupted / "tensorboard")["val/acc"]) == 9
+    assert (uninterrupted / ".hydra" / "config.yaml").read_text() == before
