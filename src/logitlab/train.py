@@ -97,7 +97,11 @@ def resume_overrides() -> list[str]:
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Train one configuration; returns the metric a Hydra sweeper optimises."""
-    with user_errors():
+    from logitlab.sweep import in_multirun, job_record
+
+    sweeping = in_multirun()
+    metrics: dict[str, float] = {}
+    with user_errors(), job_record(cfg.paths.output_dir, keep_going=sweeping):
         metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric") or "")
 
