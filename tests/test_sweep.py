@@ -41,3 +41,32 @@ def test_grid_sweep_with_a_failing_job_summarises_all_four(run_cli, tmp_path: Pa
     assert json.loads((sweep / "3" / "job.json").read_text())["status"] == "failed"
     assert "sweep summary" in result.stdout and "failed" in result.stdout
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
+
+
+@pytest.mark.slow
+def test_optuna_search_records_failing_trials_and_goes_on(run_cli, tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    sweep = tmp_path / "optuna"
+    result = run_cli(
+        "logitlab.train",
+        "hparams_search=optuna_digits",
+        "hydra.sweeper.n_trials=4",
+        "loss=choice(cross_entropy,bce)",  # bce does not fit the multiclass head: those fail
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        f"hydra.sweep.dir={sweep}",
+    )
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert len(rows) == 4
+    failed = [r for r in rows if r["status"] == "failed"]
+    completed = [r for r in rows if r["status"] == "completed"]
+    assert failed and completed
+    assert all("loss=bce" in r["overrides"] for r in failed)
+    assert all(r["error"].startswith("loss=bce is a binary loss") for r in failed)
+    assert result.returncode == 1
+    best = OmegaConf.load(sweep / "optimization_results.yaml")
+    assert best.best_value == pytest.approx(
+        max(float(r["val/acc_best"]) for r in completed), abs=5e-5
+    )
+    assert best.best_params.loss == "cross_entropy"

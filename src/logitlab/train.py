@@ -103,7 +103,17 @@ def main(cfg: DictConfig) -> float | None:
     metrics: dict[str, float] = {}
     with user_errors(), job_record(cfg.paths.output_dir, keep_going=sweeping):
         metrics = train(cfg)
-    return metrics.get(cfg.get("optimized_metric") or "")
+    return metrics.get(cfg.get("optimized_metric") or "", worst_value())
+
+
+def worst_value() -> float:
+    """What a failed sweep job returns: the worst score, so an Optuna search goes on past it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    direction = (
+        HydraConfig.get().sweeper.get("direction", "maximize") if HydraConfig.initialized() else ""
+    )
+    return float("inf") if str(direction).lower() == "minimize" else float("-inf")
 
 
 if __name__ == "__main__":
