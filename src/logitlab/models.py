@@ -135,7 +135,8 @@ class ClassifierModule(L.LightningModule):
         if self.trainer.sanity_checking:
             return  # the sanity check's few batches must not count towards the best accuracy
         self.val_acc_best(self.val_acc.compute())
-        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+        # val_acc is already synced across DDP ranks, so every rank holds the same best value.
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         loss, preds, targets = self.model_step(batch)

@@ -6,8 +6,10 @@ import json
 import logging
 import math
 import os
+import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,31 @@ from omegaconf import DictConfig
 from logitlab.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+DDP_JOB_ENV = "LOGITLAB_DDP_JOB"
+# Set by Lightning's DDP launcher in the launching process, and cleared after each job so that
+# the next job of a sweep starts processes of its own.
+DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", DDP_JOB_ENV)
+
+
+@contextmanager
+def ddp_job(run_dir: str, overrides: list[str]) -> Iterator[None]:
+    """Tell DDP child processes which job they belong to; afterwards leave no DDP state behind."""
+    saved = {key: os.environ.get(key) for key in DDP_ENV}
+    os.environ[DDP_JOB_ENV] = json.dumps({"dir": str(run_dir), "overrides": overrides})
+    try:
+        yield
+    finally:
+        if "torch" in sys.modules:
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 class _DropTips(logging.Filter):

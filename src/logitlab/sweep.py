@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,7 +63,7 @@ def job_record(run_dir: str | Path, keep_going: bool) -> Iterator[None]:
         raise
     finally:
         record["wall_time_s"] = round(time.monotonic() - start, 3)
-        if Path(run_dir).is_dir():
+        if Path(run_dir).is_dir() and os.environ.get("LOCAL_RANK", "0") == "0":  # rank 0 writes
             write_json(Path(run_dir) / JOB_FILE, record)
 
 

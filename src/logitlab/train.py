@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -95,13 +97,18 @@ def resume_overrides() -> list[str]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     """Train one configuration; returns the metric a Hydra sweeper optimises."""
+    from logitlab.run import ddp_job
     from logitlab.sweep import in_multirun, job_record
 
     sweeping = in_multirun()
     metrics: dict[str, float] = {}
-    with user_errors(), job_record(cfg.paths.output_dir, keep_going=sweeping):
+    with (
+        user_errors(),
+        job_record(cfg.paths.output_dir, keep_going=sweeping),
+        ddp_job(cfg.paths.output_dir, resume_overrides()),
+    ):
         metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric") or "", worst_value())
 
@@ -114,6 +121,35 @@ def worst_value() -> float:
         HydraConfig.get().sweeper.get("direction", "maximize") if HydraConfig.initialized() else ""
     )
     return float("inf") if str(direction).lower() == "minimize" else float("-inf")
+
+
+def main() -> None:
+    """The entry point: `python -m logitlab.train` and the console script logitlab-train."""
+    ddp_child_argv()
+    hydra_main()
+
+
+def ddp_child_argv() -> None:
+    """In a DDP child process, run exactly its parent's job, not the command line again.
+
+    Lightning starts ranks 1..N-1 by re-running the command line; under `-m` that would re-run
+    the whole sweep and write a second sweep folder. The parent leaves its job's folder and
+    overrides in LOGITLAB_DDP_JOB, and the child becomes a single run of that job.
+    """
+    from logitlab.run import DDP_JOB_ENV
+
+    job = os.environ.get(DDP_JOB_ENV)
+    rank = os.environ.get("LOCAL_RANK", "0")
+    if not job or rank == "0":
+        return
+    spec = json.loads(job)
+    sys.argv = [
+        sys.argv[0],
+        *spec["overrides"],
+        f"hydra.run.dir={spec['dir']}",
+        "hydra.output_subdir=null",
+        f"hydra.job.name=train_ddp_process_{rank}",
+    ]
 
 
 if __name__ == "__main__":
