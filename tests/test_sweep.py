@@ -70,3 +70,24 @@ def test_optuna_search_records_failing_trials_and_goes_on(run_cli, tmp_path: Pat
         max(float(r["val/acc_best"]) for r in completed), abs=5e-5
     )
     assert best.best_params.loss == "cross_entropy"
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_a_sweep_and_writes_the_summary(run_cli, tmp_path) -> None:
+    sweep = tmp_path / "submitit"
+    result = run_cli(
+        "logitlab.train",
+        "-m",
+        "hydra/launcher=local",
+        "optimizer.lr=1e-3,1e-2",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (sweep / ".submitit").is_dir()  # the jobs really went through submitit
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [(r["job"], r["status"]) for r in rows] == [("0", "completed"), ("1", "completed")]
+    for row in rows:
+        metrics = json.loads((sweep / row["job"] / "metrics.json").read_text())
+        assert float(row["test/acc"]) == pytest.approx(metrics["test/acc"], abs=5e-5)

@@ -43,6 +43,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("resume"):
         cfg, ckpt_path = prepare_resume(cfg, resume_overrides())
         log.info("resuming %s from %s", cfg.resume, ckpt_path)
+    elif requeued_checkpoint(cfg):
+        ckpt_path = requeued_checkpoint(cfg)
+        log.info("SLURM requeued this job: resuming from %s", ckpt_path)
     check_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data, task=model_class(cfg).task)
@@ -50,6 +53,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")  # load and validate once, before anything trains
     extra = {"pos_weight": datamodule.pos_weight} if datamodule.pos_weight is not None else {}
     model = instantiate(cfg.model, _recursive_=False, _convert_="all", **extra)
+    if cfg.get("compile"):
+        model.net.compile()  # in place: checkpoints keep their plain parameter names
     loggers = instantiate_loggers(cfg.get("logger"))
     callbacks = instantiate_callbacks(
         cfg.get("callbacks"), bool(loggers), cfg.trainer.get("enable_progress_bar", True)
@@ -87,6 +92,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         path = write_json(Path(cfg.paths.output_dir) / "metrics.json", metrics)
         log.info("final metrics written to %s", path)
     return metrics
+
+
+def requeued_checkpoint(cfg: DictConfig) -> Path | None:
+    """last.ckpt of this job's folder when SLURM has requeued the job (after a preemption)."""
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    return last if int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0 and last.is_file() else None
 
 
 def resume_overrides() -> list[str]:
