@@ -7,7 +7,7 @@ ARGS   ?=
 PORT   ?= 6006
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-fast tensorboard lint format clean
+.PHONY: help install train test test-fast tensorboard bench lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ test-fast: $(STAMP) ## the suite without the slow (training) tests
 
 tensorboard: $(STAMP) ## serve outputs/ on http://localhost:$(PORT)
 	$(BIN)/tensorboard --logdir outputs --port $(PORT)
+
+bench: $(STAMP) ## logitlab vs a bare PyTorch loop: outputs/bench/latest.json, docs/benchmarks.md
+	$(BIN)/python -m logitlab.bench $(ARGS)
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .

@@ -105,45 +105,67 @@ class ClassifierModule(L.LightningModule):
         """Class probabilities, one column per class."""
         raise NotImplementedError
 
+    def predict_classes(self, logits: torch.Tensor) -> torch.Tensor:
+        """The predicted class of each sample: the argmax of its probabilities, not computed."""
+        raise NotImplementedError
+
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
+        # Our batches are always (features, targets): two tensors, no collection walk needed.
+        x, targets = batch
+        return x.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+
     def model_step(
         self, batch: tuple[torch.Tensor, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Loss, predicted classes and targets of one batch; shared by train, val and test."""
         x, targets = batch
         logits = self(x)
-        preds = self.probabilities(logits.detach()).argmax(dim=-1)
-        return self.compute_loss(logits, targets), preds, targets
+        return self.compute_loss(logits, targets), self.predict_classes(logits.detach()), targets
+
+    def _update(
+        self, stage: str, loss: torch.Tensor, preds: torch.Tensor, targets: torch.Tensor
+    ) -> None:
+        # update(), not forward(): no per-batch value is computed, nothing syncs until epoch end.
+        getattr(self, f"{stage}_loss").update(loss.detach(), weight=len(targets))
+        getattr(self, f"{stage}_acc").update(preds, targets)
+
+    def _log_epoch(self, stage: str) -> torch.Tensor:
+        """Compute, log and reset the stage's loss and accuracy; return the accuracy."""
+        loss, acc = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_acc")
+        values = {f"{stage}/loss": loss.compute(), f"{stage}/acc": acc.compute()}
+        loss.reset()
+        acc.reset()
+        # compute() already synced the states across DDP ranks; every rank logs the same value.
+        self.log_dict(values, prog_bar=stage != "test", sync_dist=True)
+        return values[f"{stage}/acc"]
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         loss, preds, targets = self.model_step(batch)
-        self.train_loss(loss, weight=len(targets))
-        self.train_acc(preds, targets)
-        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        self._update("train", loss, preds, targets)
         return loss
 
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        loss, preds, targets = self.model_step(batch)
-        self.val_loss(loss, weight=len(targets))
-        self.val_acc(preds, targets)
-        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True)
-        self.log("val/acc", self.val_acc, on_step=False, on_epoch=True, prog_bar=True)
+        self._update("val", *self.model_step(batch))
 
     def on_validation_epoch_end(self) -> None:
+        acc = self._log_epoch("val")
         if self.trainer.sanity_checking:
             return  # the sanity check's few batches must not count towards the best accuracy
-        self.val_acc_best(self.val_acc.compute())
-        # val_acc is already synced across DDP ranks, so every rank holds the same best value.
+        self.val_acc_best.update(acc)
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        loss, preds, targets = self.model_step(batch)
-        self.test_loss(loss, weight=len(targets))
-        self.test_acc(preds, targets)
-        self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
-        self.log("test/acc", self.test_acc, on_step=False, on_epoch=True)
+        self._update("test", *self.model_step(batch))
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
 
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
         """Class probabilities (softmax or sigmoid) and the predicted class of each sample."""
@@ -189,7 +211,10 @@ class MulticlassClassifier(ClassifierModule):
         self.save_hyperparameters()
 
     def _accuracy(self) -> MulticlassAccuracy:
-        return MulticlassAccuracy(num_classes=self.num_classes, average="micro")
+        # Labels were validated once at setup; per-batch argument checks would cost every step.
+        return MulticlassAccuracy(
+            num_classes=self.num_classes, average="micro", validate_args=False
+        )
 
     def compute_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.hparams.loss == "nll":
@@ -198,6 +223,9 @@ class MulticlassClassifier(ClassifierModule):
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=-1)
+
+    def predict_classes(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.argmax(dim=-1)
 
 
 class BinaryClassifier(ClassifierModule):
@@ -233,7 +261,7 @@ class BinaryClassifier(ClassifierModule):
         self.register_buffer("pos_weight", weight, persistent=False)
 
     def _accuracy(self) -> BinaryAccuracy:
-        return BinaryAccuracy()
+        return BinaryAccuracy(validate_args=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """One logit per sample, shape (N,)."""
@@ -249,3 +277,7 @@ class BinaryClassifier(ClassifierModule):
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         p1 = torch.sigmoid(logits)
         return torch.stack([1 - p1, p1], dim=-1)
+
+    def predict_classes(self, logits: torch.Tensor) -> torch.Tensor:
+        # sigmoid(z) > 0.5 exactly when z > 0: the probability threshold without the sigmoid.
+        return (logits > 0).long()

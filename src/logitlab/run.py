@@ -98,11 +98,18 @@ def instantiate_callbacks(
 
 
 def final_metrics(*stages: Mapping[str, Any]) -> dict[str, float]:
-    """Flat {name: float} of the metrics that have a `stage/name` form, later stages winning."""
+    """Flat {name: float} of the `stage/name` metrics, later stages winning.
+
+    Timings (`time/...`) stay in TensorBoard: metrics.json holds results, which reruns reproduce.
+    """
     merged: dict[str, float] = {}
     for metrics in stages:
         for name, value in metrics.items():
-            if "/" in name and not name.endswith(("_step", "_epoch")):
+            if (
+                "/" in name
+                and not name.startswith("time/")
+                and not name.endswith(("_step", "_epoch"))
+            ):
                 merged[name] = float(value)
     return dict(sorted(merged.items()))
 

@@ -1,0 +1,419 @@
+"""`make bench` / `python -m logitlab.bench`: logitlab against a bare PyTorch loop.
+
+Workload: an MLP 784-256-128-10 (ReLU, Adam 1e-3) on in-memory MNIST-shaped data (60,000 train
++ 10,000 val samples of 28x28 uint8, 10 classes, generated with class structure so it learns).
+Two contestants run alternately, each in its own process, several repetitions per batch size:
+
+- logitlab: `python -m logitlab.train` as a user runs it, with the default callbacks
+  (checkpoints, rich progress bar, early stopping, LR monitor, epoch timer), the TensorBoard
+  logger and torchmetrics loss/accuracy for train and val. Epoch times come from its own
+  `time/epoch_s` scalars (training epoch plus its validation).
+- bare: the same model, optimizer, batches and validation pass in a plain loop over
+  pre-batched tensors, no metric objects, no logging.
+
+The first epoch of every run is warm-up and left out; the median of the others is reported.
+Results go to outputs/bench/latest.json and docs/benchmarks.md (+ a PNG chart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+N_TRAIN, N_VAL, FEATURES, CLASSES = 60_000, 10_000, 784, 10
+HIDDEN = [256, 128]
+IMPORT_FLOOR = "import lightning, torchvision, torchmetrics, hydra"
+
+
+def make_data(folder: Path, seed: int = 0) -> tuple[Path, Path]:
+    """MNIST-shaped uint8 data with learnable class structure, and its train/val split file."""
+    data, splits = folder / "mnist_like.npz", folder / "mnist_like_splits.npz"
+    if data.is_file() and splits.is_file():
+        return data, splits
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n = N_TRAIN + N_VAL
+    y = rng.integers(0, CLASSES, size=n)
+    prototypes = rng.integers(0, 256, size=(CLASSES, FEATURES))
+    noise = rng.normal(0, 70, size=(n, FEATURES))
+    x = np.clip(prototypes[y] * 0.6 + noise + 50, 0, 255).astype(np.uint8)
+    np.savez(data, x=x, y=y)
+    index = np.arange(n)
+    # logitlab needs a test split too; the benchmark sets test=false, so a sliver will do.
+    np.savez(
+        splits,
+        n=np.array(n),
+        train=index[:N_TRAIN],
+        val=index[N_TRAIN:],
+        test=index[N_TRAIN:][:100],
+    )
+    return data, splits
+
+
+def bare_loop(
+    data: Path, batch_size: int, epochs: int, device: str, precision: str
+) -> dict[str, Any]:
+    """The practical limit: the same work as a training run, with nothing around it."""
+    import torch
+    import torch.nn.functional as F
+
+    from logitlab.models import build_mlp
+
+    torch.manual_seed(0)
+    with np.load(data) as npz:
+        x = torch.from_numpy(npz["x"]).float().div_(255.0)
+        y = torch.from_numpy(npz["y"]).long()
+    mean, std = x[:N_TRAIN].mean(0), x[:N_TRAIN].std(0)
+    std[std == 0] = 1.0
+    x = ((x - mean) / std).to(device)
+    y = y.to(device)
+    train_x, train_y, val_x, val_y = x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:]
+    model = build_mlp(FEATURES, HIDDEN, CLASSES).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
+    times, val_acc = [], 0.0
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        model.train()
+        order = torch.randperm(N_TRAIN, generator=torch.Generator().manual_seed(epoch)).to(device)
+        for i in range(0, N_TRAIN, batch_size):
+            index = order[i : i + batch_size]
+            with autocast:
+                loss = F.cross_entropy(model(train_x[index]), train_y[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        correct = torch.zeros((), device=device)
+        with torch.no_grad(), autocast:
+            for i in range(0, N_VAL, max(batch_size, 1024)):
+                logits = model(val_x[i : i + max(batch_size, 1024)])
+                correct += (logits.argmax(1) == val_y[i : i + max(batch_size, 1024)]).sum()
+        val_acc = correct.item() / N_VAL
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return {"epoch_s": times, "val_acc": val_acc}
+
+
+def run_measured(command: list[str], log: Path) -> tuple[float, float, str]:
+    """Run a command (output to `log`); return its wall time, its peak RSS in MB and its output."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with log.open("w") as handle:
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    output = log.read_text()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(command[:6])} ... failed:\n{output[-3000:]}")
+    return wall, usage.ru_maxrss / 1024, output
+
+
+def logitlab_run(
+    data: Path,
+    splits: Path,
+    batch_size: int,
+    epochs: int,
+    run_dir: Path,
+    trainer: str,
+    precision: str,
+) -> dict[str, Any]:
+    """One `python -m logitlab.train` run; its epoch times from its own TensorBoard scalars."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    command = [
+        sys.executable, "-m", "logitlab.train",
+        "data=npz", f"data.source_kwargs.path={data}", f"data.splits_file={splits}",
+        f"data.num_features={FEATURES}", f"data.num_classes={CLASSES}",
+        f"data.batch_size={batch_size}", "model.hidden_sizes=[256,128]", "model.dropout=0.0",
+        f"trainer={trainer}", f"trainer.precision={precision}", f"trainer.max_epochs={epochs}",
+        "callbacks.early_stopping=null", "test=false", f"hydra.run.dir={run_dir}",
+    ]  # fmt: skip
+    wall, rss, _ = run_measured(command, run_dir.with_suffix(".log"))
+    times = []
+    for events in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        if "time/epoch_s" in accumulator.Tags()["scalars"]:
+            times += [e.value for e in accumulator.Scalars("time/epoch_s")]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {"epoch_s": times, "val_acc": metrics["val/acc"], "wall_s": wall, "rss_mb": rss}
+
+
+def bare_run(data: Path, batch_size: int, epochs: int, out: Path, device: str, precision: str):
+    """The bare loop in its own process, like the logitlab run."""
+    command = [
+        sys.executable, "-m", "logitlab.bench", "bare", "--data", str(data),
+        "--batch-size", str(batch_size), "--epochs", str(epochs), "--out", str(out),
+        "--device", device, "--precision", precision,
+    ]  # fmt: skip
+    wall, rss, _ = run_measured(command, out.with_suffix(".log"))
+    result = json.loads(out.read_text())
+    return {**result, "wall_s": wall, "rss_mb": rss}
+
+
+def median_wall(command: list[str], reps: int, log: Path) -> list[float]:
+    return [run_measured(command, log)[0] for _ in range(reps)]
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Alternate the contestants over batch sizes and repetitions; measure start-up too."""
+    from rich.console import Console
+
+    console = Console()
+    out = ROOT / "outputs" / "bench"
+    data, splits = make_data(out / "data")
+    device = "cuda" if args.trainer == "gpu" else "cpu"
+    report: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
+        "device": device,
+        "trainer": args.trainer,
+        "precision": args.precision,
+        "epochs": args.epochs,
+        "reps": args.reps,
+        "workload": f"MLP {FEATURES}-256-128-{CLASSES}, Adam, {N_TRAIN} train + {N_VAL} val",
+    }
+    if device == "cuda":
+        import torch
+
+        report["device"] = torch.cuda.get_device_name(0)
+    rss = {"logitlab": 0.0, "bare": 0.0}
+    for batch_size in args.batch_sizes:
+        runs: dict[str, list[dict[str, Any]]] = {"logitlab": [], "bare": []}
+        for rep in range(args.reps):
+            tag = f"b{batch_size}_r{rep}"
+            console.print(f"[bold]batch {batch_size}[/] repetition {rep + 1}/{args.reps}: logitlab")
+            runs["logitlab"].append(
+                logitlab_run(
+                    data,
+                    splits,
+                    batch_size,
+                    args.epochs,
+                    out / "runs" / tag,
+                    args.trainer,
+                    args.precision,
+                )
+            )
+            console.print(
+                f"[bold]batch {batch_size}[/] repetition {rep + 1}/{args.reps}: bare loop"
+            )
+            runs["bare"].append(
+                bare_run(
+                    data,
+                    batch_size,
+                    args.epochs,
+                    out / "runs" / f"{tag}_bare.json",
+                    device,
+                    args.precision,
+                )
+            )
+        medians = {
+            name: statistics.median(t for r in results for t in r["epoch_s"][1:])
+            for name, results in runs.items()
+        }
+        for name in rss:
+            rss[name] = max(rss[name], *(r["rss_mb"] for r in runs[name]))
+        report[f"b{batch_size}"] = {
+            "logitlab_epoch_s": medians["logitlab"],
+            "bare_epoch_s": medians["bare"],
+            "ratio": medians["logitlab"] / medians["bare"],
+            "logitlab_val_acc": runs["logitlab"][-1]["val_acc"],
+            "bare_val_acc": runs["bare"][-1]["val_acc"],
+        }
+        report[f"ratio_b{batch_size}"] = report[f"b{batch_size}"]["ratio"]
+    console.print("[bold]start-up[/]: import floor vs `python -m logitlab.train debug=fdr`")
+    floor, startup = [], []
+    for rep in range(args.reps):
+        floor.append(run_measured([sys.executable, "-c", IMPORT_FLOOR], out / "floor.log")[0])
+        startup.append(
+            run_measured(
+                [sys.executable, "-m", "logitlab.train", "debug=fdr",
+                 f"hydra.run.dir={out / 'runs' / f'fdr_{rep}'}"],
+                out / "fdr.log",
+            )[0]
+        )  # fmt: skip
+    help_s = median_wall(
+        [sys.executable, "-m", "logitlab.train", "--help"], args.reps, out / "help.log"
+    )
+    report.update(
+        startup_s=statistics.median(startup),
+        import_floor_s=statistics.median(floor),
+        help_s=statistics.median(help_s),
+        peak_rss_mb=rss,
+        rss_over_bare_mb=rss["logitlab"] - rss["bare"],
+    )
+    report["startup_ratio"] = report["startup_s"] / report["import_floor_s"]
+    return report
+
+
+TARGETS = {
+    "ratio_b256": 1.25,
+    "ratio_b1024": 1.10,
+    "startup_ratio": 1.25,
+    "help_s": 1.5,
+    "rss_over_bare_mb": 300.0,
+}
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """The results as a rich table, each against its target."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"logitlab vs bare loop ({report['device']}, {report['machine']})")
+    for column in ("measure", "logitlab", "bare loop / floor", "ratio or value", "target", "ok"):
+        table.add_column(column, justify="right" if column != "measure" else "left")
+    for key, row in report.items():
+        if key.startswith("b") and isinstance(row, dict):
+            target = TARGETS.get(f"ratio_{key}")
+            table.add_row(
+                f"median epoch, batch {key[1:]}", f"{row['logitlab_epoch_s']:.3f} s",
+                f"{row['bare_epoch_s']:.3f} s", f"{row['ratio']:.3f}",
+                f"<= {target:.2f}" if target else "", _ok(row["ratio"], target),
+            )  # fmt: skip
+    table.add_row(
+        "start-up (debug=fdr vs imports)", f"{report['startup_s']:.2f} s",
+        f"{report['import_floor_s']:.2f} s", f"{report['startup_ratio']:.3f}", "<= 1.25",
+        _ok(report["startup_ratio"], 1.25),
+    )  # fmt: skip
+    table.add_row(
+        "--help", f"{report['help_s']:.2f} s", "", "", "< 1.5 s", _ok(report["help_s"], 1.5)
+    )
+    rss = report["peak_rss_mb"]
+    table.add_row(
+        "peak RSS", f"{rss['logitlab']:.0f} MB", f"{rss['bare']:.0f} MB",
+        f"+{report['rss_over_bare_mb']:.0f} MB", "<= +300 MB",
+        _ok(report["rss_over_bare_mb"], 300.0),
+    )  # fmt: skip
+    Console().print(table)
+
+
+def _ok(value: float, target: float | None) -> str:
+    return "" if target is None else ("yes" if value <= target else "NO")
+
+
+def write_docs(report: dict[str, Any], docs: Path) -> None:
+    """docs/benchmarks.md with the table and a PNG bar chart of the median epoch times."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    docs.mkdir(parents=True, exist_ok=True)
+    suffix = "" if report["device"] == "cpu" else "_gpu"
+    sizes = [k for k in report if k.startswith("b") and isinstance(report[k], dict)]
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=120)
+    positions = np.arange(len(sizes))
+    ax.bar(positions - 0.2, [report[k]["bare_epoch_s"] for k in sizes], 0.4, label="bare loop")
+    ax.bar(positions + 0.2, [report[k]["logitlab_epoch_s"] for k in sizes], 0.4, label="logitlab")
+    for p, k in zip(positions, sizes, strict=True):
+        ax.text(
+            p + 0.2,
+            report[k]["logitlab_epoch_s"],
+            f"x{report[k]['ratio']:.2f}",
+            ha="center",
+            va="bottom",
+        )
+    ax.set_xticks(positions, [f"batch {k[1:]}" for k in sizes])
+    ax.set_ylabel("median epoch time (s)")
+    ax.set_title(f"MLP 784-256-128-10 on 60k+10k samples ({report['device']})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(docs / f"benchmarks{suffix}.png")
+    plt.close(fig)
+    rows = [
+        f"| batch {k[1:]} | {r['logitlab_epoch_s']:.3f} s | {r['bare_epoch_s']:.3f} s "
+        f"| {r['ratio']:.3f} | {r['logitlab_val_acc']:.4f} / {r['bare_val_acc']:.4f} |"
+        for k, r in ((k, report[k]) for k in sizes)
+    ]
+    rss = report["peak_rss_mb"]
+    text = "\n".join(
+        [
+            f"## {report['device']} ({report['machine']}, trainer={report['trainer']}, "
+            f"precision={report['precision']})",
+            "",
+            f"{report['workload']}; {report['epochs']} epochs per run (the first is warm-up and "
+            f"not counted), {report['reps']} repetitions, contestants alternating.",
+            "",
+            "| | logitlab (median epoch) | bare loop (median epoch) | ratio "
+            "| val acc (logitlab / bare) |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Start-up: `python -m logitlab.train debug=fdr` {report['startup_s']:.2f} s vs "
+            f'`python -c "{IMPORT_FLOOR}"` {report["import_floor_s"]:.2f} s: ratio '
+            f"{report['startup_ratio']:.3f}. `--help`: {report['help_s']:.2f} s. Peak RSS: "
+            f"logitlab {rss['logitlab']:.0f} MB, bare loop {rss['bare']:.0f} MB "
+            f"(+{report['rss_over_bare_mb']:.0f} MB).",
+            "",
+            f"![epoch times](benchmarks{suffix}.png)",
+            "",
+        ]
+    )
+    sections_file = docs / f".benchmarks{suffix}.section.md"
+    sections_file.write_text(text)
+    parts = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m logitlab.bench`); see src/logitlab/bench.py for the "
+        "method. Targets on a 2-core CPU: ratio <= 1.25 at batch 256 and <= 1.10 at batch 1024, "
+        "start-up <= 1.25 x the import floor, `--help` under 1.5 s, peak RSS within 300 MB of the "
+        "bare loop.",
+        "",
+    ]
+    for name in (".benchmarks.section.md", ".benchmarks_gpu.section.md"):
+        if (docs / name).is_file():
+            parts.append((docs / name).read_text())
+    (docs / "benchmarks.md").write_text("\n".join(parts))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m logitlab.bench [--epochs N] [--reps N] [--batch-sizes ...] [--trainer gpu]`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m logitlab.bench", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command")
+    bare = sub.add_parser("bare", help="run the bare loop once (used by the benchmark)")
+    bare.add_argument("--data", type=Path, required=True)
+    bare.add_argument("--batch-size", type=int, required=True)
+    bare.add_argument("--epochs", type=int, required=True)
+    bare.add_argument("--out", type=Path, required=True)
+    bare.add_argument("--device", default="cpu")
+    bare.add_argument("--precision", default="32-true")
+    parser.add_argument(
+        "--epochs", type=int, default=4, help="epochs per run, the first is warm-up"
+    )
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per contestant")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None)
+    parser.add_argument("--trainer", default="cpu", choices=("cpu", "gpu"))
+    parser.add_argument("--precision", default=None, help="default 32-true (cpu), bf16-mixed (gpu)")
+    args = parser.parse_args(argv)
+    if args.command == "bare":
+        result = bare_loop(args.data, args.batch_size, args.epochs, args.device, args.precision)
+        args.out.write_text(json.dumps(result))
+        return
+    args.batch_sizes = args.batch_sizes or ([1024, 8192] if args.trainer == "gpu" else [256, 1024])
+    args.precision = args.precision or ("bf16-mixed" if args.trainer == "gpu" else "32-true")
+    report = run_benchmark(args)
+    name = "latest.json" if args.trainer == "cpu" else "latest_gpu.json"
+    path = ROOT / "outputs" / "bench" / name
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print_report(report)
+    write_docs(report, ROOT / "docs")
+    print(f"written: {path}, docs/benchmarks.md")
+
+
+if __name__ == "__main__":
+    main()
