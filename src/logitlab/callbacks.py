@@ -12,6 +12,8 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from logitlab.errors import TrainingDiverged
+
 log = logging.getLogger(__name__)
 
 
@@ -52,6 +54,19 @@ class Resumable(L.Callback):
             path,
         )
 
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # Never let NaN weights overwrite the last good checkpoint.
+        for name, tensor in pl_module.named_parameters():
+            if not torch.isfinite(tensor).all():
+                raise TrainingDiverged(
+                    trainer.global_step,
+                    trainer.current_epoch,
+                    f"the weights {name} are not finite",
+                    getattr(pl_module, "last_finite_loss", None),
+                )
+
     def state_dict(self) -> dict[str, Any]:
         return {"torch_rng": torch.get_rng_state()}
 
@@ -60,7 +75,17 @@ class Resumable(L.Callback):
 
 
 class EpochTimer(L.Callback):
-    """Log each training epoch's wall time (training and its validation) and throughput."""
+    """Log each training epoch's wall time (training and its validation) and throughput.
+
+    An epoch resumed midway is timed from the resume on.
+    """
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.samples = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start, self.samples = time.perf_counter(), 0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start = time.perf_counter()

@@ -23,6 +23,33 @@ def check_config(cfg: DictConfig) -> None:
     task = model_class(cfg).task
     if cfg.loss.head != task:
         raise ConfigError(loss_mismatch_message(cfg.loss.name, task))
+    for rule, message in _range_rules(cfg):
+        if not rule:
+            raise ConfigError(message)
+
+
+def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:
+    """(holds, message) for every value that has a valid range."""
+    lr = cfg.optimizer.get("lr", 1.0)
+    hidden = list(cfg.model.get("hidden_sizes") or [])
+    dropout = cfg.model.get("dropout", 0.0)
+    epochs, steps = cfg.trainer.get("max_epochs", 1), cfg.trainer.get("max_steps", -1)
+    return [
+        (lr > 0, f"optimizer.lr={lr} must be positive, e.g. optimizer.lr=1e-3"),
+        (
+            cfg.data.batch_size > 0,
+            f"data.batch_size={cfg.data.batch_size} must be positive, e.g. data.batch_size=64",
+        ),
+        (
+            epochs is None or epochs >= 0 or (epochs == -1 and steps > 0),
+            f"trainer.max_epochs={epochs} must be >= 0 (-1, unbounded, needs trainer.max_steps)",
+        ),
+        (
+            len(hidden) > 0 and all(h > 0 for h in hidden),
+            f"model.hidden_sizes={hidden} must list positive layer widths, e.g. [128,64]",
+        ),
+        (0 <= dropout < 1, f"model.dropout={dropout} must be in [0, 1), e.g. model.dropout=0.1"),
+    ]
 
 
 # Keys a resumed run may change: how long it trains and on what; not what it trains.

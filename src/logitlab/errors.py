@@ -12,6 +12,19 @@ class ConfigError(ValueError):
     """A setting or an input that cannot work; its message is the whole explanation."""
 
 
+class TrainingDiverged(ConfigError):
+    """The loss or the weights became NaN or inf; the run stopped at that step."""
+
+    def __init__(self, step: int, epoch: int, what: str, last_finite: float | None) -> None:
+        self.step, self.epoch, self.last_finite = step, epoch, last_finite
+        last = f"{last_finite:.6g}" if last_finite is not None else "none yet"
+        super().__init__(
+            f"training diverged at step {step} (epoch {epoch}): {what}, the last finite loss was "
+            f"{last}; lower optimizer.lr or set trainer.gradient_clip_val=1.0 "
+            "(checkpoints/last.ckpt keeps the last good weights)"
+        )
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn a ConfigError into one line on stderr and exit 2 (full trace: HYDRA_FULL_ERROR=1)."""

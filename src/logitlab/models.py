@@ -12,7 +12,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
-from logitlab.errors import ConfigError
+from logitlab.errors import ConfigError, TrainingDiverged
 
 LOSSES: dict[str, tuple[str, ...]] = {
     "multiclass": ("cross_entropy", "nll"),
@@ -86,9 +86,15 @@ class ClassifierModule(L.LightningModule):
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.train_acc, self.val_acc, self.test_acc = (self._accuracy() for _ in range(3))
         self.val_acc_best = MaxMetric()
+        self._last_finite_loss: torch.Tensor | None = None
         # Kept in checkpoints, so a run resumed mid-epoch ends with the same epoch metrics.
         for metric in (self.train_loss, self.train_acc, self.val_acc_best):
             metric.persistent(True)
+
+    @property
+    def last_finite_loss(self) -> float | None:
+        """The most recent finite training loss, for divergence reports."""
+        return self._last_finite_loss.item() if self._last_finite_loss is not None else None
 
     def _accuracy(self) -> BinaryAccuracy | MulticlassAccuracy:
         raise NotImplementedError
@@ -145,6 +151,14 @@ class ClassifierModule(L.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         loss, preds, targets = self.model_step(batch)
+        if not torch.isfinite(loss):  # stop here, before the optimizer applies NaN gradients
+            raise TrainingDiverged(
+                self.global_step,
+                self.current_epoch,
+                f"the loss is {loss.item()}",
+                self.last_finite_loss,
+            )
+        self._last_finite_loss = loss.detach()
         self._update("train", loss, preds, targets)
         return loss
 

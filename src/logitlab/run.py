@@ -60,6 +60,8 @@ def quiet_lightning() -> None:
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTips())
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # The module moves its (features, targets) batches itself, on purpose.
+    warnings.filterwarnings("ignore", message=r"You have overridden `transfer_batch_to_device`")
     # Metrics are logged per epoch, so a short epoch loses nothing to the step interval.
     warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
 

@@ -30,6 +30,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from logitlab.config import check_config, model_class, prepare_resume
+    from logitlab.errors import TrainingDiverged
     from logitlab.run import (
         final_metrics,
         instantiate_callbacks,
@@ -68,6 +69,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("train"):
         try:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        except TrainingDiverged as diverged:
+            if trainer.is_global_zero:
+                write_json(
+                    Path(cfg.paths.output_dir) / "metrics.json",
+                    {
+                        "status": "diverged",
+                        "diverged_at_step": diverged.step,
+                        "diverged_at_epoch": diverged.epoch,
+                        "last_finite_loss": diverged.last_finite,
+                        "error": str(diverged),
+                    },
+                )
+            raise
         except SIGTERMException:
             log.warning(
                 "stopped; continue with: python -m logitlab.train resume=%s", cfg.paths.output_dir

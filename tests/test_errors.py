@@ -1,0 +1,99 @@
+"""Bad values are refused before anything is built; a diverging run stops at the step it
+diverges, keeps its last good checkpoint and says so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import compose_train
+from logitlab.config import check_config
+from logitlab.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lr=0", "optimizer.lr=0 must be positive, e.g. optimizer.lr=1e-3"),
+        ("optimizer.lr=-0.1", "optimizer.lr=-0.1 must be positive, e.g. optimizer.lr=1e-3"),
+        ("data.batch_size=0", "data.batch_size=0 must be positive, e.g. data.batch_size=64"),
+        (
+            "trainer.max_epochs=-2",
+            "trainer.max_epochs=-2 must be >= 0 (-1, unbounded, needs trainer.max_steps)",
+        ),
+        (
+            "model.hidden_sizes=[]",
+            "model.hidden_sizes=[] must list positive layer widths, e.g. [128,64]",
+        ),
+        (
+            "model.hidden_sizes=[64,0]",
+            "model.hidden_sizes=[64, 0] must list positive layer widths, e.g. [128,64]",
+        ),
+        ("model.dropout=1.0", "model.dropout=1.0 must be in [0, 1), e.g. model.dropout=0.1"),
+        ("model.dropout=-0.1", "model.dropout=-0.1 must be in [0, 1), e.g. model.dropout=0.1"),
+    ],
+)
+def test_values_out_of_range_are_refused(override: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        check_config(compose_train([override], tmp_path))
+    assert str(error.value) == message
+
+
+def test_unbounded_epochs_with_a_step_budget_are_fine(tmp_path: Path) -> None:
+    check_config(compose_train(["trainer.max_epochs=-1", "trainer.max_steps=100"], tmp_path))
+
+
+@pytest.mark.slow
+def test_cli_range_error_is_one_line_and_builds_nothing(run_cli, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = run_cli("logitlab.train", "model.dropout=1.5", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "logitlab: error: model.dropout=1.5 must be in [0, 1), e.g. model.dropout=0.1"
+    ]
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_divergence_stops_at_its_step_and_keeps_the_last_good_checkpoint(run_cli, tmp_path):
+    run_dir = tmp_path / "diverged"
+    result = run_cli(
+        "logitlab.train",
+        "optimizer=sgd",
+        "optimizer.lr=1e6",
+        "callbacks.checkpoint_every_n_steps=1",
+        "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    step = metrics["diverged_at_step"]
+    assert metrics["status"] == "diverged" and metrics["diverged_at_epoch"] == 0
+    assert 0 < step < 20  # the first epoch has 20 steps; lr=1e6 blows up within a few
+    assert line == f"logitlab: error: {metrics['error']}"
+    assert line.startswith(f"logitlab: error: training diverged at step {step} (epoch 0): ")
+    assert "lower optimizer.lr or set trainer.gradient_clip_val=1.0" in line
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == step  # the checkpoint of the last step that was still finite
+    weights = [v for k, v in last["state_dict"].items() if k.startswith("net.")]
+    assert weights and all(torch.isfinite(w).all() for w in weights)
+
+
+@pytest.mark.slow
+def test_gradient_clipping_is_one_override_away(run_cli, tmp_path: Path) -> None:
+    run_dir = tmp_path / "clipped"
+    result = run_cli(
+        "logitlab.train",
+        "optimizer=sgd",
+        "optimizer.lr=0.5",
+        "trainer.gradient_clip_val=0.5",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((run_dir / "metrics.json").read_text())["test/acc"] > 0.5
