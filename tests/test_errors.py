@@ -3,6 +3,7 @@ diverges, keeps its last good checkpoint and says so."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -17,8 +18,12 @@ from logitlab.errors import ConfigError
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("optimizer.lr=0", "optimizer.lr=0 must be positive, e.g. optimizer.lr=1e-3"),
-        ("optimizer.lr=-0.1", "optimizer.lr=-0.1 must be positive, e.g. optimizer.lr=1e-3"),
+        ("optimizer.lr=0", "optimizer.lr=0 must be a positive number, e.g. optimizer.lr=1e-3"),
+        (
+            "optimizer.lr=-0.1",
+            "optimizer.lr=-0.1 must be a positive number, e.g. optimizer.lr=1e-3",
+        ),
+        ("optimizer.lr=abc", "optimizer.lr=abc must be a positive number, e.g. optimizer.lr=1e-3"),
         ("data.batch_size=0", "data.batch_size=0 must be positive, e.g. data.batch_size=64"),
         (
             "trainer.max_epochs=-2",
@@ -97,3 +102,62 @@ def test_gradient_clipping_is_one_override_away(run_cli, tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((run_dir / "metrics.json").read_text())["test/acc"] > 0.5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["model=foo"], "model=foo is not an option of 'model'; choose one of binary, multiclass"),
+        (
+            ["trainer.max_epoch=3"],
+            "trainer.max_epoch is not a key of the config (python -m logitlab.train --cfg job "
+            "lists them); check the spelling, or add a new key with +trainer.max_epoch=...",
+        ),
+        (
+            ["trainer.max_epochs=abc"],
+            "trainer.max_epochs=abc: Value 'abc' of type 'str' could not be converted to Integer "
+            "(full_key: trainer.max_epochs)",
+        ),
+        (
+            ["data.batch_size=many"],
+            "data.batch_size=many: Value 'many' of type 'str' could not be converted to Integer "
+            "(full_key: data.batch_size)",
+        ),
+        (
+            ["data.batch_size=[1"],
+            "cannot parse an override (no viable alternative at input '[1'); check its brackets "
+            "and quotes",
+        ),
+    ],
+    ids=["unknown-option", "unknown-key", "wrong-type-trainer", "wrong-type-data", "syntax"],
+)
+def test_hydra_mistakes_are_one_line_before_any_folder_exists(run_cli, tmp_path, args, message):
+    run_dir = tmp_path / "run"
+    result = run_cli("logitlab.train", *args, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"logitlab: error: {message}"]
+    assert not run_dir.exists()
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.slow
+def test_a_second_run_never_writes_into_an_existing_run_folder(run_cli, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    first = run_cli("logitlab.train", "debug=limit", f"hydra.run.dir={run_dir}")
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = digest(run_dir)
+    for args in (["debug=limit"], ["loss=bce"], ["trainer.max_epochs=abc"]):
+        again = run_cli("logitlab.train", *args, f"hydra.run.dir={run_dir}")
+        assert again.returncode == 2
+        assert again.stderr.strip() == (
+            f"logitlab: error: hydra.run.dir={run_dir} already holds a run; continue it with "
+            f"resume={run_dir}, or give a new folder"
+        )
+    assert digest(run_dir) == before

@@ -6,7 +6,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from logitlab import schemas
 from logitlab.errors import ConfigError
+
+schemas.register()
 
 
 def model_class(cfg: DictConfig) -> type:
@@ -35,7 +38,10 @@ def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:
     dropout = cfg.model.get("dropout", 0.0)
     epochs, steps = cfg.trainer.get("max_epochs", 1), cfg.trainer.get("max_steps", -1)
     return [
-        (lr > 0, f"optimizer.lr={lr} must be positive, e.g. optimizer.lr=1e-3"),
+        (
+            isinstance(lr, int | float) and lr > 0,
+            f"optimizer.lr={lr} must be a positive number, e.g. optimizer.lr=1e-3",
+        ),
         (
             cfg.data.batch_size > 0,
             f"data.batch_size={cfg.data.batch_size} must be positive, e.g. data.batch_size=64",
@@ -106,3 +112,65 @@ def prepare_resume(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, P
     resumed.paths.output_dir = str(run_dir)
     resumed.resume = str(run_dir)
     return resumed, last
+
+
+def preflight(argv: list[str], config_dir: str) -> None:
+    """Compose the command line once before Hydra runs it, so a mistake costs one clear line.
+
+    Hydra's own report of an unknown option or key or a wrong type spans several lines; this
+    turns it into one. Sweeps (-m) and flags (--help, --cfg, ...) are left to Hydra.
+    """
+    import re
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+
+    if any(arg.startswith("-") for arg in argv):
+        return
+    run_dir = next((a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")), None)
+    resuming = any(a.startswith("resume=") for a in argv)
+    if run_dir and not resuming and (Path(run_dir) / ".hydra" / "config.yaml").exists():
+        raise ConfigError(
+            f"hydra.run.dir={run_dir} already holds a run; continue it with resume={run_dir}, "
+            "or give a new folder"
+        )
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+            compose("train", overrides=argv)
+    except MissingConfigException as error:
+        found = re.search(r"Could not find '([^']+)/([^']+)'", str(error))
+        options = re.findall(r"^\t(\S+)$", str(error), flags=re.MULTILINE)
+        if not found:
+            raise ConfigError(str(error).splitlines()[0]) from None
+        group, option = found.groups()
+        raise ConfigError(
+            f"{group}={option} is not an option of '{group}'; choose one of {', '.join(options)}"
+        ) from None
+    except ConfigCompositionException as error:
+        cause = error.__cause__
+        unknown = re.search(r"Could not override '([^']+)'", str(error))
+        if unknown:
+            key = unknown.group(1)
+            raise ConfigError(
+                f"{key} is not a key of the config (python -m logitlab.train --cfg job lists "
+                f"them); check the spelling, or add a new key with +{key}=..."
+            ) from None
+        if cause is not None:
+            lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+            key = next((line for line in lines if line.startswith("full_key:")), "")
+            override = str(error).removeprefix("Error merging override ")
+            raise ConfigError(f"{override}: {lines[0]} ({key})") from None
+        raise ConfigError(" ".join(str(error).split())) from None
+    except OverrideParseException as error:
+        first = str(error).splitlines()[0]
+        raise ConfigError(
+            f"cannot parse an override ({first}); check its brackets and quotes"
+        ) from None
+    finally:
+        GlobalHydra.instance().clear()

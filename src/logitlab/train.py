@@ -16,7 +16,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-import logitlab.config  # noqa: F401  (registers the resolvers conf/hydra uses)
+import logitlab.config
 from logitlab.errors import user_errors
 
 CONFIG_PATH = str(Path(__file__).resolve().parents[2] / "conf")
@@ -150,11 +150,13 @@ def worst_value() -> float:
 
 def main() -> None:
     """The entry point: `python -m logitlab.train` and the console script logitlab-train."""
-    ddp_child_argv()
+    if not ddp_child_argv():  # a DDP child runs a job its parent already checked
+        with user_errors():
+            logitlab.config.preflight(sys.argv[1:], CONFIG_PATH)
     hydra_main()
 
 
-def ddp_child_argv() -> None:
+def ddp_child_argv() -> bool:
     """In a DDP child process, run exactly its parent's job, not the command line again.
 
     Lightning starts ranks 1..N-1 by re-running the command line; under `-m` that would re-run
@@ -166,7 +168,7 @@ def ddp_child_argv() -> None:
     job = os.environ.get(DDP_JOB_ENV)
     rank = os.environ.get("LOCAL_RANK", "0")
     if not job or rank == "0":
-        return
+        return False
     spec = json.loads(job)
     sys.argv = [
         sys.argv[0],
@@ -175,6 +177,7 @@ def ddp_child_argv() -> None:
         "hydra.output_subdir=null",
         f"hydra.job.name=train_ddp_process_{rank}",
     ]
+    return True
 
 
 if __name__ == "__main__":

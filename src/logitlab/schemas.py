@@ -1,0 +1,112 @@
+"""Typed schemas for the config groups a user sets, registered in Hydra's ConfigStore.
+
+The YAML files in conf/ extend them (`- /schema/trainer@_here_` in their defaults), so Hydra
+itself refuses a value of the wrong type with the key's full name, e.g. `trainer.max_epochs=abc`:
+"Value 'abc' could not be converted to Integer, full_key: trainer.max_epochs".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+
+# Optional[...] rather than `X | None`: OmegaConf reads these annotations at runtime.
+
+
+@dataclass
+class TrainerSchema:
+    """Lightning Trainer arguments logitlab's trainer configs set."""
+
+    _target_: str = "lightning.pytorch.Trainer"
+    default_root_dir: Optional[str] = None  # noqa: UP045
+    accelerator: str = "cpu"
+    devices: Any = 1  # an int, "auto", or a list of device indices
+    strategy: Any = "auto"
+    num_nodes: int = 1
+    precision: Any = "32-true"
+    max_epochs: Optional[int] = None  # noqa: UP045
+    min_epochs: Optional[int] = None  # noqa: UP045
+    max_steps: int = -1
+    check_val_every_n_epoch: Optional[int] = 1  # noqa: UP045
+    log_every_n_steps: int = 50
+    gradient_clip_val: Optional[float] = None  # noqa: UP045
+    deterministic: Any = False  # True, False or "warn"
+    benchmark: Optional[bool] = None  # noqa: UP045
+    enable_model_summary: bool = True
+    enable_progress_bar: bool = True
+    fast_dev_run: Any = False  # bool or a number of batches
+    overfit_batches: Any = 0.0  # a fraction (float) or a number of batches (int)
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    limit_test_batches: Any = None
+    num_sanity_val_steps: int = 2
+    profiler: Optional[str] = None  # noqa: UP045
+    use_distributed_sampler: bool = True
+    sync_batchnorm: bool = False
+
+
+@dataclass
+class DataSchema:
+    """ClassificationDataModule arguments."""
+
+    _target_: str = "logitlab.data.ClassificationDataModule"
+    source: str = "digits"
+    num_features: int = 64
+    num_classes: int = 10
+    batch_size: int = 64
+    eval_batch_size: Optional[int] = None  # noqa: UP045
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    standardize: bool = True
+    positive_classes: list[int] = field(default_factory=lambda: [1])
+    keep_classes: Optional[list[int]] = None  # noqa: UP045
+    class_names: Optional[list[str]] = None  # noqa: UP045
+    balance: Optional[str] = None  # noqa: UP045
+    loader: str = "tensor"
+    num_workers: int = 0
+    seed: int = 0
+    data_dir: str = "data"
+    download: bool = False
+    splits_file: Optional[str] = None  # noqa: UP045
+    source_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MulticlassSchema:
+    """MulticlassClassifier arguments."""
+
+    _target_: str = "logitlab.models.MulticlassClassifier"
+    num_features: int = 64
+    num_classes: int = 10
+    hidden_sizes: list[int] = field(default_factory=lambda: [128, 64])
+    activation: str = "relu"
+    dropout: float = 0.0
+    loss: str = "cross_entropy"
+    optimizer: Any = None
+    scheduler: Any = None
+
+
+@dataclass
+class BinarySchema:
+    """BinaryClassifier arguments."""
+
+    _target_: str = "logitlab.models.BinaryClassifier"
+    num_features: int = 64
+    hidden_sizes: list[int] = field(default_factory=lambda: [128, 64])
+    activation: str = "relu"
+    dropout: float = 0.0
+    loss: str = "bce_with_logits"
+    pos_weight: Optional[float] = None  # noqa: UP045
+    optimizer: Any = None
+    scheduler: Any = None
+
+
+def register() -> None:
+    """Put the schemas in the ConfigStore under the `schema` group."""
+    store = ConfigStore.instance()
+    store.store(group="schema", name="trainer", node=TrainerSchema)
+    store.store(group="schema", name="data", node=DataSchema)
+    store.store(group="schema", name="model_multiclass", node=MulticlassSchema)
+    store.store(group="schema", name="model_binary", node=BinarySchema)
