@@ -124,6 +124,7 @@ def preflight(argv: list[str], config_dir: str) -> None:
 
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import (
         ConfigCompositionException,
         MissingConfigException,
@@ -132,6 +133,15 @@ def preflight(argv: list[str], config_dir: str) -> None:
 
     if any(arg.startswith("-") for arg in argv):
         return
+    try:
+        parsed = OverridesParser.create().parse_overrides(argv)
+    except OverrideParseException as error:
+        first = str(error).splitlines()[0]
+        raise ConfigError(
+            f"cannot parse an override ({first}); check its brackets and quotes"
+        ) from None
+    if any(o.is_sweep_override() or o.get_key_element() == "hparams_search" for o in parsed):
+        return  # a sweep: Hydra composes each job itself
     run_dir = next((a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")), None)
     resuming = any(a.startswith("resume=") for a in argv)
     if run_dir and not resuming and (Path(run_dir) / ".hydra" / "config.yaml").exists():
