@@ -90,8 +90,10 @@ def test_binary_accuracy_is_computed_from_probabilities_not_logits() -> None:
         model.net[0].weight.fill_(1.0)
         model.net[0].bias.zero_()
     x = torch.tensor([[0.4], [0.3], [-0.2]])
-    _, preds, _ = model.model_step((x, torch.tensor([1, 1, 0])))
-    assert preds.tolist() == [1, 1, 0]
+    _, logits, _ = model.model_step((x, torch.tensor([1, 1, 0])))
+    assert model.predict_classes(logits).tolist() == [1, 1, 0]
+    model._update("train", torch.tensor(0.1), logits, torch.tensor([1, 1, 0]))
+    assert model.train_acc.compute().item() == 1.0
 
 
 def test_build_mlp_layers_and_bad_activation() -> None:

@@ -125,17 +125,17 @@ class ClassifierModule(L.LightningModule):
     def model_step(
         self, batch: tuple[torch.Tensor, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Loss, predicted classes and targets of one batch; shared by train, val and test."""
+        """Loss, (detached) logits and targets of one batch; shared by train, val and test."""
         x, targets = batch
         logits = self(x)
-        return self.compute_loss(logits, targets), self.predict_classes(logits.detach()), targets
+        return self.compute_loss(logits, targets), logits.detach(), targets
 
     def _update(
-        self, stage: str, loss: torch.Tensor, preds: torch.Tensor, targets: torch.Tensor
+        self, stage: str, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor
     ) -> None:
         # update(), not forward(): no per-batch value is computed, nothing syncs until epoch end.
         getattr(self, f"{stage}_loss").update(loss.detach(), weight=len(targets))
-        getattr(self, f"{stage}_acc").update(preds, targets)
+        getattr(self, f"{stage}_acc").update(self.predict_classes(logits), targets)
 
     def _log_epoch(self, stage: str) -> torch.Tensor:
         """Compute, log and reset the stage's loss and accuracy; return the accuracy."""
@@ -150,7 +150,7 @@ class ClassifierModule(L.LightningModule):
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
-        loss, preds, targets = self.model_step(batch)
+        loss, logits, targets = self.model_step(batch)
         if not torch.isfinite(loss):  # stop here, before the optimizer applies NaN gradients
             raise TrainingDiverged(
                 self.global_step,
@@ -159,14 +159,18 @@ class ClassifierModule(L.LightningModule):
                 self.last_finite_loss,
             )
         self._last_finite_loss = loss.detach()
-        self._update("train", loss, preds, targets)
+        self._update("train", loss, logits, targets)
         return loss
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._update("val", *self.model_step(batch))
+    def validation_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        loss, logits, targets = self.model_step(batch)
+        self._update("val", loss, logits, targets)
+        return logits  # for callbacks: calibration, confusion matrix, curves
 
     def on_validation_epoch_end(self) -> None:
         acc = self._log_epoch("val")
@@ -175,8 +179,10 @@ class ClassifierModule(L.LightningModule):
         self.val_acc_best.update(acc)
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._update("test", *self.model_step(batch))
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, logits, targets = self.model_step(batch)
+        self._update("test", loss, logits, targets)
+        return logits
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
@@ -222,7 +228,7 @@ class MulticlassClassifier(ClassifierModule):
         super().__init__(
             num_features, num_classes, hidden_sizes, activation, dropout, loss, optimizer, scheduler
         )
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # the run logs its whole config instead
 
     def _accuracy(self) -> MulticlassAccuracy:
         # Labels were validated once at setup; per-batch argument checks would cost every step.
@@ -270,7 +276,7 @@ class BinaryClassifier(ClassifierModule):
                 f"model.pos_weight needs loss=bce_with_logits (loss={loss} has no pos_weight); "
                 "switch the loss or set model.pos_weight=null"
             )
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # the run logs its whole config instead
         weight = torch.tensor(pos_weight if pos_weight is not None else 1.0)
         self.register_buffer("pos_weight", weight, persistent=False)
 

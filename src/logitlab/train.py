@@ -30,6 +30,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from logitlab.config import check_config, model_class, prepare_resume
+    from logitlab.dashboards import log_run_summary
     from logitlab.errors import TrainingDiverged
     from logitlab.run import (
         final_metrics,
@@ -102,6 +103,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("resume") and (Path(cfg.paths.output_dir) / "metrics.json").is_file():
         previous = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     metrics = final_metrics(previous, fit_metrics, test_metrics)
+    log_run_summary(trainer, cfg, metrics)
     if trainer.is_global_zero:
         path = write_json(Path(cfg.paths.output_dir) / "metrics.json", metrics)
         log.info("final metrics written to %s", path)

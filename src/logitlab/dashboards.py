@@ -1,0 +1,226 @@
+"""TensorBoard views beyond loss and accuracy: calibration, mistakes, curves, hyperparameters.
+
+`Diagnostics` (a callback) collects the probabilities of every validation and test batch into
+torchmetrics objects and logs, per epoch: ECE, macro F1, per-class accuracy (multiclass) or
+AUROC and average precision (binary); every `image_every_n_epochs` epochs and always at test:
+the confusion matrix as a heatmap (and as a text table of counts), a reliability diagram, and
+for the binary head a native TensorBoard PR curve and a ROC image. `log_run_summary` writes the
+HPARAMS row (the flattened resolved config with the final metrics) and the config and git
+commit to the Text tab.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    BinaryAUROC,
+    BinaryAveragePrecision,
+    BinaryCalibrationError,
+    BinaryF1Score,
+    BinaryROC,
+    ConfusionMatrix,
+    MulticlassAccuracy,
+    MulticlassCalibrationError,
+    MulticlassF1Score,
+)
+
+HPARAM_METRICS = ("val/acc_best", "test/acc", "test/loss")
+
+
+def tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
+    """The run's TensorBoard logger, if it has one."""
+    return next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+
+
+class Diagnostics(L.Callback):
+    """Calibration, per-class and curve metrics at validation and test, with images."""
+
+    def __init__(self, image_every_n_epochs: int = 5, n_bins: int = 15) -> None:
+        self.image_every_n_epochs = image_every_n_epochs
+        self.n_bins = n_bins
+        self.stages: dict[str, MetricCollection] = {}
+        self.curve_data: dict[str, list[torch.Tensor]] = {}
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        task, n = pl_module.task, getattr(pl_module, "num_classes", 2)
+        for name in ("val", "test"):
+            if task == "binary":
+                metrics = {
+                    "ece": BinaryCalibrationError(n_bins=self.n_bins),
+                    "f1": BinaryF1Score(),
+                    "auroc": BinaryAUROC(),
+                    "ap": BinaryAveragePrecision(),
+                    "roc": BinaryROC(),
+                    "confusion": ConfusionMatrix(task="binary"),
+                }
+            else:
+                metrics = {
+                    "ece": MulticlassCalibrationError(num_classes=n, n_bins=self.n_bins),
+                    "f1_macro": MulticlassF1Score(num_classes=n, average="macro"),
+                    "acc_class": MulticlassAccuracy(num_classes=n, average=None),
+                    "confusion": ConfusionMatrix(task="multiclass", num_classes=n),
+                }
+            self.stages[name] = MetricCollection(metrics, compute_groups=False).to(pl_module.device)
+
+    def _update(self, stage: str, pl_module: Any, logits: torch.Tensor, batch: Any) -> None:
+        targets = batch[1]
+        probs = pl_module.probabilities(logits)
+        if pl_module.task == "binary":
+            scores = probs[:, 1]
+            self.curve_data.setdefault(stage, []).append(
+                torch.stack([scores, targets.to(scores)], 1)
+            )
+        else:
+            scores = probs
+        self.stages[stage].update(scores, targets)
+
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, idx: int, dl: int = 0
+    ) -> None:
+        if not trainer.sanity_checking:
+            self._update("val", pl_module, outputs, batch)
+
+    def on_test_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, idx: int, dl: int = 0
+    ) -> None:
+        self._update("test", pl_module, outputs, batch)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        every = self.image_every_n_epochs
+        images = every > 0 and (trainer.current_epoch + 1) % every == 0
+        self._report("val", trainer, pl_module, images)
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._report("test", trainer, pl_module, images=True)
+
+    def _report(
+        self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule, images: bool
+    ) -> None:
+        values = self.stages[stage].compute()
+        names = trainer.datamodule.label_names() if trainer.datamodule else None
+        scalars = {f"{stage}/ece": values["ece"]}
+        if pl_module.task == "binary":
+            scalars |= {
+                f"{stage}/f1": values["f1"],
+                f"{stage}/auroc": values["auroc"],
+                f"{stage}/ap": values["ap"],
+            }
+        else:
+            scalars[f"{stage}/f1_macro"] = values["f1_macro"]
+            for i, acc in enumerate(values["acc_class"]):
+                scalars[f"{stage}/acc_class/{names[i] if names else i}"] = acc
+        pl_module.log_dict(scalars, sync_dist=True)
+        logger = tensorboard(trainer)
+        if images and logger is not None and trainer.is_global_zero:
+            self._images(stage, values, names, logger, trainer.global_step, pl_module.task)
+        self.stages[stage].reset()
+        self.curve_data.pop(stage, None)
+
+    def _images(self, stage, values, names, logger, step, task) -> None:
+        from logitlab import plots
+
+        writer = logger.experiment
+        confusion = values["confusion"].cpu()
+        labels = names or [str(i) for i in range(len(confusion))]
+        writer.add_figure(f"{stage}/confusion_matrix", plots.confusion(confusion, labels), step)
+        writer.add_text(
+            f"{stage}/confusion_counts", plots.confusion_markdown(confusion, labels), step
+        )
+        writer.add_figure(
+            f"{stage}/reliability",
+            plots.reliability(self._calibration_bins(stage), float(values["ece"])),
+            step,
+        )
+        if task == "binary":
+            data = torch.cat(self.curve_data.get(stage, [torch.zeros(0, 2)])).cpu()
+            writer.add_pr_curve(f"{stage}/pr_curve", data[:, 1].long(), data[:, 0], step)
+            fpr, tpr, _ = values["roc"]
+            writer.add_figure(
+                f"{stage}/roc", plots.roc(fpr.cpu(), tpr.cpu(), float(values["auroc"])), step
+            )
+
+    def _calibration_bins(self, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-bin (confidence, accuracy, count) from the calibration metric's stored states."""
+        metric = self.stages[stage]["ece"]
+        confidences = (
+            torch.cat(metric.confidences)
+            if isinstance(metric.confidences, list)
+            else metric.confidences
+        )
+        accuracies = (
+            torch.cat(metric.accuracies)
+            if isinstance(metric.accuracies, list)
+            else metric.accuracies
+        )
+        bins = torch.clamp((confidences * self.n_bins).long(), max=self.n_bins - 1)
+        count = torch.bincount(bins, minlength=self.n_bins).float()
+        conf = torch.bincount(
+            bins, weights=confidences.float(), minlength=self.n_bins
+        ) / count.clamp(min=1)
+        acc = torch.bincount(bins, weights=accuracies.float(), minlength=self.n_bins) / count.clamp(
+            min=1
+        )
+        return conf.cpu(), acc.cpu(), count.cpu()
+
+
+def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config, flattened to `group/key` with values TensorBoard can show."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}/{key}" if prefix else str(key), value)
+        elif isinstance(node, bool | int | float | str):
+            flat[prefix] = node
+        else:  # lists, None: shown as text rather than dropped
+            flat[prefix] = str(node)
+
+    for group in ("model", "loss", "optimizer", "data", "trainer"):
+        if group in cfg:
+            walk(group, OmegaConf.to_container(cfg[group], resolve=True))
+    flat["seed"], flat["task_name"] = cfg.get("seed"), cfg.get("task_name")
+    return {
+        k: v for k, v in flat.items() if not k.endswith("_target_") or k.startswith("optimizer")
+    }
+
+
+def git_commit() -> str:
+    """The commit of the code that ran, with a mark when the tree had local changes."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    return (commit or "unknown (not a git checkout)") + (" (with local changes)" if dirty else "")
+
+
+def log_run_summary(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
+    """HPARAMS row (config + final metrics) and the Text tab (config YAML, git commit)."""
+    logger = tensorboard(trainer)
+    if logger is None or not trainer.is_global_zero:
+        return
+    final = {
+        f"hp/{name.replace('/', '_')}": metrics[name] for name in HPARAM_METRICS if name in metrics
+    }
+    logger.log_hyperparams(flat_hparams(cfg), final or None)
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    yaml = OmegaConf.to_yaml(job, resolve=True)
+    logger.experiment.add_text("run/config", f"```yaml\n{yaml}\n```", 0)
+    logger.experiment.add_text("run/git_commit", git_commit(), 0)
+    logger.experiment.flush()

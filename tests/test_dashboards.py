@@ -1,0 +1,188 @@
+"""TensorBoard dashboards, read back from the event files: HPARAMS rows, images, PR curves,
+calibration and per-class scalars, the Text tab; and a real TensorBoard server serving them."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from logitlab.train import train
+
+
+def events(run_dir: Path) -> list[EventAccumulator]:
+    accumulators = []
+    for path in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(path), size_guidance={"images": 0, "tensors": 0, "scalars": 0})
+        acc.Reload()
+        accumulators.append(acc)
+    return accumulators
+
+
+def tags(run_dir: Path, kind: str) -> set[str]:
+    return {t for acc in events(run_dir) for t in acc.Tags()[kind]}
+
+
+def scalar(run_dir: Path, tag: str) -> list[float]:
+    return [
+        e.value for acc in events(run_dir) if tag in acc.Tags()["scalars"] for e in acc.Scalars(tag)
+    ]
+
+
+def text(run_dir: Path, tag: str) -> str:
+    for acc in events(run_dir):
+        if f"{tag}/text_summary" in acc.Tags()["tensors"]:
+            return acc.Tensors(f"{tag}/text_summary")[-1].tensor_proto.string_val[0].decode()
+    raise KeyError(tag)
+
+
+def table_counts(markdown: str) -> list[list[int]]:
+    """The count cells of the confusion table (row label and header left out)."""
+    rows = markdown.splitlines()[2:]
+    return [[int(c) for c in row.strip("|").split("|")[1:]] for row in rows]
+
+
+def hparams(run_dir: Path) -> tuple[dict, list[str]]:
+    """The run's HPARAMS session: its hyperparameters and the metric names it declares."""
+    values, metric_names = {}, []
+    for acc in events(run_dir):
+        try:
+            content = acc.PluginTagToContent("hparams")
+        except KeyError:
+            continue
+        start = plugin_data_pb2.HParamsPluginData.FromString(
+            content["_hparams_/session_start_info"]
+        )
+        for key, value in start.session_start_info.hparams.items():
+            values[key] = value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
+        experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+        metric_names = [m.name.tag for m in experiment.experiment.metric_infos]
+    return values, metric_names
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    from conftest import compose_train
+
+    root = tmp_path_factory.mktemp("dash")
+    base = ["trainer.max_epochs=5", "trainer.enable_progress_bar=false"]
+    folders = {}
+    for name, extra in {"multiclass": [], "binary": ["experiment=digits_binary"]}.items():
+        folders[name] = root / name
+        train(compose_train([*base, *extra], output_dir=folders[name]))
+    return folders
+
+
+@pytest.mark.slow
+def test_multiclass_images_scalars_and_text(runs) -> None:
+    run = runs["multiclass"]
+    images = tags(run, "images")
+    assert {
+        "val/confusion_matrix",
+        "val/reliability",
+        "test/confusion_matrix",
+        "test/reliability",
+    } <= images
+    counts = text(run, "test/confusion_counts")
+    matrix = table_counts(counts)
+    assert len(matrix) == 10 and all(len(row) == 10 for row in matrix)
+    assert sum(map(sum, matrix)) == 270  # the digits test split
+    assert counts.splitlines()[0].startswith("| true \\ predicted | 0 | 1 |")
+    for stage in ("val", "test"):
+        (ece,) = scalar(run, f"{stage}/ece")[-1:]
+        assert 0.0 <= ece <= 1.0
+        assert 0.5 < scalar(run, f"{stage}/f1_macro")[-1] <= 1.0
+        per_class = [scalar(run, f"{stage}/acc_class/{c}")[-1] for c in range(10)]
+        assert all(0.0 <= a <= 1.0 for a in per_class)
+    assert len(scalar(run, "val/ece")) == 5  # every epoch
+    assert len(scalar(run, "time/epoch_s")) == 5 and min(scalar(run, "time/samples_per_s")) > 0
+    assert scalar(run, "lr-Adam")[-1] == pytest.approx(1e-3)
+    assert "loss:\n  name: cross_entropy" in text(run, "run/config")
+    assert re.match(r"^([0-9a-f]{40}|unknown)", text(run, "run/git_commit"))
+
+
+@pytest.mark.slow
+def test_hparams_row_has_the_config_and_final_metrics(runs) -> None:
+    run = runs["multiclass"]
+    values, metric_names = hparams(run)
+    assert values["model/hidden_sizes"] == "[128, 64]"  # a list, shown as text, not dropped
+    assert values["optimizer/lr"] == pytest.approx(1e-3)
+    assert values["loss/name"] == "cross_entropy"
+    assert values["model/scheduler"] == "None"
+    assert set(metric_names) == {"hp/val_acc_best", "hp/test_acc", "hp/test_loss"}
+    final = json.loads((run / "metrics.json").read_text())
+    assert scalar(run, "hp/test_acc") == [pytest.approx(final["test/acc"])]
+
+
+@pytest.mark.slow
+def test_binary_pr_curves_roc_and_auroc(runs) -> None:
+    run = runs["binary"]
+    assert {"val/pr_curve", "test/pr_curve"} <= tags(run, "tensors")
+    assert {"val/roc", "test/roc", "test/confusion_matrix"} <= tags(run, "images")
+    pr = next(acc for acc in events(run) if "test/pr_curve" in acc.Tags()["tensors"])
+    curve = pr.Tensors("test/pr_curve")[-1].tensor_proto
+    assert curve.tensor_shape.dim[0].size == 6  # TP, FP, TN, FN, precision, recall
+    for stage in ("val", "test"):
+        assert 0.9 < scalar(run, f"{stage}/auroc")[-1] <= 1.0
+        assert 0.9 < scalar(run, f"{stage}/ap")[-1] <= 1.0
+    matrix = table_counts(text(run, "test/confusion_counts"))
+    assert len(matrix) == 2 and sum(map(sum, matrix)) == 270
+
+
+@pytest.mark.slow
+def test_four_job_sweep_gives_four_hparams_rows(run_cli, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "logitlab.train", "-m", "optimizer.lr=1e-3,1e-2", "loss=cross_entropy,nll",
+        "trainer.max_epochs=1", "trainer.enable_progress_bar=false", f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [hparams(sweep / str(job))[0] for job in range(4)]
+    assert {(r["optimizer/lr"], r["loss/name"]) for r in rows} == {
+        (1e-3, "cross_entropy"), (1e-2, "cross_entropy"), (1e-3, "nll"), (1e-2, "nll"),
+    }  # fmt: skip
+    for job in range(4):
+        final = json.loads((sweep / str(job) / "metrics.json").read_text())
+        assert scalar(sweep / str(job), "hp/val_acc_best") == [pytest.approx(final["val/acc_best"])]
+
+
+@pytest.mark.slow
+def test_tensorboard_server_serves_runs_and_scalars(runs) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    logdir = runs["multiclass"].parent
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--port", str(port),
+         "--host", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline, run_names = time.monotonic() + 90, []
+        while time.monotonic() < deadline and "multiclass/tensorboard" not in run_names:
+            try:
+                with urllib.request.urlopen(f"{base}/data/runs", timeout=5) as response:
+                    run_names = json.loads(response.read())
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert "multiclass/tensorboard" in run_names and "binary/tensorboard" in run_names
+        query = urllib.parse.urlencode({"run": "multiclass/tensorboard", "tag": "val/acc"})
+        with urllib.request.urlopen(f"{base}/data/plugin/scalars/scalars?{query}", timeout=10) as r:
+            served = [value for _, _, value in json.loads(r.read())]
+        assert served == pytest.approx(scalar(runs["multiclass"], "val/acc"))
+        assert len(served) == 5
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
