@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -174,6 +175,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
     console = Console()
     out = ROOT / "outputs" / "bench"
+    shutil.rmtree(out / "runs", ignore_errors=True)  # run folders of an earlier benchmark
     data, splits = make_data(out / "data")
     device = "cuda" if args.trainer == "gpu" else "cpu"
     report: dict[str, Any] = {

@@ -26,30 +26,42 @@ log = logging.getLogger("logitlab.train")
 def train(cfg: DictConfig) -> dict[str, float]:
     """Instantiate data, model, callbacks, loggers and trainer from `cfg`; fit, test, record."""
     import lightning as L
-    from hydra.utils import instantiate
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from logitlab.config import check_config, model_class, prepare_resume
-    from logitlab.dashboards import log_run_summary
-    from logitlab.errors import TrainingDiverged
-    from logitlab.run import (
-        final_metrics,
-        instantiate_callbacks,
-        instantiate_loggers,
-        quiet_lightning,
-        write_json,
-    )
+    from logitlab.config import check_config
+    from logitlab.run import quiet_lightning
 
     quiet_lightning()
-    ckpt_path = None
+    cfg, ckpt_path = starting_point(cfg)
+    check_config(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule, model, trainer = build(cfg)
+    fitted = fit(trainer, model, datamodule, cfg, ckpt_path) if cfg.get("train") else {}
+    tested = test_best(trainer, model, datamodule) if cfg.get("test") else {}
+    return record(trainer, cfg, fitted, tested)
+
+
+def starting_point(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
+    """The config to run and the checkpoint to start from (a resume, a SLURM requeue, or none)."""
+    from logitlab.config import prepare_resume
+
     if cfg.get("resume"):
         cfg, ckpt_path = prepare_resume(cfg, resume_overrides())
         log.info("resuming %s from %s", cfg.resume, ckpt_path)
-    elif requeued_checkpoint(cfg):
-        ckpt_path = requeued_checkpoint(cfg)
-        log.info("SLURM requeued this job: resuming from %s", ckpt_path)
-    check_config(cfg)
-    L.seed_everything(cfg.seed, workers=True)
+        return cfg, ckpt_path
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    if int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0 and last.is_file():
+        log.info("SLURM requeued this job: resuming from %s", last)
+        return cfg, last
+    return cfg, None
+
+
+def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
+    """DataModule (loaded and validated), model and Trainer, all from the config."""
+    from hydra.utils import instantiate
+
+    from logitlab.config import model_class
+    from logitlab.run import instantiate_callbacks, instantiate_loggers
+
     datamodule = instantiate(cfg.data, task=model_class(cfg).task)
     datamodule.prepare_data()
     datamodule.setup("fit")  # load and validate once, before anything trains
@@ -58,62 +70,64 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("compile"):
         model.net.compile()  # in place: checkpoints keep their plain parameter names
     loggers = instantiate_loggers(cfg.get("logger"))
-    callbacks = instantiate_callbacks(
-        cfg.get("callbacks"), bool(loggers), cfg.trainer.get("enable_progress_bar", True)
-    )
+    progress_bar = cfg.trainer.get("enable_progress_bar", True)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"), bool(loggers), progress_bar)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-
     if trainer.is_global_zero:
         datamodule.save_splits(Path(cfg.paths.output_dir) / "splits.npz")
+    return datamodule, model, trainer
 
-    fit_metrics: dict[str, Any] = {}
-    if cfg.get("train"):
-        try:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        except TrainingDiverged as diverged:
-            if trainer.is_global_zero:
-                write_json(
-                    Path(cfg.paths.output_dir) / "metrics.json",
-                    {
-                        "status": "diverged",
-                        "diverged_at_step": diverged.step,
-                        "diverged_at_epoch": diverged.epoch,
-                        "last_finite_loss": diverged.last_finite,
-                        "error": str(diverged),
-                    },
-                )
-            raise
-        except SIGTERMException:
-            log.warning(
-                "stopped; continue with: python -m logitlab.train resume=%s", cfg.paths.output_dir
-            )
-            raise SystemExit(143) from None
-        fit_metrics = dict(trainer.callback_metrics)
-    test_metrics: dict[str, Any] = {}
-    if cfg.get("test"):
-        best = next((c.best_model_path for c in trainer.checkpoint_callbacks if c.monitor), "")
-        if not best:
-            log.warning(
-                "no best checkpoint (checkpointing off or fast_dev_run): testing final weights"
-            )
-        results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-        test_metrics = results[0] if results else {}
 
-    previous = {}
-    if cfg.get("resume") and (Path(cfg.paths.output_dir) / "metrics.json").is_file():
-        previous = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
-    metrics = final_metrics(previous, fit_metrics, test_metrics)
+def fit(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig, ckpt_path: Path | None) -> dict:
+    """Train; a divergence is recorded in metrics.json, a SIGTERM/Ctrl+C exits 143."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from logitlab.errors import TrainingDiverged
+    from logitlab.run import write_json
+
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except TrainingDiverged as diverged:
+        if trainer.is_global_zero:
+            failure = {
+                "status": "diverged",
+                "diverged_at_step": diverged.step,
+                "diverged_at_epoch": diverged.epoch,
+                "last_finite_loss": diverged.last_finite,
+                "error": str(diverged),
+            }
+            write_json(Path(cfg.paths.output_dir) / "metrics.json", failure)
+        raise
+    except SIGTERMException:
+        log.warning(
+            "stopped; continue with: python -m logitlab.train resume=%s", cfg.paths.output_dir
+        )
+        raise SystemExit(143) from None
+    return dict(trainer.callback_metrics)
+
+
+def test_best(trainer: Any, model: Any, datamodule: Any) -> dict:
+    """Test the best checkpoint (highest val/acc), or the final weights when there is none."""
+    best = next((c.best_model_path for c in trainer.checkpoint_callbacks if c.monitor), "")
+    if not best:
+        log.warning("no best checkpoint (checkpointing off or fast_dev_run): testing final weights")
+    results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    return results[0] if results else {}
+
+
+def record(trainer: Any, cfg: DictConfig, fitted: dict, tested: dict) -> dict[str, float]:
+    """metrics.json (a resume keeps what it does not recompute) and the TensorBoard summary."""
+    from logitlab.dashboards import log_run_summary
+    from logitlab.run import final_metrics, write_json
+
+    path = Path(cfg.paths.output_dir) / "metrics.json"
+    previous = json.loads(path.read_text()) if cfg.get("resume") and path.is_file() else {}
+    metrics = final_metrics(previous, fitted, tested)
     log_run_summary(trainer, cfg, metrics)
     if trainer.is_global_zero:
-        path = write_json(Path(cfg.paths.output_dir) / "metrics.json", metrics)
+        write_json(path, metrics)
         log.info("final metrics written to %s", path)
     return metrics
-
-
-def requeued_checkpoint(cfg: DictConfig) -> Path | None:
-    """last.ckpt of this job's folder when SLURM has requeued the job (after a preemption)."""
-    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    return last if int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0 and last.is_file() else None
 
 
 def resume_overrides() -> list[str]:
