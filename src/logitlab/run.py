@@ -66,6 +66,19 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
 
 
+def build(node: Any, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, letting a ConfigError from the constructor reach the user as is."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, ConfigError):
+            raise error.__cause__ from None
+        raise
+
+
 def instantiate_loggers(cfg: DictConfig | None) -> list[Any]:
     """One logger per non-null entry of the `logger` group."""
     from hydra.utils import instantiate

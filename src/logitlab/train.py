@@ -57,9 +57,8 @@ def starting_point(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
 
 def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     """DataModule (loaded and validated), model and Trainer, all from the config."""
-    from hydra.utils import instantiate
-
     from logitlab.config import model_class
+    from logitlab.run import build as instantiate
     from logitlab.run import instantiate_callbacks, instantiate_loggers
 
     datamodule = instantiate(cfg.data, task=model_class(cfg).task)

@@ -1,0 +1,141 @@
+# ruff: noqa: E501  (the catalogue reads best one entry a line)
+"""The catalogue of mistakes: each ends with one line on stderr naming the key or file and the
+fix, exit status 2, no traceback, and an existing run folder left byte for byte as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from logitlab import eval as eval_cli
+from logitlab import predict as predict_cli
+from logitlab import train as train_cli
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict[str, Path]:
+    """A finished run, and the bad files the catalogue feeds to the commands."""
+    from conftest import cli
+
+    root = tmp_path_factory.mktemp("catalogue")
+    run = root / "run"
+    result = cli(
+        "logitlab.train", "debug=limit", "trainer.enable_progress_bar=false", f"hydra.run.dir={run}"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    x = np.random.default_rng(0).normal(size=(80, 3)).astype(np.float32)
+    y = np.arange(80) % 4
+    for name, (xx, yy) in {
+        "out_of_range": (x, np.where(y == 3, 7, y)),
+        "negative": (x, np.where(y == 0, -1, y)),
+        "fractional": (x, y + 0.5 * (np.arange(80) < 2)),
+        "nan": (np.where(np.arange(240).reshape(80, 3) == 7, np.nan, x), y),
+    }.items():
+        np.savez(root / f"{name}.npz", x=xx, y=yy)
+    raw = root / "mnist" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", 50), ("t10k", 20)):
+        images = np.zeros((n, 28, 28), np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
+            struct.pack(">IIII", 0x803, n, 28, 28) + images.tobytes()
+        )
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, n) + bytes(n))
+    broken = raw / "t10k-images-idx3-ubyte"
+    broken.write_bytes(broken.read_bytes()[:100])
+    last = run / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    state["state_dict"]["net.6.weight"] = torch.zeros(1, 64)  # another head's output layer
+    torch.save(state, root / "other_head.ckpt")
+    (root / "truncated.ckpt").write_bytes(last.read_bytes()[:1000])
+    np.save(root / "narrow.npy", np.zeros((3, 10)))
+    (root / "text.csv").write_text("1,2\n3,oops\n")
+    (root / "a-file").write_text("not a folder")
+    (root / "empty").mkdir()
+    return {"root": root, "run": run}
+
+
+def call(module, args: list[str], capsys) -> tuple[int, list[str]]:
+    """Run a command's main() in this process, as its console script would."""
+    argv = sys.argv
+    logging.getLogger().handlers.clear()  # handlers an earlier in-process run bound to old streams
+    try:
+        if module is train_cli:
+            sys.argv = ["logitlab-train", *args]
+            module.main()
+        else:
+            module.main(args)
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    finally:
+        sys.argv = argv
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+NPZ = "data=npz data.num_features=3 data.num_classes=4 data.source_kwargs.path={root}/{name}.npz"
+CATALOGUE = [
+    # (command, arguments, message fragment)
+    ("train", "model=foo", "model=foo is not an option of 'model'; choose one of binary, multiclass"),
+    ("train", "trainer.max_epoch=3", "trainer.max_epoch is not a key of the config"),
+    ("train", "trainer.max_epochs=abc", "could not be converted to Integer (full_key: trainer.max_epochs)"),
+    ("train", "optimizer.lr=0", "optimizer.lr=0 must be a positive number"),
+    ("train", "data.batch_size=0", "data.batch_size=0 must be positive"),
+    ("train", "trainer.max_epochs=-3", "trainer.max_epochs=-3 must be >= 0"),
+    ("train", "model.hidden_sizes=[]", "model.hidden_sizes=[] must list positive layer widths"),
+    ("train", "model.dropout=1.0", "model.dropout=1.0 must be in [0, 1)"),
+    ("train", "model.activation=swish", "model.activation='swish' is not known; use one of relu"),
+    ("train", "data.val_fraction=0.6 data.test_fraction=0.5", "leave a split empty"),
+    ("train", "loss=bce", "loss=bce is a binary loss and does not fit model=multiclass"),
+    ("train", "data.num_classes=5", "set data.num_classes=10"),
+    ("train", NPZ.format(root="{root}", name="out_of_range"), "labels must lie in [0, 4)"),
+    ("train", NPZ.format(root="{root}", name="negative"), "class indices start at 0"),
+    ("train", NPZ.format(root="{root}", name="fractional"), "labels must be integer class indices"),
+    ("train", NPZ.format(root="{root}", name="nan"), "features are NaN or inf, e.g. x[2, 1]=nan"),
+    ("train", "model=binary data.positive_classes=[12]", "data.positive_classes has [12], absent"),
+    ("train", "data=mnist paths.data_dir={root}/empty", "no MNIST files in {root}/empty/MNIST/raw"),
+    ("train", "data=mnist paths.data_dir={root}/mnist", "t10k-images-idx3-ubyte is truncated or corrupt"),
+    ("train", "hydra.run.dir={run}", "already holds a run; continue it with resume="),
+    ("train", "resume={root}/nowhere paths.output_root={root}/out", "resume={root}/nowhere: no .hydra/config.yaml"),
+    ("eval", "run_dir={root}/nowhere", "run_dir={root}/nowhere does not exist"),
+    ("eval", "run_dir={run} ckpt={root}/nowhere.ckpt", "does not exist; use ckpt=best, last or a path"),
+    ("eval", "run_dir={run} ckpt={root}/other_head.ckpt", "size mismatch for net.6.weight: a different head"),
+    ("eval", "run_dir={run} ckpt={root}/truncated.ckpt", "truncated.ckpt is truncated or corrupt"),
+    ("predict", "run_dir={run} input={root}/narrow.npy", "has 10 features per sample but the model takes 64"),
+    ("predict", "run_dir={run} input={root}/text.csv", "line 2, column 2 is 'oops', not a number"),
+    ("predict", "run_dir={run} output={root}/a-file/p.csv", "is a file; choose a writable folder"),
+]  # fmt: skip
+MODULES = {"train": train_cli, "eval": eval_cli, "predict": predict_cli}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("command", "args", "fragment"), CATALOGUE, ids=[c[2][:40] for c in CATALOGUE]
+)
+def test_catalogue_entry(world, tmp_path, capsys, command, args, fragment) -> None:
+    before = digest(world["run"])
+    words = args.format(root=world["root"], run=world["run"]).split()
+    if command == "train" and not any(w.startswith(("resume=", "hydra.run.dir=")) for w in words):
+        words.append(f"hydra.run.dir={tmp_path / 'new'}")
+    code, lines = call(MODULES[command], words, capsys)
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith("logitlab: error: "), lines
+    assert fragment.format(root=world["root"]) in lines[0]
+    assert "Traceback" not in lines[0]
+    assert digest(world["run"]) == before
+    assert not (tmp_path / "new" / "checkpoints").exists()
+    assert not (tmp_path / "new" / "metrics.json").exists()
