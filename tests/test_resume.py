@@ -127,3 +127,16 @@ def test_resume_takes_safe_overrides_and_refuses_the_rest(uninterrupted, run_cli
     assert more.returncode == 0, more.stderr[-2000:]
     assert len(scalar_tags(uninterrupted / "tensorboard")["val/acc"]) == 9
     assert (uninterrupted / ".hydra" / "config.yaml").read_text() == before
+
+
+def test_a_requeued_slurm_job_starts_from_its_last_checkpoint(make_cfg, tmp_path, monkeypatch):
+    from logitlab.train import starting_point
+
+    run_dir = tmp_path / "job"
+    cfg = make_cfg(run_dir=run_dir)
+    assert starting_point(cfg)[1] is None  # a first start
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert starting_point(cfg)[1] is None  # a checkpoint alone does not make a resume ...
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert starting_point(cfg)[1] == run_dir / "checkpoints" / "last.ckpt"  # ... a requeue does
