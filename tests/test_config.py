@@ -118,3 +118,14 @@ def test_help_lists_the_config_groups_without_importing_torch(run_cli) -> None:
     )
     probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert probe.stdout.strip().splitlines()[-1] == "modules: False False"
+
+
+@pytest.mark.parametrize(
+    ("override", "task_name"),
+    [("experiment=digits_binary", "digits_binary"), ("debug=fdr", "debug"), ("seed=1", "train")],
+)
+def test_experiments_name_their_run_folders(override: str, task_name: str, tmp_path: Path) -> None:
+    cfg = compose_train([override], tmp_path)
+    assert cfg.task_name == task_name
+    run_dir = OmegaConf.to_container(cfg.hydra.run, resolve=True)["dir"]
+    assert f"/outputs/{task_name}/" in run_dir
