@@ -93,7 +93,7 @@ CATALOGUE = [
     ("train", "model=foo", "model=foo is not an option of 'model'; choose one of binary, multiclass"),
     ("train", "trainer.max_epoch=3", "trainer.max_epoch is not a key of the config"),
     ("train", "trainer.max_epochs=abc", "could not be converted to Integer (full_key: trainer.max_epochs)"),
-    ("train", "optimizer.lr=0", "optimizer.lr=0 must be a positive number"),
+    ("train", "optimizer.lr=0", "optimizer.lr=0.0 must be a positive number"),
     ("train", "data.batch_size=0", "data.batch_size=0 must be positive"),
     ("train", "trainer.max_epochs=-3", "trainer.max_epochs=-3 must be >= 0"),
     ("train", "model.hidden_sizes=[]", "model.hidden_sizes=[] must list positive layer widths"),

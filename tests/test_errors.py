@@ -18,12 +18,11 @@ from logitlab.errors import ConfigError
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("optimizer.lr=0", "optimizer.lr=0 must be a positive number, e.g. optimizer.lr=1e-3"),
+        ("optimizer.lr=0", "optimizer.lr=0.0 must be a positive number, e.g. optimizer.lr=1e-3"),
         (
             "optimizer.lr=-0.1",
             "optimizer.lr=-0.1 must be a positive number, e.g. optimizer.lr=1e-3",
         ),
-        ("optimizer.lr=abc", "optimizer.lr=abc must be a positive number, e.g. optimizer.lr=1e-3"),
         ("data.batch_size=0", "data.batch_size=0 must be positive, e.g. data.batch_size=64"),
         (
             "trainer.max_epochs=-2",
@@ -119,6 +118,11 @@ def test_gradient_clipping_is_one_override_away(run_cli, tmp_path: Path) -> None
             "(full_key: trainer.max_epochs)",
         ),
         (
+            ["optimizer=sgd", "optimizer.lr=abc"],
+            "optimizer.lr=abc: Value 'abc' of type 'str' could not be converted to Float "
+            "(full_key: optimizer.lr)",
+        ),
+        (
             ["data.batch_size=many"],
             "data.batch_size=many: Value 'many' of type 'str' could not be converted to Integer "
             "(full_key: data.batch_size)",
@@ -129,7 +133,14 @@ def test_gradient_clipping_is_one_override_away(run_cli, tmp_path: Path) -> None
             "and quotes",
         ),
     ],
-    ids=["unknown-option", "unknown-key", "wrong-type-trainer", "wrong-type-data", "syntax"],
+    ids=[
+        "unknown-option",
+        "unknown-key",
+        "wrong-type-trainer",
+        "wrong-type-optimizer",
+        "wrong-type-data",
+        "syntax",
+    ],
 )
 def test_hydra_mistakes_are_one_line_before_any_folder_exists(run_cli, tmp_path, args, message):
     run_dir = tmp_path / "run"

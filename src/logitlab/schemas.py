@@ -103,6 +103,30 @@ class BinarySchema:
     scheduler: Any = None
 
 
+@dataclass
+class AdamSchema:
+    """torch.optim.Adam / AdamW arguments logitlab's optimizer configs set."""
+
+    _target_: str = "torch.optim.Adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    amsgrad: bool = False
+
+
+@dataclass
+class SGDSchema:
+    """torch.optim.SGD arguments."""
+
+    _target_: str = "torch.optim.SGD"
+    lr: float = 5e-2
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    dampening: float = 0.0
+
+
 def register() -> None:
     """Put the schemas in the ConfigStore under the `schema` group."""
     store = ConfigStore.instance()
@@ -110,3 +134,5 @@ def register() -> None:
     store.store(group="schema", name="data", node=DataSchema)
     store.store(group="schema", name="model_multiclass", node=MulticlassSchema)
     store.store(group="schema", name="model_binary", node=BinarySchema)
+    store.store(group="schema", name="optimizer_adam", node=AdamSchema)
+    store.store(group="schema", name="optimizer_sgd", node=SGDSchema)
