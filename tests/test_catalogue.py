@@ -4,7 +4,6 @@ fix, exit status 2, no traceback, and an existing run folder left byte for byte 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import struct
 import sys
@@ -14,17 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import digest
 from logitlab import eval as eval_cli
 from logitlab import predict as predict_cli
 from logitlab import train as train_cli
-
-
-def digest(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")

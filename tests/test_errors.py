@@ -3,14 +3,13 @@ diverges, keeps its last good checkpoint and says so."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import compose_train
+from conftest import compose_train, digest
 from logitlab.config import check_config
 from logitlab.errors import ConfigError
 
@@ -148,14 +147,6 @@ def test_hydra_mistakes_are_one_line_before_any_folder_exists(run_cli, tmp_path,
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"logitlab: error: {message}"]
     assert not run_dir.exists()
-
-
-def digest(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.mark.slow
