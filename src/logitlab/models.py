@@ -144,7 +144,8 @@ class ClassifierModule(L.LightningModule):
         loss.reset()
         acc.reset()
         # compute() already synced the states across DDP ranks; every rank logs the same value.
-        self.log_dict(values, prog_bar=stage != "test", sync_dist=True)
+        self.log(f"{stage}/loss", values[f"{stage}/loss"], prog_bar=stage != "test", sync_dist=True)
+        self.log(f"{stage}/acc", values[f"{stage}/acc"], prog_bar=stage == "val", sync_dist=True)
         return values[f"{stage}/acc"]
 
     def training_step(
