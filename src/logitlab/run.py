@@ -66,13 +66,13 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
 
 
-def build(node: Any, **kwargs: Any) -> Any:
+def instantiate(node: Any, **kwargs: Any) -> Any:
     """hydra.utils.instantiate, letting a ConfigError from the constructor reach the user as is."""
     from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
+    from hydra.utils import instantiate as hydra_instantiate
 
     try:
-        return instantiate(node, **kwargs)
+        return hydra_instantiate(node, **kwargs)
     except InstantiationException as error:
         if isinstance(error.__cause__, ConfigError):
             raise error.__cause__ from None
@@ -81,8 +81,6 @@ def build(node: Any, **kwargs: Any) -> Any:
 
 def instantiate_loggers(cfg: DictConfig | None) -> list[Any]:
     """One logger per non-null entry of the `logger` group."""
-    from hydra.utils import instantiate
-
     return [instantiate(entry) for entry in (cfg or {}).values() if entry is not None]
 
 
@@ -94,8 +92,6 @@ def instantiate_callbacks(
     LearningRateMonitor needs a logger and a progress bar needs trainer.enable_progress_bar;
     without them these are left out instead of failing.
     """
-    from hydra.utils import instantiate
-
     callbacks = []
     for name, entry in (cfg or {}).items():
         if not isinstance(entry, Mapping):

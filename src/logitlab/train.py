@@ -58,8 +58,7 @@ def starting_point(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
 def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     """DataModule (loaded and validated), model and Trainer, all from the config."""
     from logitlab.config import model_class
-    from logitlab.run import build as instantiate
-    from logitlab.run import instantiate_callbacks, instantiate_loggers
+    from logitlab.run import instantiate, instantiate_callbacks, instantiate_loggers
 
     datamodule = instantiate(cfg.data, task=model_class(cfg).task)
     datamodule.prepare_data()
