@@ -117,9 +117,9 @@ class TensorBatches:
                     self.x[start : start + self.batch_size],
                     self.y[start : start + self.batch_size],
                 )
-            else:
+            else:  # index_select: about 3x faster than x[index] for whole rows
                 index = order[start : start + self.batch_size]
-                yield self.x[index], self.y[index]
+                yield self.x.index_select(0, index), self.y.index_select(0, index)
 
 
 def _examples(values: np.ndarray, limit: int = 3) -> str:
@@ -129,11 +129,12 @@ def _examples(values: np.ndarray, limit: int = 3) -> str:
 
 
 def validate_part(
-    dataset: str, part: str, x: Any, y: Any, num_classes: int
+    dataset: str, part: str, x: Any, y: Any, num_classes: int, keep_uint8: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Check labels and features of one part once; return (float32 [N, F], int64 [N]) tensors.
 
-    uint8 images are scaled to [0, 1] here, once for the whole set, not per sample.
+    uint8 images are scaled to [0, 1] here, once for the whole set, not per sample; with
+    `keep_uint8` they stay uint8 (a quarter of the memory) for `as_features` to scale later.
     """
     where = f"data={dataset}, split '{part}'"
     x_t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
@@ -168,7 +169,7 @@ def validate_part(
         )
     x_t = x_t.reshape(len(x_t), -1)
     if x_t.dtype == torch.uint8:
-        x_t = x_t.to(torch.float32).div_(255.0)
+        x_t = x_t if keep_uint8 else as_features(x_t)
     elif x_t.dtype.is_floating_point:
         x_t = x_t.to(torch.float32)
         finite = torch.isfinite(x_t)
@@ -184,6 +185,11 @@ def validate_part(
     else:
         x_t = x_t.to(torch.float32)
     return x_t, torch.from_numpy(y_np.astype(np.int64))
+
+
+def as_features(x: torch.Tensor) -> torch.Tensor:
+    """float32 features: uint8 pixels scaled to [0, 1]; anything else as it is."""
+    return x.to(torch.float32).div_(255.0) if x.dtype == torch.uint8 else x
 
 
 def stratified_split(
@@ -332,7 +338,9 @@ class ClassificationDataModule(L.LightningDataModule):
         )
         parts = {}
         for part, (x, y) in raw.items():
-            x_t, y_t = validate_part(self.source, part, x, y, self.dataset_num_classes)
+            x_t, y_t = validate_part(
+                self.source, part, x, y, self.dataset_num_classes, keep_uint8=True
+            )
             if x_t.shape[1] != self.num_features:
                 raise ConfigError(
                     f"data.num_features={self.num_features} but dataset '{self.source}' has "
@@ -375,8 +383,11 @@ class ClassificationDataModule(L.LightningDataModule):
         self, parts: dict[str, tuple[torch.Tensor, torch.Tensor]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Concatenate the parts and fill self.split_index (computed, or read from splits_file)."""
-        x = torch.cat([x for x, _ in parts.values()])
-        y = torch.cat([y for _, y in parts.values()])
+        if len(parts) == 1:  # one part: no concatenated copy
+            ((x, y),) = parts.values()
+        else:
+            x = torch.cat([x for x, _ in parts.values()])
+            y = torch.cat([y for _, y in parts.values()])
         if self.splits_file:
             self.split_index = load_splits(self.splits_file, len(y))
         elif "test" in parts:  # an official test split: val comes out of the official train
@@ -399,20 +410,25 @@ class ClassificationDataModule(L.LightningDataModule):
         return x, y
 
     def setup(self, stage: str | None = None) -> None:
-        """Load, validate, view, split and standardise once; later calls are no-ops."""
+        """Load, validate, view, split and standardise once; later calls are no-ops.
+
+        Images stay uint8 until each split has been gathered, so the loaded set and its float32
+        splits are never all in memory at once; standardisation then works in place.
+        """
         if self.splits:
             return
         x, y = self._split(self._task_view(self._load()))
-        train_index = torch.from_numpy(self.split_index["train"])
-        if self.standardize:
-            # Statistics from the training split only, so val/test stay unseen.
-            train_x = x[train_index]
-            self.mean, self.std = train_x.mean(dim=0), train_x.std(dim=0)
-            self.std[self.std == 0] = 1.0  # constant pixels (image borders) stay finite
-            x = (x - self.mean) / self.std
         for name, index in self.split_index.items():
             index_t = torch.from_numpy(index)
-            self.splits[name] = (x[index_t].contiguous(), y[index_t].contiguous())
+            self.splits[name] = (as_features(x.index_select(0, index_t)), y.index_select(0, index_t))
+        del x, y
+        if self.standardize:
+            # Statistics from the training split only, so val/test stay unseen.
+            train_x = self.splits["train"][0]
+            self.mean, self.std = train_x.mean(dim=0), train_x.std(dim=0)
+            self.std[self.std == 0] = 1.0  # constant pixels (image borders) stay finite
+            for features, _ in self.splits.values():
+                features.sub_(self.mean).div_(self.std)
         counts = {
             name: torch.bincount(yy, minlength=self.num_classes).tolist()
             for name, (_, yy) in self.splits.items()

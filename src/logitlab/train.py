@@ -58,7 +58,7 @@ def starting_point(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
 def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     """DataModule (loaded and validated), model and Trainer, all from the config."""
     from logitlab.config import model_class
-    from logitlab.run import instantiate, instantiate_callbacks, instantiate_loggers
+    from logitlab.run import instantiate, instantiate_callbacks, instantiate_loggers, quiet_profiler
 
     datamodule = instantiate(cfg.data, task=model_class(cfg).task)
     datamodule.prepare_data()
@@ -71,6 +71,8 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     progress_bar = cfg.trainer.get("enable_progress_bar", True)
     callbacks = instantiate_callbacks(cfg.get("callbacks"), bool(loggers), progress_bar)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    if not cfg.trainer.get("profiler"):
+        trainer.profiler = quiet_profiler()
     if trainer.is_global_zero:
         datamodule.save_splits(Path(cfg.paths.output_dir) / "splits.npz")
     return datamodule, model, trainer
@@ -138,7 +140,7 @@ def resume_overrides() -> list[str]:
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
     """Train one configuration; returns the metric a Hydra sweeper optimises."""
-    from logitlab.run import ddp_job
+    from logitlab.run import ddp_job, gpus_hidden
     from logitlab.sweep import in_multirun, job_record
 
     sweeping = in_multirun()
@@ -147,6 +149,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
         user_errors(),
         job_record(cfg.paths.output_dir, keep_going=sweeping),
         ddp_job(cfg.paths.output_dir, resume_overrides()),
+        gpus_hidden(cfg.trainer.get("accelerator") == "cpu"),
     ):
         metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric") or "", worst_value())
