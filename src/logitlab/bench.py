@@ -20,6 +20,7 @@ Results go to outputs/bench/latest.json and docs/benchmarks.md (+ a PNG chart).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -216,7 +217,7 @@ def lightning_loop(
         Batches(train_x, train_y, batch_size, shuffle=True),
         Batches(val_x, val_y, max(batch_size, 1024), shuffle=False),
     )
-    times = [b - a for a, b in zip(clock.marks, clock.marks[1:], strict=False)]
+    times = [b - a for a, b in itertools.pairwise(clock.marks)]
     return {"epoch_s": times, "val_acc": model.correct.item() / N_VAL}
 
 
@@ -276,7 +277,7 @@ def logitlab_run(
         raise RuntimeError(f"{run_dir}: {len(ends)} epochs logged, {epochs} expected")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     # Epoch 0 (warm-up) has no earlier event; each later epoch runs from one end to the next.
-    measured = [b - a for a, b in zip(ends, ends[1:], strict=False)]
+    measured = [b - a for a, b in itertools.pairwise(ends)]
     return {"measured_s": measured, "val_acc": metrics["val/acc"], "wall_s": wall, "rss_mb": rss}
 
 

@@ -420,7 +420,8 @@ class ClassificationDataModule(L.LightningDataModule):
         x, y = self._split(self._task_view(self._load()))
         for name, index in self.split_index.items():
             index_t = torch.from_numpy(index)
-            self.splits[name] = (as_features(x.index_select(0, index_t)), y.index_select(0, index_t))
+            features = as_features(x.index_select(0, index_t))
+            self.splits[name] = (features, y.index_select(0, index_t))
         del x, y
         if self.standardize:
             # Statistics from the training split only, so val/test stay unseen.

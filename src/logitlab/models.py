@@ -209,9 +209,11 @@ class ClassifierModule(L.LightningModule):
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str | None = None,
     ) -> None:
-        # Lightning calls this every step; without trainer.gradient_clip_val there is nothing to do.
+        # Lightning calls this every step; with no trainer.gradient_clip_val it has nothing to do.
         if gradient_clip_val:
-            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            super().configure_gradient_clipping(
+                optimizer, gradient_clip_val, gradient_clip_algorithm
+            )
 
     def configure_optimizers(self) -> Any:
         from hydra.utils import instantiate
