@@ -105,6 +105,10 @@ def test_multiclass_images_scalars_and_text(runs) -> None:
         per_class = [scalar(run, f"{stage}/acc_class/{c}")[-1] for c in range(10)]
         assert all(0.0 <= a <= 1.0 for a in per_class)
     assert len(scalar(run, "val/ece")) == 5  # every epoch
+    assert len(scalar(run, "val/acc_class/0")) == 5
+    final = json.loads((run / "metrics.json").read_text())
+    assert {f"test/acc_class/{c}" for c in range(10)} <= set(final)  # the test stage's, once
+    assert not [k for k in final if k.startswith(("val/acc_class", "time/"))]  # TensorBoard only
     assert len(scalar(run, "time/epoch_s")) == 5 and min(scalar(run, "time/samples_per_s")) > 0
     assert scalar(run, "lr-Adam")[-1] == pytest.approx(1e-3)
     assert "loss:\n  name: cross_entropy" in text(run, "run/config")

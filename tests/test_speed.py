@@ -1,0 +1,112 @@
+"""The performance levers keep their meaning: a throttled bar still ends at the batch count,
+profiling and clipping still work when asked for, GPUs come back after a CPU run, and the
+benchmark's reference loops do the same work as each other."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from logitlab import bench
+from logitlab.callbacks import ProgressBar
+from logitlab.models import MulticlassClassifier
+from logitlab.run import gpus_hidden
+from logitlab.train import build
+
+
+def test_progress_bar_moves_at_most_refresh_rate_times_a_second(monkeypatch) -> None:
+    clock = iter(i * 0.01 for i in range(1000))  # a batch every 10 ms: 100 batches in a second
+    monkeypatch.setattr("logitlab.callbacks.time.monotonic", lambda: next(clock))
+    bar = ProgressBar(refresh_rate=4)
+    due = [i for i in range(100) if bar._due(i, total=100)]
+    assert due[0] == 0 and due[-1] == 99  # the first batch and the last one always move it
+    assert 4 <= len(due) <= 6  # about four a second, not a hundred
+
+
+def test_progress_bar_ends_each_epoch_at_its_batch_count(make_cfg) -> None:
+    cfg = make_cfg(
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=true",
+        "+callbacks.rich_progress_bar._target_=logitlab.callbacks.ProgressBar",
+        "+callbacks.rich_progress_bar.refresh_rate=1",
+    )
+    datamodule, model, trainer = build(cfg)
+    trainer.fit(model, datamodule=datamodule)
+    bar = trainer.progress_bar_callback
+    assert isinstance(bar, ProgressBar)
+    task = bar.progress.tasks[bar.train_progress_bar_id]
+    assert task.completed == task.total == trainer.num_training_batches == 20
+
+
+def test_quiet_profiler_by_default_and_lightning_profilers_when_asked(make_cfg, tmp_path) -> None:
+    from lightning.pytorch.profilers import SimpleProfiler
+
+    _, _, trainer = build(make_cfg())
+    assert trainer.profiler.profile("a") is trainer.profiler.profile("b")  # one shared no-op
+    _, _, profiled = build(make_cfg("trainer.profiler=simple", run_dir=tmp_path / "profiled"))
+    assert isinstance(profiled.profiler, SimpleProfiler)
+
+
+@pytest.mark.parametrize("before", [None, "0"])
+def test_cpu_runs_hide_gpus_and_restore_the_environment(monkeypatch, before) -> None:
+    if before is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", before)
+    with gpus_hidden(True):
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == ""
+        assert torch.cuda.device_count() == 0
+    assert os.environ.get("CUDA_VISIBLE_DEVICES") == before
+    with gpus_hidden(False):
+        assert os.environ.get("CUDA_VISIBLE_DEVICES") == before
+
+
+@pytest.mark.parametrize("clip", [None, 0.01])
+def test_gradient_clipping_still_clips(make_cfg, tmp_path, clip) -> None:
+    cfg = make_cfg(
+        "optimizer=sgd",
+        "optimizer.lr=1.0",
+        "optimizer.momentum=0.0",
+        "optimizer.nesterov=false",
+        "trainer.max_steps=1",
+        "trainer.num_sanity_val_steps=0",
+        "callbacks.early_stopping=null",  # one step: no validation to watch
+        "callbacks.model_checkpoint=null",
+        "test=false",
+        f"trainer.gradient_clip_val={clip if clip else 'null'}",
+        run_dir=tmp_path / str(clip),
+    )
+    datamodule, model, trainer = build(cfg)
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    trainer.fit(model, datamodule=datamodule)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    step = (after - before).norm().item()  # plain SGD, lr 1: the step is the gradient
+    if clip:
+        assert step == pytest.approx(clip, rel=1e-3)
+    else:
+        assert step > 10 * 0.01
+
+
+def test_hook_name_store_leaves_module_registration_alone() -> None:
+    model = MulticlassClassifier(num_features=4, num_classes=3, hidden_sizes=[5])
+    model._current_fx_name = "training_step"
+    assert model.__dict__["_current_fx_name"] == "training_step"
+    model.extra = nn.Linear(2, 2)  # other attributes still go through nn.Module
+    assert "extra" in dict(model.named_children())
+    assert "extra.weight" in dict(model.named_parameters())
+
+
+def test_bench_reference_loops_do_the_same_work(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(bench, "N_TRAIN", 1500)
+    monkeypatch.setattr(bench, "N_VAL", 500)
+    data, _ = bench.make_data(tmp_path)
+    bare = bench.bare_loop(data, 256, 2, "cpu", "32-true")
+    lightning = bench.lightning_loop(data, 256, 2, "cpu", "32-true")
+    assert len(bare["epoch_s"]) == len(lightning["epoch_s"]) == 2
+    # Same initial weights, batches and optimizer: the same model, within float noise.
+    assert lightning["val_acc"] == pytest.approx(bare["val_acc"], abs=2 / 500)
+    assert bare["val_acc"] > 0.5  # and it learned something (10 classes)
