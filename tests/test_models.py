@@ -93,7 +93,7 @@ def test_binary_accuracy_is_computed_from_probabilities_not_logits() -> None:
     _, logits, _ = model.model_step((x, torch.tensor([1, 1, 0])))
     assert model.predict_classes(logits).tolist() == [1, 1, 0]
     model._update("train", torch.tensor(0.1), logits, torch.tensor([1, 1, 0]))
-    assert model.train_acc.compute().item() == 1.0
+    assert model.train_stats.compute()["acc"].item() == 1.0
 
 
 def test_build_mlp_layers_and_bad_activation() -> None:
@@ -117,3 +117,27 @@ def test_optimizer_comes_from_config_and_scheduler_is_optional() -> None:
     assert isinstance(config["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.StepLR)
     plain = MulticlassClassifier(num_features=8, num_classes=3).configure_optimizers()
     assert isinstance(plain, torch.optim.Adam)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "binary"])
+def test_stage_metric_equals_torchmetrics_mean_and_accuracy(task: str) -> None:
+    from torchmetrics import MeanMetric
+    from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
+
+    from logitlab.metrics import LossAccuracy
+
+    g = torch.Generator().manual_seed(3)
+    ours, mean = LossAccuracy(), MeanMetric()
+    accuracy = BinaryAccuracy() if task == "binary" else MulticlassAccuracy(5, average="micro")
+    for size in (7, 64, 1, 33):  # uneven batches: the mean must weight by batch size
+        loss = torch.rand((), generator=g) * 3
+        targets = torch.randint(0, 2 if task == "binary" else 5, (size,), generator=g)
+        preds = torch.randint(0, 2 if task == "binary" else 5, (size,), generator=g)
+        ours.update(loss, preds, targets)
+        mean.update(loss, weight=size)
+        accuracy.update(preds, targets)
+    computed = ours.compute()
+    assert computed["loss"].item() == pytest.approx(mean.compute().item(), rel=1e-6)
+    assert computed["acc"].item() == pytest.approx(accuracy.compute().item(), rel=1e-6)
+    ours.reset()
+    assert ours.count.item() == 0 and ours.loss_sum.item() == 0.0

@@ -110,3 +110,26 @@ def test_bench_reference_loops_do_the_same_work(monkeypatch, tmp_path: Path) -> 
     # Same initial weights, batches and optimizer: the same model, within float noise.
     assert lightning["val_acc"] == pytest.approx(bare["val_acc"], abs=2 / 500)
     assert bare["val_acc"] > 0.5  # and it learned something (10 classes)
+
+
+def test_diagnostics_give_the_same_values_however_batches_are_grouped(monkeypatch) -> None:
+    from logitlab.dashboards import Diagnostics
+
+    model = MulticlassClassifier(num_features=4, num_classes=3, hidden_sizes=[5])
+    g = torch.Generator().manual_seed(0)
+    batches = [
+        (torch.randn(n, 3, generator=g), torch.randint(0, 3, (n,), generator=g)) for n in (9, 4, 17)
+    ]
+    results = []
+    for flush_every in (1, 30, 1 << 20):  # per batch, every few batches, once at the end
+        monkeypatch.setattr(Diagnostics, "FLUSH_ELEMENTS", flush_every)
+        diagnostics = Diagnostics()
+        diagnostics.setup(None, model, "fit")
+        for logits, targets in batches:
+            diagnostics._update("val", model, logits, (None, targets))
+        diagnostics._flush("val", model)
+        results.append(diagnostics.stages["val"].compute())
+    for other in results[1:]:
+        for name, value in results[0].items():
+            torch.testing.assert_close(other[name], value)
+    assert results[0]["confusion"].sum().item() == 30

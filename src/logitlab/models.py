@@ -9,10 +9,10 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
+from torchmetrics import MaxMetric
 
 from logitlab.errors import ConfigError, TrainingDiverged
+from logitlab.metrics import LossAccuracy
 
 LOSSES: dict[str, tuple[str, ...]] = {
     "multiclass": ("cross_entropy", "nll"),
@@ -83,21 +83,19 @@ class ClassifierModule(L.LightningModule):
         if loss not in LOSSES[self.task]:
             raise ConfigError(loss_mismatch_message(loss, self.task))
         self.net = build_mlp(num_features, hidden_sizes, num_outputs, activation, dropout)
-        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
-        self.train_acc, self.val_acc, self.test_acc = (self._accuracy() for _ in range(3))
+        # torchmetrics: updated every step, computed, logged and reset once per epoch.
+        self.train_stats, self.val_stats, self.test_stats = (LossAccuracy() for _ in range(3))
         self.val_acc_best = MaxMetric()
+        self._stats = {"train": self.train_stats, "val": self.val_stats, "test": self.test_stats}
         self._last_finite_loss: torch.Tensor | None = None
         # Kept in checkpoints, so a run resumed mid-epoch ends with the same epoch metrics.
-        for metric in (self.train_loss, self.train_acc, self.val_acc_best):
+        for metric in (self.train_stats, self.val_acc_best):
             metric.persistent(True)
 
     @property
     def last_finite_loss(self) -> float | None:
         """The most recent finite training loss, for divergence reports."""
         return self._last_finite_loss.item() if self._last_finite_loss is not None else None
-
-    def _accuracy(self) -> BinaryAccuracy | MulticlassAccuracy:
-        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw logits; the loss (or predict_step) turns them into probabilities."""
@@ -134,15 +132,14 @@ class ClassifierModule(L.LightningModule):
         self, stage: str, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor
     ) -> None:
         # update(), not forward(): no per-batch value is computed, nothing syncs until epoch end.
-        getattr(self, f"{stage}_loss").update(loss.detach(), weight=len(targets))
-        getattr(self, f"{stage}_acc").update(self.predict_classes(logits), targets)
+        self._stats[stage].update(loss, self.predict_classes(logits), targets)
 
     def _log_epoch(self, stage: str) -> torch.Tensor:
         """Compute, log and reset the stage's loss and accuracy; return the accuracy."""
-        loss, acc = getattr(self, f"{stage}_loss"), getattr(self, f"{stage}_acc")
-        values = {f"{stage}/loss": loss.compute(), f"{stage}/acc": acc.compute()}
-        loss.reset()
-        acc.reset()
+        stats = self._stats[stage]
+        computed = stats.compute()
+        values = {f"{stage}/loss": computed["loss"], f"{stage}/acc": computed["acc"]}
+        stats.reset()
         # compute() already synced the states across DDP ranks; every rank logs the same value.
         self.log(f"{stage}/loss", values[f"{stage}/loss"], prog_bar=stage != "test", sync_dist=True)
         self.log(f"{stage}/acc", values[f"{stage}/acc"], prog_bar=stage == "val", sync_dist=True)
@@ -197,8 +194,9 @@ class ClassifierModule(L.LightningModule):
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets _current_fx_name before and after every hook call, about 40 times a
         # training step, and nn.Module.__setattr__'s parameter/buffer/submodule checks make each
-        # store cost ~1.3 us. The attribute only ever holds a hook name or None: store it plainly.
-        if name == "_current_fx_name":
+        # store cost ~1.3 us. These two only ever hold a hook name or a plain tensor (never a
+        # parameter, buffer or module): store them plainly.
+        if name in ("_current_fx_name", "_last_finite_loss"):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
@@ -252,12 +250,6 @@ class MulticlassClassifier(ClassifierModule):
         )
         self.save_hyperparameters(logger=False)  # the run logs its whole config instead
 
-    def _accuracy(self) -> MulticlassAccuracy:
-        # Labels were validated once at setup; per-batch argument checks would cost every step.
-        return MulticlassAccuracy(
-            num_classes=self.num_classes, average="micro", validate_args=False
-        )
-
     def compute_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.hparams.loss == "nll":
             return F.nll_loss(F.log_softmax(logits, dim=-1), targets)
@@ -301,9 +293,6 @@ class BinaryClassifier(ClassifierModule):
         self.save_hyperparameters(logger=False)  # the run logs its whole config instead
         weight = torch.tensor(pos_weight if pos_weight is not None else 1.0)
         self.register_buffer("pos_weight", weight, persistent=False)
-
-    def _accuracy(self) -> BinaryAccuracy:
-        return BinaryAccuracy(validate_args=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """One logit per sample, shape (N,)."""
