@@ -1,4 +1,4 @@
-"""Callbacks: interrupt-safe checkpoints and RNG state, epoch timing, a lighter progress bar."""
+"""Callbacks: interrupt-safe checkpoints and RNG state, and a lighter progress bar."""
 
 from __future__ import annotations
 
@@ -73,38 +73,6 @@ class Resumable(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         torch.set_rng_state(state_dict["torch_rng"])
-
-
-class EpochTimer(L.Callback):
-    """Log each training epoch's wall time (training and its validation) and throughput.
-
-    time/samples_per_s counts the samples of all DDP ranks. An epoch resumed midway is timed
-    from the resume on. Timings go straight to the loggers: they are not results, so they stay
-    out of callback_metrics and metrics.json.
-    """
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-        self.samples = 0
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.start, self.samples = time.perf_counter(), 0
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.start = time.perf_counter()
-        self.samples = 0
-
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
-    ) -> None:
-        self.samples += len(batch[1])
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        from logitlab.dashboards import log_to_loggers
-
-        seconds = time.perf_counter() - self.start
-        throughput = self.samples * trainer.world_size / seconds
-        log_to_loggers(trainer, {"time/epoch_s": seconds, "time/samples_per_s": throughput})
 
 
 class ProgressBar(RichProgressBar):

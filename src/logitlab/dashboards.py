@@ -32,6 +32,8 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
+from logitlab.run import log_to_loggers
+
 HPARAM_METRICS = ("val/acc_best", "test/acc", "test/loss")
 
 
@@ -209,21 +211,6 @@ class Diagnostics(L.Callback):
             min=1
         )
         return conf.cpu(), acc.cpu(), count.cpu()
-
-
-def log_to_loggers(trainer: L.Trainer, scalars: dict[str, Any]) -> None:
-    """Write scalars straight to the run's loggers at the current step, from rank zero.
-
-    For values that are shown but never monitored (no checkpoint or early stopping watches them,
-    and they stay out of callback_metrics): Lightning's `self.log` costs about 0.3 ms a key,
-    because each call walks its result objects. The values must already be global, as
-    torchmetrics' compute() makes them under DDP.
-    """
-    if not scalars or not trainer.is_global_zero:
-        return
-    values = {name: float(value) for name, value in scalars.items()}
-    for logger in trainer.loggers:
-        logger.log_metrics(values, step=trainer.global_step)
 
 
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:

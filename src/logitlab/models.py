@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -13,6 +14,7 @@ from torchmetrics import MaxMetric
 
 from logitlab.errors import ConfigError, TrainingDiverged
 from logitlab.metrics import LossAccuracy
+from logitlab.run import log_to_loggers
 
 LOSSES: dict[str, tuple[str, ...]] = {
     "multiclass": ("cross_entropy", "nll"),
@@ -88,6 +90,7 @@ class ClassifierModule(L.LightningModule):
         self.val_acc_best = MaxMetric()
         self._stats = {"train": self.train_stats, "val": self.val_stats, "test": self.test_stats}
         self._last_finite_loss: torch.Tensor | None = None
+        self._epoch_clock = (time.perf_counter(), 0)
         # Kept in checkpoints, so a run resumed mid-epoch ends with the same epoch metrics.
         for metric in (self.train_stats, self.val_acc_best):
             metric.persistent(True)
@@ -160,7 +163,31 @@ class ClassifierModule(L.LightningModule):
         self._update("train", loss, logits, targets)
         return loss
 
+    # The epoch's wall time, throughput and learning rate are reported here rather than by
+    # callbacks: Lightning calls every hook of every callback at every training step, so each
+    # callback costs ~10 us a step even when it only acts once an epoch.
+    def on_train_epoch_start(self) -> None:
+        self._epoch_clock = (time.perf_counter(), int(self.train_stats.count))
+        optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
+        if optimizer is not None:  # named as Lightning's LearningRateMonitor names it
+            name, groups = f"lr-{type(optimizer).__name__}", optimizer.param_groups
+            log_to_loggers(
+                self.trainer,
+                {
+                    name if len(groups) == 1 else f"{name}/pg{i + 1}": group["lr"]
+                    for i, group in enumerate(groups)
+                },
+            )
+
     def on_train_epoch_end(self) -> None:
+        # time/: the training epoch with its validation, and the samples of all DDP ranks per
+        # second; an epoch resumed midway counts from the resume. Not results: TensorBoard only.
+        started, samples_before = self._epoch_clock
+        seconds = time.perf_counter() - started
+        samples = (int(self.train_stats.count) - samples_before) * self.trainer.world_size
+        log_to_loggers(
+            self.trainer, {"time/epoch_s": seconds, "time/samples_per_s": samples / seconds}
+        )
         self._log_epoch("train")
 
     def validation_step(

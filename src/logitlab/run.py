@@ -123,6 +123,21 @@ def quiet_profiler() -> Any:
     return QuietProfiler()
 
 
+def log_to_loggers(trainer: Any, scalars: dict[str, Any]) -> None:
+    """Write scalars straight to the run's loggers at the current step, from rank zero.
+
+    For values that are shown but never monitored (no checkpoint or early stopping watches them,
+    and they stay out of callback_metrics): Lightning's `self.log` costs about 0.3 ms a key,
+    because each call walks its result objects. The values must already be global, as
+    torchmetrics' compute() makes them under DDP.
+    """
+    if not scalars or not trainer.is_global_zero:
+        return
+    values = {name: float(value) for name, value in scalars.items()}
+    for logger in trainer.loggers:
+        logger.log_metrics(values, step=trainer.global_step)
+
+
 def instantiate_loggers(cfg: DictConfig | None) -> list[Any]:
     """One logger per non-null entry of the `logger` group."""
     return [instantiate(entry) for entry in (cfg or {}).values() if entry is not None]
