@@ -473,9 +473,11 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
             va="bottom",
         )
     ax.set_xticks(positions, [f"batch {k[1:]}" for k in sizes])
+    tallest = max(report[k][f"{name}_epoch_s"] for k in sizes for name in ("logitlab", "bare"))
+    ax.set_ylim(0, tallest * 1.3)  # room for the ratios and the legend above the bars
     ax.set_ylabel("median epoch time (s)")
     ax.set_title(f"MLP 784-256-128-10 on 60k+10k samples ({report['device']})")
-    ax.legend()
+    ax.legend(loc="upper center", ncol=3, fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(docs / f"benchmarks{suffix}.png")
     plt.close(fig)
