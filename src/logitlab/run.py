@@ -26,23 +26,32 @@ DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE"
 
 
 @contextmanager
-def ddp_job(run_dir: str, overrides: list[str]) -> Iterator[None]:
-    """Tell DDP child processes which job they belong to; afterwards leave no DDP state behind."""
-    saved = {key: os.environ.get(key) for key in DDP_ENV}
-    os.environ[DDP_JOB_ENV] = json.dumps({"dir": str(run_dir), "overrides": overrides})
+def env_restored(*keys: str) -> Iterator[None]:
+    """When the block ends, put the environment variables `keys` back as they were."""
+    saved = {key: os.environ.get(key) for key in keys}
     try:
         yield
     finally:
-        if "torch" in sys.modules:
-            import torch.distributed as dist
-
-            if dist.is_available() and dist.is_initialized():
-                dist.destroy_process_group()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextmanager
+def ddp_job(run_dir: str, overrides: list[str]) -> Iterator[None]:
+    """Tell DDP child processes which job they belong to; afterwards leave no DDP state behind."""
+    with env_restored(*DDP_ENV):
+        os.environ[DDP_JOB_ENV] = json.dumps({"dir": str(run_dir), "overrides": overrides})
+        try:
+            yield
+        finally:
+            if "torch" in sys.modules:
+                import torch.distributed as dist
+
+                if dist.is_available() and dist.is_initialized():
+                    dist.destroy_process_group()
 
 
 @contextmanager
@@ -55,17 +64,10 @@ def gpus_hidden(hide: bool) -> Iterator[None]:
     check). With no visible device the answer is immediate. Restored, so that a later GPU job of
     the same sweep still sees its GPUs.
     """
-    key = "CUDA_VISIBLE_DEVICES"
-    saved = os.environ.get(key)
-    if hide:
-        os.environ[key] = ""
-    try:
+    with env_restored("CUDA_VISIBLE_DEVICES"):
+        if hide:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ""
         yield
-    finally:
-        if saved is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = saved
 
 
 class _DropTips(logging.Filter):
