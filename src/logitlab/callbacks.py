@@ -88,6 +88,7 @@ class ProgressBar(RichProgressBar):
     def __init__(self, refresh_rate: int = 10, leave: bool = False, **kwargs: Any) -> None:
         super().__init__(refresh_rate=refresh_rate, leave=leave, **kwargs)
         self._next_update = 0.0
+        self._train_total: float = 0  # this epoch's batch count, read once per epoch
 
     def _due(self, batch_idx: int, total: float) -> bool:
         now = time.monotonic()
@@ -98,6 +99,7 @@ class ProgressBar(RichProgressBar):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._next_update = 0.0  # the first batch of an epoch moves the bar: rich's it/s needs it
+        self._train_total = self.total_train_batches
         super().on_train_epoch_start(trainer, pl_module)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -107,7 +109,7 @@ class ProgressBar(RichProgressBar):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
     ) -> None:
-        if self._due(idx, self.total_train_batches):
+        if self._due(idx, self._train_total or self.total_train_batches):
             super().on_train_batch_end(trainer, pl_module, outputs, batch, idx)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
