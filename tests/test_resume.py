@@ -140,3 +140,20 @@ def test_a_requeued_slurm_job_starts_from_its_last_checkpoint(make_cfg, tmp_path
     assert starting_point(cfg)[1] is None  # a checkpoint alone does not make a resume ...
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
     assert starting_point(cfg)[1] == run_dir / "checkpoints" / "last.ckpt"  # ... a requeue does
+
+
+def test_last_checkpoint_is_the_last_epoch_even_without_a_new_best(make_cfg) -> None:
+    # lr 0: val/acc never improves after epoch 0, so the best checkpoint stays at epoch 0;
+    # last.ckpt must still follow every epoch (Lightning >= 2.6's save_last alone would not).
+    from logitlab.train import build
+
+    cfg = make_cfg("trainer.max_epochs=3", "optimizer.lr=0.0", "test=false")
+    datamodule, model, trainer = build(cfg)
+    trainer.fit(model, datamodule=datamodule)
+    folder = Path(cfg.paths.output_dir) / "checkpoints"
+    last = torch.load(folder / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (2, trainer.global_step)
+    assert trainer.global_step == 3 * trainer.num_training_batches
+    (best,) = folder.glob("best-*.ckpt")
+    assert best.name.startswith("best-epoch000-")
+    assert sorted(p.name for p in folder.iterdir()) == sorted([best.name, "last.ckpt"])

@@ -133,3 +133,49 @@ def test_diagnostics_give_the_same_values_however_batches_are_grouped(monkeypatc
         for name, value in results[0].items():
             torch.testing.assert_close(other[name], value)
     assert results[0]["confusion"].sum().item() == 30
+    # and the values torchmetrics gives the softmax probabilities of all batches at once
+    from torchmetrics.functional import classification as tmf
+
+    probs = torch.cat([logits for logits, _ in batches]).softmax(-1)
+    targets = torch.cat([targets for _, targets in batches])
+    expected = {
+        "ece": tmf.multiclass_calibration_error(probs, targets, 3, n_bins=15),
+        "f1_macro": tmf.multiclass_f1_score(probs, targets, 3, average="macro"),
+        "acc_class": tmf.multiclass_accuracy(probs, targets, 3, average=None),
+        "confusion": tmf.multiclass_confusion_matrix(probs, targets, 3),
+    }
+    for name, value in expected.items():
+        torch.testing.assert_close(results[0][name], value, msg=name)
+
+
+def test_probabilities_and_classes_equal_torch_softmax_and_argmax() -> None:
+    model = MulticlassClassifier(num_features=4, num_classes=4, hidden_sizes=[5])
+    logits = torch.cat(
+        [
+            torch.randn(64, 4, generator=torch.Generator().manual_seed(0)) * 5,
+            torch.tensor([[1e4, -1e4, 0.0, 1e4], [2.0, 2.0, 2.0, 2.0], [-1e4, -1e4, -3e3, 0.0]]),
+        ]
+    )
+    probs = model.probabilities(logits)
+    torch.testing.assert_close(probs, torch.softmax(logits, -1), atol=1e-6, rtol=1e-6)
+    assert torch.isfinite(probs).all()
+    # ties go to the first maximal class, as argmax does
+    assert torch.equal(model.predict_classes(logits), logits.argmax(-1))
+    assert model.predict_classes(logits)[-3:].tolist() == [0, 0, 3]
+    # bf16 logits (autocast) give float32 probabilities
+    half = model.probabilities(logits[:64].bfloat16())
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half.sum(-1), torch.ones(64))
+
+
+def test_bench_rotates_the_order_and_pairs_ratios_within_a_repetition() -> None:
+    orders = [bench.running_order(rep) for rep in range(3)]
+    for position in range(3):  # every contestant runs first, second and last once in 3 reps
+        assert {order[position] for order in orders} == set(bench.CONTESTANTS)
+    # The machine runs 1.0x, 1.3x, then 0.9x as fast; logitlab is 1.08x the bare loop in each.
+    speeds = [1.0, 1.3, 0.9]
+    bare = [{"measured_s": [0.40 * s, 0.41 * s, 0.39 * s]} for s in speeds]
+    ours = [{"measured_s": [t * 1.08 for t in b["measured_s"]]} for b in bare]
+    assert bench.rep_ratios(ours, bare) == pytest.approx([1.08] * 3)
+    with pytest.raises(ValueError):  # a missing run is an error, not a shorter list
+        bench.rep_ratios(ours[:2], bare)

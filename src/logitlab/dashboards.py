@@ -103,9 +103,13 @@ class Diagnostics(L.Callback):
             self.curve_data.setdefault(stage, []).append(
                 torch.stack([scores, targets.to(scores)], 1)
             )
-        else:
-            scores = probs
-        self.stages[stage].update(scores, targets)
+            self.stages[stage].update(scores, targets)
+            return
+        # The class metrics get the predicted classes, found once, rather than each taking the
+        # argmax of the probabilities again; calibration needs the probabilities themselves.
+        preds = pl_module.predict_classes(logits)
+        for name, metric in self.stages[stage].items(keep_base=True):
+            metric.update(probs if name == "ece" else preds, targets)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.pending.pop("val", None)  # nothing left over from an interrupted epoch
