@@ -179,3 +179,24 @@ def test_bench_rotates_the_order_and_pairs_ratios_within_a_repetition() -> None:
     assert bench.rep_ratios(ours, bare) == pytest.approx([1.08] * 3)
     with pytest.raises(ValueError):  # a missing run is an error, not a shorter list
         bench.rep_ratios(ours[:2], bare)
+
+
+def test_checkpoint_and_early_stopping_keep_lightnings_state_keys() -> None:
+    from lightning.pytorch import callbacks as lightning_callbacks
+
+    from logitlab import callbacks
+
+    for name, kwargs in [
+        ("ModelCheckpoint", {"monitor": "val/acc", "mode": "max", "every_n_train_steps": 7}),
+        ("EarlyStopping", {"monitor": "val/acc", "mode": "max", "patience": 3}),
+    ]:
+        ours = getattr(callbacks, name)(**kwargs)
+        theirs = getattr(lightning_callbacks, name)(**kwargs)
+        assert isinstance(ours, type(theirs))
+        # checkpoints written with Lightning's classes resume with ours, and the other way round
+        assert ours.state_key == theirs.state_key
+        assert ours.state_key.startswith(f"{name}{{'monitor': 'val/acc', 'mode': 'max'")
+        assert ours.state_key is ours.state_key  # built once
+    last = callbacks.LastCheckpoint("/tmp/unused")
+    assert last.state_key.startswith("LastCheckpoint{'monitor': None")
+    assert (last.filename, last.save_top_k) == ("last", 1)

@@ -1,8 +1,10 @@
-"""Callbacks: interrupt-safe checkpoints and RNG state, and a lighter progress bar."""
+"""Callbacks: interrupt-safe checkpoints and RNG state, last.ckpt every epoch, a lighter bar,
+and Lightning's checkpoint and early-stopping callbacks with their state key built once."""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch import callbacks as lightning_callbacks
 from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -73,6 +76,97 @@ class Resumable(L.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         torch.set_rng_state(state_dict["torch_rng"])
+
+
+class _StateKeyOnce:
+    """Build `state_key` once, not at every hook call.
+
+    Lightning formats each callback's state_key into a profiler label at every hook call, ~10
+    calls a training step; ModelCheckpoint and EarlyStopping build theirs from the repr of a
+    dict of their settings (~1 us each time). The settings it is made of are fixed once the
+    callback is constructed, so the first key is the key.
+    """
+
+    @property
+    def state_key(self) -> str:
+        key = self.__dict__.get("_state_key")
+        if key is None:
+            key = self.__dict__["_state_key"] = super().state_key  # type: ignore[misc]
+        return key
+
+
+class ModelCheckpoint(_StateKeyOnce, lightning_callbacks.ModelCheckpoint):
+    """Lightning's ModelCheckpoint (same name, so the same state key in checkpoints)."""
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        # Saving at epoch ends only (no every_n_train_steps, no train_time_interval), there is
+        # nothing to do after a batch; Lightning's hook runs its checks first (~5 us a step).
+        if self._every_n_train_steps >= 1 or self._train_time_interval is not None:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, idx)
+
+
+class EarlyStopping(_StateKeyOnce, lightning_callbacks.EarlyStopping):
+    """Lightning's EarlyStopping (same name, so the same state key in checkpoints)."""
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """`last.ckpt` at the end of every epoch, whether or not the monitored metric improved.
+
+    Since Lightning 2.6, `ModelCheckpoint(save_last=True)` refreshes last.ckpt only in an epoch
+    that saves a new top-k checkpoint, so a run whose metric stalls would resume from its best
+    epoch, not its last. This callback writes last.ckpt every epoch. When another checkpoint
+    callback has just written this step's full checkpoint (a new best), last.ckpt becomes a hard
+    link to that file rather than a second copy: one write of the weights and optimizer state
+    instead of two (4 ms an epoch for the benchmark's MLP; far more for a large model on a
+    network filesystem). The link is made under a temporary name and renamed over last.ckpt,
+    so last.ckpt is never missing; the next epoch's write replaces the link, not the best file.
+    Runs of several processes (DDP) always write a copy.
+    """
+
+    def __init__(self, dirpath: str, **kwargs: Any) -> None:
+        kwargs = {"filename": "last", "save_top_k": 1, "enable_version_counter": False} | kwargs
+        super().__init__(dirpath=dirpath, **kwargs)
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        twin = self._twin(trainer)
+        if twin is None or not _link_over(twin, filepath):
+            super()._save_checkpoint(trainer, filepath)
+            return
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        for logger in trainer.loggers:
+            logger.after_save_checkpoint(self)
+
+    def _twin(self, trainer: L.Trainer) -> str | None:
+        """A full checkpoint file another callback wrote at this very step, if there is one."""
+        if trainer.world_size != 1 or self.save_weights_only:
+            return None
+        for callback in trainer.checkpoint_callbacks:
+            if (
+                callback is not self
+                and isinstance(callback, lightning_callbacks.ModelCheckpoint)
+                and not callback.save_weights_only
+                and callback._last_global_step_saved == trainer.global_step
+                and callback._last_checkpoint_saved
+                and Path(callback._last_checkpoint_saved).is_file()
+            ):
+                return callback._last_checkpoint_saved
+        return None
+
+
+def _link_over(source: str, target: str) -> bool:
+    """Make `target` a hard link to `source`, atomically; False where links are not possible."""
+    temporary = Path(target).with_name(f".{Path(target).name}.link")
+    try:
+        temporary.unlink(missing_ok=True)
+        os.link(source, temporary)
+        os.replace(temporary, target)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        return False
+    return True
 
 
 class ProgressBar(RichProgressBar):
