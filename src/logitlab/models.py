@@ -90,7 +90,7 @@ class ClassifierModule(L.LightningModule):
         self.train_stats, self.val_stats, self.test_stats = (LossAccuracy() for _ in range(3))
         self.val_acc_best = MaxMetric()
         self._stats = {"train": self.train_stats, "val": self.val_stats, "test": self.test_stats}
-        self._last_finite_loss: torch.Tensor | None = None
+        self._last_finite_loss: float | None = None
         self._epoch_clock = (time.perf_counter(), 0)
         # Kept in checkpoints, so a run resumed mid-epoch ends with the same epoch metrics.
         for metric in (self.train_stats, self.val_acc_best):
@@ -99,7 +99,7 @@ class ClassifierModule(L.LightningModule):
     @property
     def last_finite_loss(self) -> float | None:
         """The most recent finite training loss, for divergence reports."""
-        return self._last_finite_loss.item() if self._last_finite_loss is not None else None
+        return self._last_finite_loss
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw logits; the loss (or predict_step) turns them into probabilities."""
@@ -160,7 +160,7 @@ class ClassifierModule(L.LightningModule):
             raise TrainingDiverged(
                 self.global_step, self.current_epoch, f"the loss is {value}", self.last_finite_loss
             )
-        self._last_finite_loss = loss.detach()
+        self._last_finite_loss = value
         self._update("train", loss, logits, targets)
         return loss
 
@@ -222,7 +222,7 @@ class ClassifierModule(L.LightningModule):
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets _current_fx_name before and after every hook call, about 40 times a
         # training step, and nn.Module.__setattr__'s parameter/buffer/submodule checks make each
-        # store cost ~1.3 us. These two only ever hold a hook name or a plain tensor (never a
+        # store cost ~1.3 us. These two only ever hold a hook name or a float (never a
         # parameter, buffer or module): store them plainly.
         if name in ("_current_fx_name", "_last_finite_loss"):
             object.__setattr__(self, name, value)
