@@ -200,3 +200,26 @@ def test_checkpoint_and_early_stopping_keep_lightnings_state_keys() -> None:
     last = callbacks.LastCheckpoint("/tmp/unused")
     assert last.state_key.startswith("LastCheckpoint{'monitor': None")
     assert (last.filename, last.save_top_k) == ("last", 1)
+
+
+def test_per_epoch_callbacks_skip_the_per_step_hooks_and_step_checkpoints_still_save(
+    make_cfg,
+) -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+
+    cfg = make_cfg("trainer.max_epochs=1", "callbacks.checkpoint_every_n_steps=7", "test=false")
+    datamodule, model, trainer = build(cfg)
+    per_step = ("on_train_batch_start", "on_before_backward", "on_train_batch_end")
+    acting = [
+        callback
+        for callback in trainer.callbacks
+        if not isinstance(callback, ProgressBar)  # a bar moves per step by nature
+        and any(callable(getattr(callback, hook)) for hook in per_step)
+    ]
+    # Lightning calls no other callback at each step: only the step checkpoint
+    (step_checkpoint,) = acting
+    assert isinstance(step_checkpoint, ModelCheckpoint)
+    assert step_checkpoint._every_n_train_steps == 7
+    trainer.fit(model, datamodule=datamodule)
+    assert trainer.global_step == 20  # the digits training split in batches of 64 ...
+    assert step_checkpoint._last_global_step_saved == 14  # ... saved after steps 7 and 14

@@ -32,6 +32,7 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
+from logitlab.callbacks import NoStepHooks
 from logitlab.run import log_to_loggers
 
 HPARAM_METRICS = ("val/acc_best", "test/acc", "test/loss")
@@ -42,7 +43,7 @@ def tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
     return next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
 
 
-class Diagnostics(L.Callback):
+class Diagnostics(NoStepHooks, L.Callback):
     """Calibration, per-class and curve metrics at validation and test, with images."""
 
     # Batches are held back and given to the metrics together, once this many logits wait (and
