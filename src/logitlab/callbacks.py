@@ -28,7 +28,8 @@ class NoStepHooks:
     At every training step Lightning calls these six hooks of every callback, ~3 us a call even
     when the hook does nothing (a profiler label built from the callback's state key, a profiler
     context, the call). Its dispatcher only calls a hook that is callable, so a callback that
-    never acts on them sets them to None. Put this class first among the bases.
+    never acts on them sets them to None. List it before the Lightning callback class it
+    joins, so its Nones come first in the method lookup.
     """
 
     on_train_batch_start = None
