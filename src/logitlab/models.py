@@ -217,8 +217,9 @@ class ClassifierModule(L.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
         """Class probabilities (softmax or sigmoid) and the predicted class of each sample."""
         x = batch[0] if isinstance(batch, list | tuple) else batch
-        probs = self.probabilities(self(x))
-        return {"probs": probs, "preds": probs.argmax(dim=-1)}
+        logits = self(x)
+        # the same rule as the metrics' predicted class (predict_classes), not a second argmax
+        return {"probs": self.probabilities(logits), "preds": self.predict_classes(logits)}
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets _current_fx_name before and after every hook call, about 40 times a
