@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from conftest import ROOT
+from logitlab.checkpoint_io import AtomicCheckpointIO
 from test_train import scalar_tags
 
 ARGS = [
@@ -149,6 +150,7 @@ def test_last_checkpoint_is_the_last_epoch_even_without_a_new_best(make_cfg) -> 
 
     cfg = make_cfg("trainer.max_epochs=3", "optimizer.lr=0.0", "test=false")
     datamodule, model, trainer = build(cfg)
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)  # conf/trainer/cpu
     trainer.fit(model, datamodule=datamodule)
     folder = Path(cfg.paths.output_dir) / "checkpoints"
     last = torch.load(folder / "last.ckpt", weights_only=True)
@@ -184,3 +186,26 @@ def test_last_checkpoint_links_to_a_best_of_the_same_step_and_resumes(make_cfg) 
     assert new_best.name.startswith("best-epoch001-")
     assert (folder / "last.ckpt").samefile(new_best)
     assert sorted(p.name for p in folder.iterdir()) == sorted([new_best.name, "last.ckpt"])
+
+
+def test_checkpoint_write_replaces_whole_files_and_a_failed_one_keeps_the_old(tmp_path) -> None:
+    io, path = AtomicCheckpointIO(), tmp_path / "nested" / "last.ckpt"
+    io.save_checkpoint({"step": 1, "w": torch.arange(4.0)}, path)
+    io.save_checkpoint({"step": 2, "w": torch.arange(8.0)}, path)
+    saved = torch.load(path, weights_only=True)
+    assert saved["step"] == 2 and torch.equal(saved["w"], torch.arange(8.0))
+    before = path.read_bytes()
+    with pytest.raises(Exception, match="pickle"):  # a lambda cannot be saved
+        io.save_checkpoint({"step": 3, "hook": lambda: None}, path)
+    assert path.read_bytes() == before  # the failed save left last.ckpt as it was
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # and no temporary file
+
+
+def test_remote_checkpoint_paths_keep_lightnings_writer() -> None:
+    import fsspec
+
+    AtomicCheckpointIO().save_checkpoint({"step": 7}, "memory://logitlab-test/last.ckpt")
+    memory = fsspec.filesystem("memory")
+    with memory.open("/logitlab-test/last.ckpt", "rb") as handle:
+        assert torch.load(handle, weights_only=True) == {"step": 7}
+    memory.rm("/logitlab-test", recursive=True)

@@ -45,6 +45,7 @@ class TrainerSchema:
     profiler: Optional[str] = None  # noqa: UP045
     use_distributed_sampler: bool = True
     sync_batchnorm: bool = False
+    plugins: Any = None  # a list of Lightning plugins, each a {_target_: ...} entry
 
 
 @dataclass
