@@ -223,3 +223,26 @@ def test_per_epoch_callbacks_skip_the_per_step_hooks_and_step_checkpoints_still_
     trainer.fit(model, datamodule=datamodule)
     assert trainer.global_step == 20  # the digits training split in batches of 64 ...
     assert step_checkpoint._last_global_step_saved == 14  # ... saved after steps 7 and 14
+
+
+def test_model_summary_and_bar_take_no_per_step_calls_they_do_not_use(make_cfg, capsys) -> None:
+    from lightning.pytorch.callbacks import ModelSummary as LightningSummary
+
+    from logitlab.callbacks import ModelSummary, NoStepHooks, ProgressBar
+
+    step_hooks = [name for name in vars(NoStepHooks) if name.startswith("on_")]
+    assert len(step_hooks) == 6
+    cfg = make_cfg("trainer.max_epochs=1", "trainer.enable_model_summary=true", "test=false")
+    datamodule, model, trainer = build(cfg)
+    (summary,) = [c for c in trainer.callbacks if isinstance(c, LightningSummary)]
+    assert isinstance(summary, ModelSummary)  # the configured one: Lightning added none
+    assert [hook for hook in step_hooks if callable(getattr(summary, hook))] == []
+    bar = ProgressBar()
+    assert [hook for hook in step_hooks if callable(getattr(bar, hook))] == ["on_train_batch_end"]
+    trainer.fit(model, datamodule=datamodule)
+    out = capsys.readouterr().out
+    assert "Total params" in out and "net" in out  # the summary is still printed
+    # trainer.enable_model_summary=false leaves it out, as it leaves out Lightning's
+    cfg = make_cfg("trainer.max_epochs=1", "trainer.enable_model_summary=false")
+    _, _, trainer = build(cfg)
+    assert not [c for c in trainer.callbacks if isinstance(c, LightningSummary)]

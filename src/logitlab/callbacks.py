@@ -1,5 +1,6 @@
 """Callbacks: interrupt-safe checkpoints and RNG state, last.ckpt every epoch, a lighter bar,
-and Lightning's checkpoint and early-stopping callbacks with their state key built once."""
+Lightning's checkpoint and early-stopping callbacks with their state key built once, and its
+model summary out of the per-step hook calls."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch import callbacks as lightning_callbacks
-from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.callbacks import RichModelSummary, RichProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from logitlab.errors import TrainingDiverged
@@ -29,7 +30,8 @@ class NoStepHooks:
     when the hook does nothing (a profiler label built from the callback's state key, a profiler
     context, the call). Its dispatcher only calls a hook that is callable, so a callback that
     never acts on them sets them to None. List it before the Lightning callback class it
-    joins, so its Nones come first in the method lookup.
+    joins, so its Nones come first in the method lookup; a hook the class itself defines (the
+    progress bar's on_train_batch_end) still wins over the None.
     """
 
     on_train_batch_start = None
@@ -187,14 +189,19 @@ def _link_over(source: str, target: str) -> bool:
     return True
 
 
-class ProgressBar(RichProgressBar):
+class ModelSummary(NoStepHooks, RichModelSummary):
+    """Lightning's rich model summary, printed at the start of fit, out of the per-step hook
+    calls (Lightning adds its own, which it calls six times a step, when none is configured)."""
+
+
+class ProgressBar(NoStepHooks, RichProgressBar):
     """Lightning's rich progress bar, moved forward at most `refresh_rate` times a second.
 
     RichProgressBar redraws `refresh_rate` times a second, but after every batch it also moves
     its task and re-reads the progress-bar metrics; on a small model that bookkeeping costs
     more than the drawing (about 35 us a batch, 2-3 % of an MNIST-sized MLP epoch on a CPU).
     Here a batch updates the bar only when a redraw is due, and the last batch always does, so
-    what is shown is the same.
+    what is shown is the same. Of the per-step hooks it keeps on_train_batch_end only.
     """
 
     def __init__(self, refresh_rate: int = 10, leave: bool = False, **kwargs: Any) -> None:
@@ -222,13 +229,14 @@ class ProgressBar(RichProgressBar):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
     ) -> None:
         if self._due(idx, self._train_total or self.total_train_batches):
-            super().on_train_batch_end(trainer, pl_module, outputs, batch, idx)
+            # RichProgressBar's by name: NoStepHooks's None comes first in the method lookup
+            RichProgressBar.on_train_batch_end(self, trainer, pl_module, outputs, batch, idx)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # An epoch cut short (max_steps, a signal) shows where it stopped.
         done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
         if done > 0:
-            super().on_train_batch_end(trainer, pl_module, None, None, done - 1)
+            RichProgressBar.on_train_batch_end(self, trainer, pl_module, None, None, done - 1)
         super().on_train_epoch_end(trainer, pl_module)
 
     def on_validation_batch_end(

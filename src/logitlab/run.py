@@ -146,12 +146,13 @@ def instantiate_loggers(cfg: DictConfig | None) -> list[Any]:
 
 
 def instantiate_callbacks(
-    cfg: DictConfig | None, has_logger: bool, progress_bar: bool = True
+    cfg: DictConfig | None, has_logger: bool, progress_bar: bool = True, model_summary: bool = True
 ) -> list[Any]:
     """One callback per non-null entry of the `callbacks` group.
 
-    LearningRateMonitor needs a logger and a progress bar needs trainer.enable_progress_bar;
-    without them these are left out instead of failing.
+    LearningRateMonitor needs a logger, a progress bar trainer.enable_progress_bar and a model
+    summary trainer.enable_model_summary; without them these are left out instead of failing
+    (or, for the summary, printing although turned off).
     """
     callbacks = []
     for name, entry in (cfg or {}).items():
@@ -164,6 +165,8 @@ def instantiate_callbacks(
             log.info("callbacks.%s left out: it needs a logger", name)
             continue
         if not progress_bar and target.endswith("ProgressBar"):
+            continue
+        if not model_summary and target.endswith("ModelSummary"):
             continue
         callbacks.append(instantiate(entry))
     return callbacks

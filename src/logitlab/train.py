@@ -69,7 +69,8 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
         model.net.compile()  # in place: checkpoints keep their plain parameter names
     loggers = instantiate_loggers(cfg.get("logger"))
     progress_bar = cfg.trainer.get("enable_progress_bar", True)
-    callbacks = instantiate_callbacks(cfg.get("callbacks"), bool(loggers), progress_bar)
+    summary = cfg.trainer.get("enable_model_summary", True)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"), bool(loggers), progress_bar, summary)
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     if not cfg.trainer.get("profiler"):
         trainer.profiler = quiet_profiler()
