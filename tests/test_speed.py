@@ -181,6 +181,30 @@ def test_bench_rotates_the_order_and_pairs_ratios_within_a_repetition() -> None:
         bench.rep_ratios(ours[:2], bare)
 
 
+def test_bench_report_shows_logitlabs_share_over_the_minimal_lightning_loop(
+    tmp_path: Path, capsys
+) -> None:
+    row = {
+        "logitlab_epoch_s": 0.44, "bare_epoch_s": 0.40, "lightning_epoch_s": 0.42,
+        "ratio": 1.1, "ratio_of_medians": 1.1, "ratio_by_rep": [1.1, 1.1, 1.1],
+        "lightning_ratio": 1.05, "over_lightning": 1.0476, "over_lightning_by_rep": [1.0476] * 3,
+        "logitlab_val_acc": 0.99, "bare_val_acc": 0.99,
+    }  # fmt: skip
+    report = {
+        "machine": "x86_64, 2 cpus", "device": "cpu", "trainer": "cpu", "precision": "32-true",
+        "epochs": 6, "reps": 3, "workload": "MLP", "b1024": row, "ratio_b1024": 1.1,
+        "startup_s": 5.0, "import_floor_s": 4.2, "startup_ratio": 1.19, "help_s": 0.8,
+        "peak_rss_mb": {"logitlab": 1064.0, "bare": 906.0, "lightning": 1143.0},
+        "rss_over_bare_mb": 158.0,
+    }  # fmt: skip
+    bench.print_report(report)
+    assert "logitlab / minimal Lightning, b1024" in capsys.readouterr().out
+    bench.write_docs(report, tmp_path)
+    table = (tmp_path / "benchmarks.md").read_text()
+    assert "| logitlab / minimal Lightning |" in table
+    assert "| 0.420 s (1.050) | 1.048 |" in table
+
+
 def test_checkpoint_and_early_stopping_keep_lightnings_state_keys() -> None:
     from lightning.pytorch import callbacks as lightning_callbacks
 
