@@ -4,6 +4,7 @@ where an uninterrupted run with the same seed ends: same metrics.json, same fina
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -199,6 +200,23 @@ def test_checkpoint_write_replaces_whole_files_and_a_failed_one_keeps_the_old(tm
         io.save_checkpoint({"step": 3, "hook": lambda: None}, path)
     assert path.read_bytes() == before  # the failed save left last.ckpt as it was
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # and no temporary file
+
+
+def test_atomic_writes_keep_the_usual_permissions_and_leave_no_temporary_file(tmp_path) -> None:
+    from logitlab.run import write_json
+
+    old_umask = os.umask(0o022)
+    try:
+        write_json(tmp_path / "metrics.json", {"test/acc": 0.5})
+        AtomicCheckpointIO().save_checkpoint({"step": 1}, tmp_path / "last.ckpt")
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(old_umask)
+    for name in ("metrics.json", "last.ckpt"):  # readable by the group, as plain.txt is
+        assert (tmp_path / name).stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o644
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"test/acc": 0.5}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "metrics.json", "plain.txt"]
 
 
 def test_remote_checkpoint_paths_keep_lightnings_writer() -> None:

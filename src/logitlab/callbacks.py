@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import RichModelSummary, RichProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from logitlab.errors import TrainingDiverged
+from logitlab.run import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -178,13 +179,10 @@ class LastCheckpoint(ModelCheckpoint):
 
 def _link_over(source: str, target: str) -> bool:
     """Make `target` a hard link to `source`, atomically; False where links are not possible."""
-    temporary = Path(target).with_name(f".{Path(target).name}.link")
     try:
-        temporary.unlink(missing_ok=True)
-        os.link(source, temporary)
-        os.replace(temporary, target)
+        with atomic_path(Path(target)) as temporary:
+            os.link(source, temporary)
     except OSError:
-        temporary.unlink(missing_ok=True)
         return False
     return True
 

@@ -3,7 +3,6 @@ renamed over it."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +10,20 @@ import torch
 from fsspec.utils import get_protocol
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from logitlab.run import atomic_path
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's TorchCheckpointIO, with a cheaper atomic write for local files.
+    """Lightning's TorchCheckpointIO, with a leaner atomic write for local files.
 
-    Lightning serialises the whole checkpoint into memory, copies it once more, and writes it
-    through an fsspec transaction whose temporary file lives in the system temp folder: the
-    checkpoint's size in RAM twice over, and where that folder is another filesystem than the
-    run's (a node's /tmp under a shared outputs/), the final move is a copy, not a rename.
-    Here torch.save streams into `.<name>.tmp` in the checkpoint's own folder, which is then
-    renamed over the target: a reader (resume, a requeued job) finds the old file or the new
-    one, never half of one, and a failed save leaves the old file as it was. Remote paths
-    (s3://, gs://, ...) keep Lightning's way. Loading is Lightning's.
+    Lightning serialises the whole checkpoint into memory first (peak RSS + the checkpoint's
+    size while saving) and writes it through an fsspec transaction whose temporary file lives
+    in the system temp folder; where that is another filesystem than the run's (a node's /tmp
+    under a shared outputs/), the final move is a copy, not a rename. Here torch.save streams
+    into a temporary file in the checkpoint's own folder, which is then renamed over the
+    target (logitlab.run.atomic_path): a reader (resume, a requeued job) finds the old file or
+    the new one, never part of one, and a failed save leaves the old file as it was. It takes
+    the same time. Remote paths (s3://, gs://, ...) keep Lightning's way; loading is Lightning's.
     """
 
     def save_checkpoint(
@@ -33,10 +34,5 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return
         target = Path(str(path).removeprefix("file://"))
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp")
-        try:
+        with atomic_path(target) as temporary:
             torch.save(checkpoint, temporary)
-            os.replace(temporary, target)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise

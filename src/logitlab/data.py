@@ -455,11 +455,12 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def save_splits(self, path: Path) -> Path:
         """Write the split indices (train/val/test) so eval and predict reuse exactly these."""
+        from logitlab.run import atomic_path
+
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.npz")
         n = sum(len(index) for index in self.split_index.values())
-        np.savez_compressed(tmp, n=np.array(n), **self.split_index)
-        tmp.replace(path)
+        with atomic_path(path) as temporary, temporary.open("wb") as handle:
+            np.savez_compressed(handle, n=np.array(n), **self.split_index)
         return path
 
     def _rank(self) -> tuple[int, int]:

@@ -7,7 +7,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -198,22 +197,34 @@ def write_json(path: Path, data: Any) -> Path:
     return write_text(path, json.dumps({k: finite(v) for k, v in data.items()}, indent=2) + "\n")
 
 
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to, renamed over `path` when the block ends.
+
+    Readers find the old file or the new one, never part of one; if the block raises, the
+    temporary file goes and `path` stays as it was. The temporary file is created by whatever
+    the block writes with, so it gets the usual permissions (umask), not mkstemp's 0600.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)  # left by a process killed mid-write with this pid
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def write_text(path: Path, text: str) -> Path:
     """Write `text` atomically: a temporary file in the same folder, then a rename."""
     if path.parent.exists() and not path.parent.is_dir():
         raise ConfigError(f"cannot write {path}: {path.parent} is a file; choose a writable folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with atomic_path(path) as temporary:
+            temporary.write_text(text)
     except OSError as error:
         raise ConfigError(
             f"cannot write {path} ({error.strerror}); choose a writable folder"
         ) from None
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
