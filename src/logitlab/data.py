@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from logitlab.errors import ConfigError
+from logitlab.run import atomic_path
 from logitlab.sources import SOURCES
 
 log = logging.getLogger(__name__)
@@ -455,8 +456,6 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def save_splits(self, path: Path) -> Path:
         """Write the split indices (train/val/test) so eval and predict reuse exactly these."""
-        from logitlab.run import atomic_path
-
         path.parent.mkdir(parents=True, exist_ok=True)
         n = sum(len(index) for index in self.split_index.values())
         with atomic_path(path) as temporary, temporary.open("wb") as handle:
