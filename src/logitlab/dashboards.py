@@ -58,7 +58,6 @@ class Diagnostics(NoStepHooks, L.Callback):
         self.stages: dict[str, MetricCollection] = {}
         self.curve_data: dict[str, list[torch.Tensor]] = {}
         self.pending: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-        self.pending_elements: dict[str, int] = {}
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         task, n = pl_module.task, getattr(pl_module, "num_classes", 2)
@@ -85,15 +84,14 @@ class Diagnostics(NoStepHooks, L.Callback):
             self.stages[name] = MetricCollection(metrics, compute_groups=False).to(pl_module.device)
 
     def _update(self, stage: str, pl_module: Any, logits: torch.Tensor, batch: Any) -> None:
-        self.pending.setdefault(stage, []).append((logits.detach(), batch[1]))
-        self.pending_elements[stage] = self.pending_elements.get(stage, 0) + logits.numel()
-        if self.pending_elements[stage] >= self.FLUSH_ELEMENTS:
+        pending = self.pending.setdefault(stage, [])
+        pending.append((logits.detach(), batch[1]))
+        if sum(held.numel() for held, _ in pending) >= self.FLUSH_ELEMENTS:
             self._flush(stage, pl_module)
 
     def _flush(self, stage: str, pl_module: Any) -> None:
         """Update the stage's metrics with the batches held back."""
         pending = self.pending.pop(stage, [])
-        self.pending_elements[stage] = 0
         if not pending:
             return
         logits = torch.cat([logits for logits, _ in pending])
@@ -114,11 +112,9 @@ class Diagnostics(NoStepHooks, L.Callback):
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.pending.pop("val", None)  # nothing left over from an interrupted epoch
-        self.pending_elements["val"] = 0
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.pending.pop("test", None)
-        self.pending_elements["test"] = 0
 
     def on_validation_batch_end(
         self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, idx: int, dl: int = 0
