@@ -32,8 +32,8 @@ test-fast: $(STAMP) ## the suite without the slow (training) tests
 tensorboard: $(STAMP) ## serve outputs/ on http://localhost:$(PORT)
 	$(BIN)/tensorboard --logdir outputs --port $(PORT)
 
-bench: $(STAMP) ## logitlab vs a bare PyTorch loop: outputs/bench/latest.json, docs/benchmarks.md
-	$(BIN)/python -m logitlab.bench $(ARGS)
+bench: $(STAMP) ## logitlab (defaults, fastpath=true) vs minimal Lightning and bare loops: outputs/bench/latest.json, docs/benchmarks.md
+	$(BIN)/python benchmarks/bench.py $(ARGS)
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check .

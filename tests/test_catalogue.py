@@ -26,9 +26,7 @@ def world(tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("catalogue")
     run = root / "run"
-    result = cli(
-        "logitlab.train", "debug=limit", "trainer.enable_progress_bar=false", f"hydra.run.dir={run}"
-    )
+    result = cli("logitlab.train", "debug=limit", f"hydra.run.dir={run}")
     assert result.returncode == 0, result.stderr[-2000:]
     x = np.random.default_rng(0).normal(size=(80, 3)).astype(np.float32)
     y = np.arange(80) % 4

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -75,7 +76,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     from conftest import compose_train
 
     root = tmp_path_factory.mktemp("dash")
-    base = ["trainer.max_epochs=5", "trainer.enable_progress_bar=false"]
+    base = ["trainer.max_epochs=5"]
     folders = {}
     for name, extra in {"multiclass": [], "binary": ["experiment=digits_binary"]}.items():
         folders[name] = root / name
@@ -148,7 +149,7 @@ def test_four_job_sweep_gives_four_hparams_rows(run_cli, tmp_path: Path) -> None
     sweep = tmp_path / "sweep"
     result = run_cli(
         "logitlab.train", "-m", "optimizer.lr=1e-3,1e-2", "loss=cross_entropy,nll",
-        "trainer.max_epochs=1", "trainer.enable_progress_bar=false", f"hydra.sweep.dir={sweep}",
+        "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [hparams(sweep / str(job))[0] for job in range(4)]
@@ -190,3 +191,35 @@ def test_tensorboard_server_serves_runs_and_scalars(runs) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "binary"])
+def test_reliability_bins_imply_torchmetrics_calibration_error(task: str) -> None:
+    from torchmetrics.functional.classification import (
+        binary_calibration_error,
+        multiclass_calibration_error,
+    )
+
+    from logitlab.metrics import ReliabilityBins
+
+    g = torch.Generator().manual_seed(0)
+    bins, n = ReliabilityBins(n_bins=15), 0
+    all_probs, all_targets = [], []
+    for size in (9, 40, 17):  # batch by batch, as the diagnostics update it
+        logits = torch.randn(size, 4, generator=g) * 3
+        targets = torch.randint(0, 4 if task == "multiclass" else 2, (size,), generator=g)
+        probs = logits.softmax(-1) if task == "multiclass" else logits[:, 0].sigmoid()
+        bins.update(probs, targets)
+        all_probs.append(probs)
+        all_targets.append(targets)
+        n += size
+    probs, targets = torch.cat(all_probs), torch.cat(all_targets)
+    result = bins.compute()
+    if task == "multiclass":
+        expected = multiclass_calibration_error(probs, targets, 4, n_bins=15)
+    else:
+        expected = binary_calibration_error(probs, targets, n_bins=15)
+    assert result["ece"].item() == pytest.approx(expected.item(), abs=1e-6)
+    assert result["count"].sum().item() == n == 66
+    used = result["count"] > 0
+    assert ((result["confidence"][used] >= 0) & (result["confidence"][used] <= 1)).all()

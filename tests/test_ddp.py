@@ -11,7 +11,7 @@ import pytest
 
 from logitlab.eval import evaluate
 
-DDP = ["trainer=ddp_cpu", "trainer.max_epochs=2", "trainer.enable_progress_bar=false"]
+DDP = ["trainer=ddp_cpu", "trainer.max_epochs=2"]
 
 
 def tree(root: Path) -> list[str]:

@@ -68,7 +68,6 @@ def test_divergence_stops_at_its_step_and_keeps_the_last_good_checkpoint(run_cli
         "optimizer=sgd",
         "optimizer.lr=1e6",
         "callbacks.checkpoint_every_n_steps=1",
-        "trainer.enable_progress_bar=false",
         f"hydra.run.dir={run_dir}",
     )
     assert result.returncode == 2
@@ -95,7 +94,6 @@ def test_gradient_clipping_is_one_override_away(run_cli, tmp_path: Path) -> None
         "optimizer.lr=0.5",
         "trainer.gradient_clip_val=0.5",
         "trainer.max_epochs=2",
-        "trainer.enable_progress_bar=false",
         f"hydra.run.dir={run_dir}",
     )
     assert result.returncode == 0, result.stderr[-2000:]

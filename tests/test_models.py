@@ -92,7 +92,9 @@ def test_binary_accuracy_is_computed_from_probabilities_not_logits() -> None:
     x = torch.tensor([[0.4], [0.3], [-0.2]])
     _, logits, _ = model.model_step((x, torch.tensor([1, 1, 0])))
     assert model.predict_classes(logits).tolist() == [1, 1, 0]
-    model._update("train", torch.tensor(0.1), logits, torch.tensor([1, 1, 0]))
+    model.train_stats.update(
+        torch.tensor(0.1), model.predict_classes(logits), torch.tensor([1, 1, 0])
+    )
     assert model.train_stats.compute()["acc"].item() == 1.0
 
 
@@ -141,3 +143,14 @@ def test_stage_metric_equals_torchmetrics_mean_and_accuracy(task: str) -> None:
     assert computed["acc"].item() == pytest.approx(accuracy.compute().item(), rel=1e-6)
     ours.reset()
     assert ours.count.item() == 0 and ours.loss_sum.item() == 0.0
+
+
+def test_probabilities_are_float32_softmax_even_for_bf16_logits() -> None:
+    model = MulticlassClassifier(num_features=4, num_classes=4, hidden_sizes=[5])
+    logits = torch.tensor([[1e4, -1e4, 0.0, 1e4], [2.0, 2.0, 2.0, 2.0], [-1e4, -1e4, -3e3, 0.0]])
+    probs = model.probabilities(logits)
+    torch.testing.assert_close(probs, torch.tensor([[0.5, 0, 0, 0.5], [0.25] * 4, [0, 0, 0, 1.0]]))
+    assert model.predict_classes(logits).tolist() == [0, 0, 3]  # ties: the first class
+    half = model.probabilities(torch.randn(8, 4).bfloat16())  # mixed precision
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half.sum(-1), torch.ones(8))

@@ -20,7 +20,6 @@ def test_grid_sweep_with_a_failing_job_summarises_all_four(run_cli, tmp_path: Pa
         "data=digits,moons",
         "data.positive_classes=[1],[7]",  # moons has no class 7: job 3 fails
         "trainer.max_epochs=2",
-        "trainer.enable_progress_bar=false",
         f"hydra.sweep.dir={sweep}",
     )
     assert result.returncode == 1  # the sweep reports that a job failed ...
@@ -54,7 +53,6 @@ def test_optuna_search_records_failing_trials_and_goes_on(run_cli, tmp_path: Pat
         "hydra.sweeper.n_trials=4",
         "loss=choice(cross_entropy,bce)",  # bce does not fit the multiclass head: those fail
         "trainer.max_epochs=2",
-        "trainer.enable_progress_bar=false",
         f"hydra.sweep.dir={sweep}",
     )
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
@@ -81,7 +79,6 @@ def test_submitit_local_launcher_runs_a_sweep_and_writes_the_summary(run_cli, tm
         "hydra/launcher=local",
         "optimizer.lr=1e-3,1e-2",
         "trainer.max_epochs=2",
-        "trainer.enable_progress_bar=false",
         f"hydra.sweep.dir={sweep}",
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -96,3 +96,31 @@ def test_cli_run_folder_layout(run_cli, tmp_path: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics) >= TAGS
     assert set(scalar_tags(run_dir / "tensorboard")) >= TAGS
+
+
+@pytest.mark.parametrize("clip", [None, 0.01])
+def test_gradient_clipping_clips_when_asked(make_cfg, tmp_path, clip) -> None:
+    from logitlab.train import build
+
+    cfg = make_cfg(
+        "optimizer=sgd",
+        "optimizer.lr=1.0",
+        "optimizer.momentum=0.0",
+        "optimizer.nesterov=false",
+        "trainer.max_steps=1",
+        "trainer.num_sanity_val_steps=0",
+        "callbacks.early_stopping=null",  # one step: no validation to watch
+        "callbacks.model_checkpoint=null",
+        "test=false",
+        f"trainer.gradient_clip_val={clip if clip else 'null'}",
+        run_dir=tmp_path / str(clip),
+    )
+    datamodule, model, trainer = build(cfg)
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    trainer.fit(model, datamodule=datamodule)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    step = (after - before).norm().item()  # plain SGD, lr 1: the step is the gradient
+    if clip:
+        assert step == pytest.approx(clip, rel=1e-3)
+    else:
+        assert step > 10 * 0.01

@@ -10,7 +10,7 @@ import torch
 from fsspec.utils import get_protocol
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from logitlab.run import atomic_path
+from logitlab.files import atomic_path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -21,7 +21,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     in the system temp folder; where that is another filesystem than the run's (a node's /tmp
     under a shared outputs/), the final move is a copy, not a rename. Here torch.save streams
     into a temporary file in the checkpoint's own folder, which is then renamed over the
-    target (logitlab.run.atomic_path): a reader (resume, a requeued job) finds the old file or
+    target (logitlab.files.atomic_path): a reader (resume, a requeued job) finds the old file or
     the new one, never part of one, and a failed save leaves the old file as it was. It takes
     the same time. Remote paths (s3://, gs://, ...) keep Lightning's way; loading is Lightning's.
     """

@@ -68,6 +68,7 @@ RESUME_SAFE = (
     "trainer.enable_progress_bar",
     "callbacks.early_stopping.patience",
     "callbacks.checkpoint_every_n_steps",
+    "fastpath",
 )
 
 

@@ -32,8 +32,7 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
-from logitlab.callbacks import NoStepHooks
-from logitlab.run import log_to_loggers
+from logitlab.metrics import ReliabilityBins
 
 HPARAM_METRICS = ("val/acc_best", "test/acc", "test/loss")
 
@@ -43,21 +42,29 @@ def tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
     return next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
 
 
-class Diagnostics(NoStepHooks, L.Callback):
-    """Calibration, per-class and curve metrics at validation and test, with images."""
+def log_to_loggers(trainer: L.Trainer, scalars: dict[str, Any]) -> None:
+    """Write scalars to the run's loggers at the current step, from rank zero.
 
-    # Batches are held back and given to the metrics together, once this many logits wait (and
-    # at the end of the stage): one update per metric instead of one per batch. A batch's
-    # handful of small tensor ops costs far more between an epoch's large matmuls than in
-    # isolation; this bounds the memory held to ~4 MB of float32 logits.
-    FLUSH_ELEMENTS = 1 << 20
+    For values that are shown but never monitored (no checkpoint or early stopping watches
+    them, and they stay out of callback_metrics and metrics.json). The values must already be
+    global, as torchmetrics' compute() makes them under DDP.
+    """
+    if not scalars or not trainer.is_global_zero:
+        return
+    values = {name: float(value) for name, value in scalars.items()}
+    for logger in trainer.loggers:
+        logger.log_metrics(values, step=trainer.global_step)
+
+
+class Diagnostics(L.Callback):
+    """Calibration, per-class and curve metrics at validation and test, with images."""
 
     def __init__(self, image_every_n_epochs: int = 5, n_bins: int = 15) -> None:
         self.image_every_n_epochs = image_every_n_epochs
         self.n_bins = n_bins
         self.stages: dict[str, MetricCollection] = {}
+        self.bins: dict[str, ReliabilityBins] = {}  # apart: its compute() returns a dict
         self.curve_data: dict[str, list[torch.Tensor]] = {}
-        self.pending: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         task, n = pl_module.task, getattr(pl_module, "num_classes", 2)
@@ -82,39 +89,22 @@ class Diagnostics(NoStepHooks, L.Callback):
                     "confusion": ConfusionMatrix(task="multiclass", **checks),
                 }
             self.stages[name] = MetricCollection(metrics, compute_groups=False).to(pl_module.device)
+            self.bins[name] = ReliabilityBins(n_bins=self.n_bins).to(pl_module.device)
 
     def _update(self, stage: str, pl_module: Any, logits: torch.Tensor, batch: Any) -> None:
-        pending = self.pending.setdefault(stage, [])
-        pending.append((logits.detach(), batch[1]))
-        if sum(held.numel() for held, _ in pending) >= self.FLUSH_ELEMENTS:
-            self._flush(stage, pl_module)
-
-    def _flush(self, stage: str, pl_module: Any) -> None:
-        """Update the stage's metrics with the batches held back."""
-        pending = self.pending.pop(stage, [])
-        if not pending:
-            return
-        logits = torch.cat([logits for logits, _ in pending])
-        targets = torch.cat([targets for _, targets in pending])
-        probs = pl_module.probabilities(logits)
+        """Update the stage's metrics with one batch's logits and targets."""
+        targets = batch[1]
+        probs = pl_module.probabilities(logits.detach())
         if pl_module.task == "binary":
             scores = probs[:, 1]
             self.curve_data.setdefault(stage, []).append(
                 torch.stack([scores, targets.to(scores)], 1)
             )
             self.stages[stage].update(scores, targets)
+            self.bins[stage].update(scores, targets)
             return
-        # The class metrics get the predicted classes, found once, rather than each taking the
-        # argmax of the probabilities again; calibration needs the probabilities themselves.
-        preds = pl_module.predict_classes(logits)
-        for name, metric in self.stages[stage].items(keep_base=True):
-            metric.update(probs if name == "ece" else preds, targets)
-
-    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.pending.pop("val", None)  # nothing left over from an interrupted epoch
-
-    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.pending.pop("test", None)
+        self.stages[stage].update(probs, targets)
+        self.bins[stage].update(probs, targets)
 
     def on_validation_batch_end(
         self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, idx: int, dl: int = 0
@@ -140,8 +130,8 @@ class Diagnostics(NoStepHooks, L.Callback):
     def _report(
         self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule, images: bool
     ) -> None:
-        self._flush(stage, pl_module)
-        values = self.stages[stage].compute()
+        values = self.stages[stage].compute()  # computes sync across DDP ranks: on every rank
+        bins = self.bins[stage].compute() if images else None
         names = trainer.datamodule.label_names() if trainer.datamodule else None
         scalars = {f"{stage}/ece": values["ece"]}
         if pl_module.task == "binary":
@@ -158,16 +148,17 @@ class Diagnostics(NoStepHooks, L.Callback):
         }
         if stage == "test":  # once: also in callback_metrics, so in metrics.json
             scalars |= per_class
-        else:  # every epoch: reported, never monitored, so straight to the loggers
+        else:  # every epoch: shown, never monitored, so straight to the loggers
             log_to_loggers(trainer, per_class)
         pl_module.log_dict(scalars, sync_dist=True)
         logger = tensorboard(trainer)
         if images and logger is not None and trainer.is_global_zero:
-            self._images(stage, values, names, logger, trainer.global_step, pl_module.task)
+            self._images(stage, values, bins, names, logger, trainer.global_step, pl_module.task)
         self.stages[stage].reset()
+        self.bins[stage].reset()
         self.curve_data.pop(stage, None)
 
-    def _images(self, stage, values, names, logger, step, task) -> None:
+    def _images(self, stage, values, bins, names, logger, step, task) -> None:
         from logitlab import plots
 
         writer = logger.experiment
@@ -179,7 +170,10 @@ class Diagnostics(NoStepHooks, L.Callback):
         )
         writer.add_figure(
             f"{stage}/reliability",
-            plots.reliability(self._calibration_bins(stage), float(values["ece"])),
+            plots.reliability(
+                (bins["confidence"].cpu(), bins["accuracy"].cpu(), bins["count"].cpu()),
+                float(values["ece"]),
+            ),
             step,
         )
         if task == "binary":
@@ -189,29 +183,6 @@ class Diagnostics(NoStepHooks, L.Callback):
             writer.add_figure(
                 f"{stage}/roc", plots.roc(fpr.cpu(), tpr.cpu(), float(values["auroc"])), step
             )
-
-    def _calibration_bins(self, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-bin (confidence, accuracy, count) from the calibration metric's stored states."""
-        metric = self.stages[stage]["ece"]
-        confidences = (
-            torch.cat(metric.confidences)
-            if isinstance(metric.confidences, list)
-            else metric.confidences
-        )
-        accuracies = (
-            torch.cat(metric.accuracies)
-            if isinstance(metric.accuracies, list)
-            else metric.accuracies
-        )
-        bins = torch.clamp((confidences * self.n_bins).long(), max=self.n_bins - 1)
-        count = torch.bincount(bins, minlength=self.n_bins).float()
-        conf = torch.bincount(
-            bins, weights=confidences.float(), minlength=self.n_bins
-        ) / count.clamp(min=1)
-        acc = torch.bincount(bins, weights=accuracies.float(), minlength=self.n_bins) / count.clamp(
-            min=1
-        )
-        return conf.cpu(), acc.cpu(), count.cpu()
 
 
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from logitlab.errors import ConfigError
-from logitlab.run import atomic_path
+from logitlab.files import atomic_path
 from logitlab.sources import SOURCES
 
 log = logging.getLogger(__name__)
@@ -468,9 +468,17 @@ class ClassificationDataModule(L.LightningDataModule):
         return self.trainer.global_rank, self.trainer.world_size
 
     def _train_batches_done(self) -> int:
-        if self.trainer is None:
+        """Batches of the current epoch already trained on: > 0 only in a run resumed mid-epoch.
+
+        Read from the trainer's public counters: every epoch takes ceil(batches / accumulation)
+        optimizer steps, so the steps beyond the finished epochs are this epoch's.
+        """
+        trainer = self.trainer
+        if trainer is None or not isinstance(trainer.num_training_batches, int):
             return 0
-        return self.trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        per_epoch, accumulate = trainer.num_training_batches, trainer.accumulate_grad_batches
+        steps = trainer.global_step - trainer.current_epoch * math.ceil(per_epoch / accumulate)
+        return min(max(steps * accumulate, 0), per_epoch)
 
     def _batches(self, split: str, shuffle: bool, pad: bool) -> TensorBatches | DataLoader:
         x, y = self.splits[split]

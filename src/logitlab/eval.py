@@ -22,8 +22,9 @@ def evaluate(run_dir: str, ckpt: str = "best") -> dict[str, float]:
     """Test `ckpt` of `run_dir` and record the result in the run folder."""
     import lightning as L
 
+    from logitlab.components import quiet_lightning
+    from logitlab.files import write_json
     from logitlab.restore import build_from_run, find_checkpoint, load_checkpoint, load_run_config
-    from logitlab.run import quiet_lightning, write_json
 
     quiet_lightning()
     folder, cfg = load_run_config(run_dir)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -15,7 +14,6 @@ from torchmetrics import MaxMetric
 
 from logitlab.errors import ConfigError, TrainingDiverged
 from logitlab.metrics import LossAccuracy
-from logitlab.run import log_to_loggers
 
 LOSSES: dict[str, tuple[str, ...]] = {
     "multiclass": ("cross_entropy", "nll"),
@@ -67,7 +65,7 @@ def build_mlp(
 
 
 class ClassifierModule(L.LightningModule):
-    """What both heads share: the MLP, the metrics, the optimizer and the step hooks."""
+    """What both heads share: the network, the metrics, the optimizer and the step hooks."""
 
     task: ClassVar[str]
 
@@ -86,20 +84,15 @@ class ClassifierModule(L.LightningModule):
         if loss not in LOSSES[self.task]:
             raise ConfigError(loss_mismatch_message(loss, self.task))
         self.net = build_mlp(num_features, hidden_sizes, num_outputs, activation, dropout)
-        # torchmetrics: updated every step, computed, logged and reset once per epoch.
-        self.train_stats, self.val_stats, self.test_stats = (LossAccuracy() for _ in range(3))
+        # One metric object per stage: updated every step, computed and reset once per epoch.
+        self.train_stats = LossAccuracy()
+        self.val_stats = LossAccuracy()
+        self.test_stats = LossAccuracy()
         self.val_acc_best = MaxMetric()
-        self._stats = {"train": self.train_stats, "val": self.val_stats, "test": self.test_stats}
-        self._last_finite_loss: float | None = None
-        self._epoch_clock = (time.perf_counter(), 0)
         # Kept in checkpoints, so a run resumed mid-epoch ends with the same epoch metrics.
-        for metric in (self.train_stats, self.val_acc_best):
-            metric.persistent(True)
-
-    @property
-    def last_finite_loss(self) -> float | None:
-        """The most recent finite training loss, for divergence reports."""
-        return self._last_finite_loss
+        self.train_stats.persistent(True)
+        self.val_acc_best.persistent(True)
+        self.last_finite_loss: float | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw logits; the loss (or predict_step) turns them into probabilities."""
@@ -114,15 +107,8 @@ class ClassifierModule(L.LightningModule):
         raise NotImplementedError
 
     def predict_classes(self, logits: torch.Tensor) -> torch.Tensor:
-        """The predicted class of each sample: the argmax of its probabilities, not computed."""
+        """The predicted class of each sample: the class of highest probability."""
         raise NotImplementedError
-
-    def transfer_batch_to_device(
-        self, batch: Any, device: torch.device, dataloader_idx: int
-    ) -> Any:
-        # Our batches are always (features, targets): two tensors, no collection walk needed.
-        x, targets = batch
-        return x.to(device, non_blocking=True), targets.to(device, non_blocking=True)
 
     def model_step(
         self, batch: tuple[torch.Tensor, torch.Tensor]
@@ -132,75 +118,46 @@ class ClassifierModule(L.LightningModule):
         logits = self(x)
         return self.compute_loss(logits, targets), logits.detach(), targets
 
-    def _update(
-        self, stage: str, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor
-    ) -> None:
-        # update(), not forward(): no per-batch value is computed, nothing syncs until epoch end.
-        self._stats[stage].update(loss, self.predict_classes(logits), targets)
+    def stage_stats(self, stage: str) -> LossAccuracy:
+        """The loss/accuracy metric of `stage` (train, val or test)."""
+        return {"train": self.train_stats, "val": self.val_stats, "test": self.test_stats}[stage]
 
-    def _log_epoch(self, stage: str) -> torch.Tensor:
+    def log_epoch(self, stage: str) -> torch.Tensor:
         """Compute, log and reset the stage's loss and accuracy; return the accuracy."""
-        stats = self._stats[stage]
-        computed = stats.compute()
-        values = {f"{stage}/loss": computed["loss"], f"{stage}/acc": computed["acc"]}
+        stats = self.stage_stats(stage)
+        computed = stats.compute()  # synced across DDP ranks: every rank logs the same value
         stats.reset()
-        # compute() already synced the states across DDP ranks; every rank logs the same value.
-        self.log(f"{stage}/loss", values[f"{stage}/loss"], prog_bar=stage != "test", sync_dist=True)
-        self.log(f"{stage}/acc", values[f"{stage}/acc"], prog_bar=stage == "val", sync_dist=True)
-        return values[f"{stage}/acc"]
+        self.log(f"{stage}/loss", computed["loss"], prog_bar=stage != "test", sync_dist=True)
+        self.log(f"{stage}/acc", computed["acc"], prog_bar=stage == "val", sync_dist=True)
+        return computed["acc"]
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         loss, logits, targets = self.model_step(batch)
-        # Stop here, before the optimizer applies NaN gradients. A Python float test: a tenth
-        # of the cost of bool(torch.isfinite(loss)) on a CPU. On a GPU either is a host sync,
-        # the one per step this template keeps, so that no NaN update is ever applied.
+        # Stop before the optimizer applies NaN gradients: a diverged run keeps its last good
+        # weights. On a GPU this is one host sync per step, the price of that guarantee.
         value = loss.detach().item()
         if not math.isfinite(value):
             raise TrainingDiverged(
                 self.global_step, self.current_epoch, f"the loss is {value}", self.last_finite_loss
             )
-        self._last_finite_loss = value
-        self._update("train", loss, logits, targets)
+        self.last_finite_loss = value
+        self.train_stats.update(loss, self.predict_classes(logits), targets)
         return loss
 
-    # The epoch's wall time, throughput and learning rate are reported here rather than by
-    # callbacks: Lightning calls every hook of every callback at every training step, so each
-    # callback costs ~10 us a step even when it only acts once an epoch.
-    def on_train_epoch_start(self) -> None:
-        self._epoch_clock = (time.perf_counter(), int(self.train_stats.count))
-        optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
-        if optimizer is not None:  # named as Lightning's LearningRateMonitor names it
-            name, groups = f"lr-{type(optimizer).__name__}", optimizer.param_groups
-            log_to_loggers(
-                self.trainer,
-                {
-                    name if len(groups) == 1 else f"{name}/pg{i + 1}": group["lr"]
-                    for i, group in enumerate(groups)
-                },
-            )
-
     def on_train_epoch_end(self) -> None:
-        # time/: the training epoch with its validation, and the samples of all DDP ranks per
-        # second; an epoch resumed midway counts from the resume. Not results: TensorBoard only.
-        started, samples_before = self._epoch_clock
-        seconds = time.perf_counter() - started
-        samples = (int(self.train_stats.count) - samples_before) * self.trainer.world_size
-        log_to_loggers(
-            self.trainer, {"time/epoch_s": seconds, "time/samples_per_s": samples / seconds}
-        )
-        self._log_epoch("train")
+        self.log_epoch("train")
 
     def validation_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         loss, logits, targets = self.model_step(batch)
-        self._update("val", loss, logits, targets)
+        self.val_stats.update(loss, self.predict_classes(logits), targets)
         return logits  # for callbacks: calibration, confusion matrix, curves
 
     def on_validation_epoch_end(self) -> None:
-        acc = self._log_epoch("val")
+        acc = self.log_epoch("val")
         if self.trainer.sanity_checking:
             return  # the sanity check's few batches must not count towards the best accuracy
         self.val_acc_best.update(acc)
@@ -208,40 +165,17 @@ class ClassifierModule(L.LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, logits, targets = self.model_step(batch)
-        self._update("test", loss, logits, targets)
+        self.test_stats.update(loss, self.predict_classes(logits), targets)
         return logits
 
     def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
+        self.log_epoch("test")
 
     def predict_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
         """Class probabilities (softmax or sigmoid) and the predicted class of each sample."""
         x = batch[0] if isinstance(batch, list | tuple) else batch
         logits = self(x)
-        # the same rule as the metrics' predicted class (predict_classes), not a second argmax
         return {"probs": self.probabilities(logits), "preds": self.predict_classes(logits)}
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets _current_fx_name before and after every hook call, about 40 times a
-        # training step, and nn.Module.__setattr__'s parameter/buffer/submodule checks make each
-        # store cost ~1.3 us. These two only ever hold a hook name or a float (never a
-        # parameter, buffer or module): store them plainly.
-        if name in ("_current_fx_name", "_last_finite_loss"):
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
-    def configure_gradient_clipping(
-        self,
-        optimizer: torch.optim.Optimizer,
-        gradient_clip_val: float | None = None,
-        gradient_clip_algorithm: str | None = None,
-    ) -> None:
-        # Lightning calls this every step; with no trainer.gradient_clip_val it has nothing to do.
-        if gradient_clip_val:
-            super().configure_gradient_clipping(
-                optimizer, gradient_clip_val, gradient_clip_algorithm
-            )
 
     def configure_optimizers(self) -> Any:
         from hydra.utils import instantiate
@@ -286,16 +220,11 @@ class MulticlassClassifier(ClassifierModule):
         return F.cross_entropy(logits, targets)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        # softmax as max-shift, exp, normalise, in float32 at least (bf16 logits under autocast):
-        # the same values as torch.softmax, which on a CPU is ~5x slower over a short last axis
-        # (0.6 ms for 10,000 x 10, paid by every validation epoch's diagnostics).
-        x = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
-        e = (x - x.amax(dim=-1, keepdim=True)).exp_()
-        return e.div_(e.sum(dim=-1, keepdim=True))
+        # float32 at least: bf16 logits (mixed precision) would give coarse probabilities
+        return torch.softmax(logits.float(), dim=-1)
 
     def predict_classes(self, logits: torch.Tensor) -> torch.Tensor:
-        # max().indices is argmax (the first of tied maxima) at half argmax's cost on a CPU.
-        return logits.max(dim=-1).indices
+        return logits.argmax(dim=-1)
 
 
 class BinaryClassifier(ClassifierModule):
@@ -342,7 +271,7 @@ class BinaryClassifier(ClassifierModule):
         return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=self.pos_weight)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        p1 = torch.sigmoid(logits)
+        p1 = torch.sigmoid(logits.float())
         return torch.stack([1 - p1, p1], dim=-1)
 
     def predict_classes(self, logits: torch.Tensor) -> torch.Tensor:

@@ -73,8 +73,8 @@ def predict(
     """Write the predictions CSV and return its path."""
     import torch
 
+    from logitlab.files import write_text
     from logitlab.restore import build_from_run, find_checkpoint, load_checkpoint, load_run_config
-    from logitlab.run import write_text
 
     folder, cfg = load_run_config(run_dir)
     path = find_checkpoint(folder, ckpt)

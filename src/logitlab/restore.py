@@ -86,8 +86,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def build_from_run(cfg: DictConfig, run_dir: Path, checkpoint: dict[str, Any], ckpt_path: Path):
     """The run's DataModule (its saved splits) and model with the checkpoint's weights."""
+    from logitlab.components import instantiate
     from logitlab.config import model_class
-    from logitlab.run import instantiate
 
     splits = run_dir / "splits.npz"
     cfg.data.splits_file = str(splits) if splits.is_file() else None

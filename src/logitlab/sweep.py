@@ -42,7 +42,7 @@ def job_record(run_dir: str | Path, keep_going: bool) -> Iterator[None]:
     With `keep_going` (a sweep job), an error is logged and recorded instead of raised, so the
     other jobs of the sweep still run.
     """
-    from logitlab.run import write_json
+    from logitlab.files import write_json
 
     start = time.monotonic()
     record: dict[str, Any] = {"status": "completed", "error": ""}
@@ -96,7 +96,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 def write_summary(sweep_dir: Path, rows: list[dict[str, str]]) -> Path:
     """summary.csv at the sweep root, written atomically."""
-    from logitlab.run import write_text
+    from logitlab.files import write_text
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, "error"], lineterminator="\n")

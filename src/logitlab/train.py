@@ -27,8 +27,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Instantiate data, model, callbacks, loggers and trainer from `cfg`; fit, test, record."""
     import lightning as L
 
+    from logitlab.components import quiet_lightning
     from logitlab.config import check_config
-    from logitlab.run import quiet_lightning
 
     quiet_lightning()
     cfg, ckpt_path = starting_point(cfg)
@@ -57,8 +57,9 @@ def starting_point(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
 
 def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     """DataModule (loaded and validated), model and Trainer, all from the config."""
+    from logitlab import fastpath
+    from logitlab.components import instantiate, instantiate_callbacks, instantiate_loggers
     from logitlab.config import model_class
-    from logitlab.run import instantiate, instantiate_callbacks, instantiate_loggers, quiet_profiler
 
     datamodule = instantiate(cfg.data, task=model_class(cfg).task)
     datamodule.prepare_data()
@@ -71,9 +72,13 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     progress_bar = cfg.trainer.get("enable_progress_bar", True)
     summary = cfg.trainer.get("enable_model_summary", True)
     callbacks = instantiate_callbacks(cfg.get("callbacks"), bool(loggers), progress_bar, summary)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    if not cfg.trainer.get("profiler"):
-        trainer.profiler = quiet_profiler()
+    fast = fastpath.enabled(bool(cfg.get("fastpath")))
+    # An object such as the fast path's profiler cannot go through the typed trainer config.
+    quiet = {"profiler": fastpath.quiet_profiler()} if fast and not cfg.trainer.profiler else {}
+    make_trainer = instantiate(cfg.trainer, _partial_=True)
+    trainer = make_trainer(callbacks=callbacks, logger=loggers or False, **quiet)
+    if fast:
+        fastpath.apply(trainer, model)
     if trainer.is_global_zero:
         datamodule.save_splits(Path(cfg.paths.output_dir) / "splits.npz")
     return datamodule, model, trainer
@@ -84,7 +89,7 @@ def fit(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig, ckpt_path: P
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from logitlab.errors import TrainingDiverged
-    from logitlab.run import write_json
+    from logitlab.files import write_json
 
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -119,7 +124,7 @@ def test_best(trainer: Any, model: Any, datamodule: Any) -> dict:
 def record(trainer: Any, cfg: DictConfig, fitted: dict, tested: dict) -> dict[str, float]:
     """metrics.json (a resume keeps what it does not recompute) and the TensorBoard summary."""
     from logitlab.dashboards import log_run_summary
-    from logitlab.run import final_metrics, write_json
+    from logitlab.files import write_json
 
     path = Path(cfg.paths.output_dir) / "metrics.json"
     previous = json.loads(path.read_text()) if cfg.get("resume") and path.is_file() else {}
@@ -129,6 +134,23 @@ def record(trainer: Any, cfg: DictConfig, fitted: dict, tested: dict) -> dict[st
         write_json(path, metrics)
         log.info("final metrics written to %s", path)
     return metrics
+
+
+def final_metrics(*stages: dict[str, Any]) -> dict[str, float]:
+    """Flat {name: float} of the `stage/name` metrics, later stages winning.
+
+    Timings (`time/...`) stay in TensorBoard: metrics.json holds results, which reruns reproduce.
+    """
+    merged: dict[str, float] = {}
+    for metrics in stages:
+        for name, value in metrics.items():
+            if (
+                "/" in name
+                and not name.startswith("time/")
+                and not name.endswith(("_step", "_epoch"))
+            ):
+                merged[name] = float(value)
+    return dict(sorted(merged.items()))
 
 
 def resume_overrides() -> list[str]:
@@ -141,7 +163,8 @@ def resume_overrides() -> list[str]:
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
     """Train one configuration; returns the metric a Hydra sweeper optimises."""
-    from logitlab.run import ddp_job, gpus_hidden
+    from logitlab.ddp import ddp_job
+    from logitlab.fastpath import gpus_hidden
     from logitlab.sweep import in_multirun, job_record
 
     sweeping = in_multirun()
@@ -150,7 +173,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
         user_errors(),
         job_record(cfg.paths.output_dir, keep_going=sweeping),
         ddp_job(cfg.paths.output_dir, resume_overrides()),
-        gpus_hidden(cfg.trainer.get("accelerator") == "cpu"),
+        gpus_hidden(bool(cfg.get("fastpath")) and cfg.trainer.get("accelerator") == "cpu"),
     ):
         metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric") or "", worst_value())
@@ -168,34 +191,12 @@ def worst_value() -> float:
 
 def main() -> None:
     """The entry point: `python -m logitlab.train` and the console script logitlab-train."""
+    from logitlab.ddp import ddp_child_argv
+
     if not ddp_child_argv():  # a DDP child runs a job its parent already checked
         with user_errors():
             logitlab.config.preflight(sys.argv[1:], CONFIG_PATH)
     hydra_main()
-
-
-def ddp_child_argv() -> bool:
-    """In a DDP child process, run exactly its parent's job, not the command line again.
-
-    Lightning starts ranks 1..N-1 by re-running the command line; under `-m` that would re-run
-    the whole sweep and write a second sweep folder. The parent leaves its job's folder and
-    overrides in LOGITLAB_DDP_JOB, and the child becomes a single run of that job.
-    """
-    from logitlab.run import DDP_JOB_ENV
-
-    job = os.environ.get(DDP_JOB_ENV)
-    rank = os.environ.get("LOCAL_RANK", "0")
-    if not job or rank == "0":
-        return False
-    spec = json.loads(job)
-    sys.argv = [
-        sys.argv[0],
-        *spec["overrides"],
-        f"hydra.run.dir={spec['dir']}",
-        "hydra.output_subdir=null",
-        f"hydra.job.name=train_ddp_process_{rank}",
-    ]
-    return True
 
 
 if __name__ == "__main__":

@@ -1,0 +1,81 @@
+"""The benchmark (benchmarks/bench.py, `make bench`): its reference loops do the same work,
+its ratios are paired within a repetition, and its report carries the figures it measured."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+
+def test_bench_reference_loops_do_the_same_work(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(bench, "N_TRAIN", 1500)
+    monkeypatch.setattr(bench, "N_VAL", 500)
+    data, _ = bench.make_data(tmp_path)
+    bare = bench.bare_loop(data, 256, 2, "cpu", "32-true")
+    lightning = bench.lightning_loop(data, 256, 2, "cpu", "32-true")
+    assert len(bare["epoch_s"]) == len(lightning["epoch_s"]) == 2
+    # Same initial weights, batches and optimizer: the same model, within float noise.
+    assert lightning["val_acc"] == pytest.approx(bare["val_acc"], abs=2 / 500)
+    assert bare["val_acc"] > 0.5  # and it learned something (10 classes)
+
+
+def test_bench_rotates_the_order_and_pairs_ratios_within_a_repetition() -> None:
+    n = len(bench.CONTESTANTS)
+    orders = [bench.running_order(rep) for rep in range(n)]
+    for position in range(n):  # every contestant runs in every position once in n reps
+        assert {order[position] for order in orders} == set(bench.CONTESTANTS)
+    # The machine runs 1.0x, 1.3x, then 0.9x as fast; logitlab is 1.08x the bare loop in each.
+    speeds = [1.0, 1.3, 0.9]
+    bare = [{"measured_s": [0.40 * s, 0.41 * s, 0.39 * s]} for s in speeds]
+    ours = [{"measured_s": [t * 1.08 for t in b["measured_s"]]} for b in bare]
+    assert bench.rep_ratios(ours, bare) == pytest.approx([1.08] * 3)
+    with pytest.raises(ValueError):  # a missing run is an error, not a shorter list
+        bench.rep_ratios(ours[:2], bare)
+
+
+def fake_runs() -> dict[str, list[dict]]:
+    """Four contestants over two repetitions; the second runs on a machine 1.2x slower."""
+    per_epoch = {"bare": 0.40, "lightning": 0.42, "fastpath": 0.44, "logitlab": 0.441}
+    return {
+        name: [
+            {"measured_s": [t * speed] * 3, "val_acc": 0.9, "rss_mb": 1000.0}
+            for speed in (1.0, 1.2)
+        ]
+        for name, t in per_epoch.items()
+    }
+
+
+def test_bench_summary_holds_every_paired_ratio() -> None:
+    row = bench.summarise(fake_runs())
+    assert row["over_lightning"] == pytest.approx(0.441 / 0.42)  # defaults / minimal Lightning
+    assert row["fastpath_ratio"] == pytest.approx(0.44 / 0.40)  # fastpath / bare
+    assert row["fastpath_gain"] == pytest.approx(0.441 / 0.44)
+    assert row["over_lightning_by_rep"] == pytest.approx([0.441 / 0.42] * 2)
+    assert row["logitlab_epoch_s"] == pytest.approx(0.441 * 1.1)  # the median of both reps
+
+
+def test_bench_report_and_docs_show_the_measured_figures(tmp_path: Path, capsys) -> None:
+    report = {
+        "machine": "x86_64, 2 cpus", "device": "cpu", "trainer": "cpu", "precision": "32-true",
+        "epochs": 6, "reps": 4, "workload": "MLP", "b1024": bench.summarise(fake_runs()),
+        "startup_s": 5.0, "import_floor_s": 4.2, "startup_ratio": 1.19, "help_s": 0.8,
+        "peak_rss_mb": {"logitlab": 1064.0, "bare": 906.0, "lightning": 1143.0},
+        "rss_over_bare_mb": 158.0,
+    }  # fmt: skip
+    bench.print_report(report)
+    out = capsys.readouterr().out
+    assert "batch 1024: logitlab, defaults" in out and "1.050" in out and "1.100" in out
+    bench.write_docs(report, tmp_path)
+    doc = (tmp_path / "benchmarks.md").read_text()
+    assert "**1.050** (1.050, 1.050)" in doc  # defaults over minimal Lightning, per repetition
+    assert "**1.100** (1.100, 1.100)" in doc  # fastpath over bare
+    assert (tmp_path / "benchmarks.png").stat().st_size > 10_000
+    json.dumps(report)  # latest.json is JSON
