@@ -296,17 +296,14 @@ def loop_run(
 ) -> dict[str, Any]:
     """The bare or the minimal-Lightning loop in its own process, like the logitlab run.
 
-    On the CPU the Lightning loop sees no GPUs, as a logitlab `fastpath=true` CPU run does
-    (logitlab.fastpath.gpus_hidden); the bare loop needs no such help: it never imports
-    Lightning.
+    Both run in the environment logitlab's default path runs in: no variable is set for them.
     """
     command = [
         sys.executable, str(Path(__file__).resolve()), "loop", "--kind", kind, "--data", str(data),
         "--batch-size", str(batch_size), "--epochs", str(epochs), "--out", str(out),
         "--device", device, "--precision", precision,
     ]  # fmt: skip
-    env = {"CUDA_VISIBLE_DEVICES": ""} if kind == "lightning" and device == "cpu" else {}
-    wall, rss, _ = run_measured(command, out.with_suffix(".log"), env)
+    wall, rss, _ = run_measured(command, out.with_suffix(".log"))
     result = json.loads(out.read_text())
     return {**result, "measured_s": result["epoch_s"][1:], "wall_s": wall, "rss_mb": rss}
 

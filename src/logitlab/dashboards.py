@@ -103,7 +103,10 @@ class Diagnostics(L.Callback):
             self.stages[stage].update(scores, targets)
             self.bins[stage].update(scores, targets)
             return
-        self.stages[stage].update(probs, targets)
+        # calibration needs the probabilities; the class metrics get the classes, found once
+        preds = pl_module.predict_classes(logits)
+        for name, metric in self.stages[stage].items(keep_base=True):
+            metric.update(probs if name == "ece" else preds, targets)
         self.bins[stage].update(probs, targets)
 
     def on_validation_batch_end(
