@@ -49,7 +49,7 @@ def world(tmp_path_factory) -> dict[str, Path]:
     broken.write_bytes(broken.read_bytes()[:100])
     last = run / "checkpoints" / "last.ckpt"
     state = torch.load(last, weights_only=True)
-    state["state_dict"]["net.6.weight"] = torch.zeros(1, 64)  # another head's output layer
+    state["state_dict"]["net.layers.7.weight"] = torch.zeros(1, 64)  # another output layer
     torch.save(state, root / "other_head.ckpt")
     (root / "truncated.ckpt").write_bytes(last.read_bytes()[:1000])
     np.save(root / "narrow.npy", np.zeros((3, 10)))
@@ -86,9 +86,9 @@ CATALOGUE = [
     ("train", "optimizer.lr=0", "optimizer.lr=0.0 must be a positive number"),
     ("train", "data.batch_size=0", "data.batch_size=0 must be positive"),
     ("train", "trainer.max_epochs=-3", "trainer.max_epochs=-3 must be >= 0"),
-    ("train", "model.hidden_sizes=[]", "model.hidden_sizes=[] must list positive layer widths"),
-    ("train", "model.dropout=1.0", "model.dropout=1.0 must be in [0, 1)"),
-    ("train", "model.activation=swish", "model.activation='swish' is not known; use one of relu"),
+    ("train", "model.net.hidden_sizes=[]", "model.net.hidden_sizes=[] must list positive layer widths"),
+    ("train", "model.net.dropout=1.0", "model.net.dropout=1.0 must be in [0, 1)"),
+    ("train", "model.net.activation=swish", "model.net.activation='swish' is not known; use one of relu"),
     ("train", "data.val_fraction=0.6 data.test_fraction=0.5", "leave a split empty"),
     ("train", "loss=bce", "loss=bce is a binary loss and does not fit model=multiclass"),
     ("train", "data.num_classes=5", "set data.num_classes=10"),
@@ -103,7 +103,7 @@ CATALOGUE = [
     ("train", "resume={root}/nowhere paths.output_root={root}/out", "resume={root}/nowhere: no .hydra/config.yaml"),
     ("eval", "run_dir={root}/nowhere", "run_dir={root}/nowhere does not exist"),
     ("eval", "run_dir={run} ckpt={root}/nowhere.ckpt", "does not exist; use ckpt=best, last or a path"),
-    ("eval", "run_dir={run} ckpt={root}/other_head.ckpt", "size mismatch for net.6.weight: a different head"),
+    ("eval", "run_dir={run} ckpt={root}/other_head.ckpt", "size mismatch for net.layers.7.weight: a different head or network"),
     ("eval", "run_dir={run} ckpt={root}/truncated.ckpt", "truncated.ckpt is truncated or corrupt"),
     ("predict", "run_dir={run} input={root}/narrow.npy", "has 10 features per sample but the model takes 64"),
     ("predict", "run_dir={run} input={root}/text.csv", "line 2, column 2 is 'oops', not a number"),

@@ -14,7 +14,8 @@ from conftest import CONF, compose_train
 from logitlab.config import check_config
 from logitlab.errors import ConfigError
 
-GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
+GROUPS = [*sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra"), "model/net"]
+BINARY_LOSSES = ("bce", "bce_with_logits", "focal")
 
 
 def options(group: str) -> list[str]:
@@ -26,20 +27,23 @@ def options(group: str) -> list[str]:
 )
 def test_every_option_composes_and_resolves(group: str, option: str, tmp_path: Path) -> None:
     overrides = [f"{group}={option}"]
-    if group == "loss" and option.startswith("bce"):
+    if (group == "loss" and option in BINARY_LOSSES) or option == "binary_extra":
         overrides.append("model=binary")
     cfg = compose_train(overrides, output_dir=tmp_path)
     assert cfg.hydra.runtime.choices[group] == option
     job = {k: v for k, v in cfg.items() if k != "hydra"}
     resolved = OmegaConf.to_container(OmegaConf.create(job), resolve=True)
     assert resolved["paths"]["output_dir"] == str(tmp_path)
-    assert resolved["model"]["loss"] == resolved["loss"]["name"]
+    assert resolved["loss"]["head"] == get_class(resolved["model"]["_target_"]).task
+    assert resolved["model"]["net"]["_target_"].startswith("logitlab.nets.")
     check_config(cfg)
 
 
 def test_expected_options_exist() -> None:
     assert options("model") == ["binary", "multiclass"]
-    assert options("loss") == ["bce", "bce_with_logits", "cross_entropy", "nll"]
+    assert options("loss") == ["bce", "bce_with_logits", "cross_entropy", "focal", "nll"]
+    assert options("model/net") == ["cnn", "linear", "mlp", "resnet"]
+    assert options("metrics") == ["binary_extra", "default", "multiclass_extra"]
     assert options("optimizer") == ["adam", "adamw", "sgd"]
     assert set(options("trainer")) >= {"cpu", "gpu", "mps", "auto", "ddp", "ddp_cpu"}
     assert options("logger") == ["csv", "none", "tensorboard"]
@@ -48,10 +52,13 @@ def test_expected_options_exist() -> None:
     assert {"digits_multiclass", "digits_binary"} <= set(options("experiment"))
 
 
-def test_model_sizes_come_from_the_data_config(tmp_path: Path) -> None:
+def test_model_sizes_come_from_the_data(tmp_path: Path) -> None:
+    from logitlab.train import build
+
     cfg = compose_train(["data=blobs", "data.num_features=5", "data.num_classes=4"], tmp_path)
-    assert cfg.model.num_features == 5
-    assert cfg.model.num_classes == 4
+    datamodule, model, _ = build(cfg)
+    assert datamodule.input_shape == (5,) and model.num_classes == 4
+    assert model.net.layers[1].in_features == 5 and model.net.layers[-1].out_features == 4
 
 
 @pytest.mark.parametrize(
@@ -80,7 +87,7 @@ def test_command_line_loss_beats_the_heads_default(tmp_path: Path) -> None:
             "binary",
             "nll",
             "loss=nll is a multiclass loss and does not fit model=binary; "
-            "use loss=bce_with_logits or loss=bce, or model=multiclass",
+            "use loss=bce or loss=bce_with_logits or loss=focal, or model=multiclass",
         ),
     ],
 )
@@ -108,7 +115,11 @@ def test_cli_refuses_mismatch_with_one_line_before_training(run_cli, tmp_path: P
 def test_help_lists_the_config_groups_without_importing_torch(run_cli) -> None:
     result = run_cli("logitlab.train", "--help")
     assert result.returncode == 0
-    for line in ("model: binary, multiclass", "loss: bce, bce_with_logits, cross_entropy, nll"):
+    for line in (
+        "model: binary, multiclass",
+        "model/net: cnn, linear, mlp, resnet",
+        "loss: bce, bce_with_logits, cross_entropy, focal, nll",
+    ):
         assert line in result.stdout
     code = (
         "import sys; sys.argv = ['logitlab-train', '--help']\n"

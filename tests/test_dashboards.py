@@ -120,7 +120,8 @@ def test_multiclass_images_scalars_and_text(runs) -> None:
 def test_hparams_row_has_the_config_and_final_metrics(runs) -> None:
     run = runs["multiclass"]
     values, metric_names = hparams(run)
-    assert values["model/hidden_sizes"] == "[128, 64]"  # a list, shown as text, not dropped
+    assert values["model/net/hidden_sizes"] == "[128, 64]"  # a list, shown as text, not dropped
+    assert values["model/net/_target_"] == "logitlab.nets.MLP"  # which network ran
     assert values["optimizer/lr"] == pytest.approx(1e-3)
     assert values["loss/name"] == "cross_entropy"
     assert values["model/scheduler"] == "None"

@@ -28,15 +28,21 @@ from logitlab.errors import ConfigError
             "trainer.max_epochs=-2 must be >= 0 (-1, unbounded, needs trainer.max_steps)",
         ),
         (
-            "model.hidden_sizes=[]",
-            "model.hidden_sizes=[] must list positive layer widths, e.g. [128,64]",
+            "model.net.hidden_sizes=[]",
+            "model.net.hidden_sizes=[] must list positive layer widths, e.g. [128,64]",
         ),
         (
-            "model.hidden_sizes=[64,0]",
-            "model.hidden_sizes=[64, 0] must list positive layer widths, e.g. [128,64]",
+            "model.net.hidden_sizes=[64,0]",
+            "model.net.hidden_sizes=[64, 0] must list positive layer widths, e.g. [128,64]",
         ),
-        ("model.dropout=1.0", "model.dropout=1.0 must be in [0, 1), e.g. model.dropout=0.1"),
-        ("model.dropout=-0.1", "model.dropout=-0.1 must be in [0, 1), e.g. model.dropout=0.1"),
+        (
+            "model.net.dropout=1.0",
+            "model.net.dropout=1.0 must be in [0, 1), e.g. model.net.dropout=0.1",
+        ),
+        (
+            "model.net.dropout=-0.1",
+            "model.net.dropout=-0.1 must be in [0, 1), e.g. model.net.dropout=0.1",
+        ),
     ],
 )
 def test_values_out_of_range_are_refused(override: str, message: str, tmp_path: Path) -> None:
@@ -52,10 +58,10 @@ def test_unbounded_epochs_with_a_step_budget_are_fine(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_cli_range_error_is_one_line_and_builds_nothing(run_cli, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    result = run_cli("logitlab.train", "model.dropout=1.5", f"hydra.run.dir={run_dir}")
+    result = run_cli("logitlab.train", "model.net.dropout=1.5", f"hydra.run.dir={run_dir}")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "logitlab: error: model.dropout=1.5 must be in [0, 1), e.g. model.dropout=0.1"
+        "logitlab: error: model.net.dropout=1.5 must be in [0, 1), e.g. model.net.dropout=0.1"
     ]
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
 

@@ -165,8 +165,8 @@ def test_checkpoints_that_need_unpickling_or_are_damaged_are_refused(
         malicious: "needs arbitrary unpickling (it stores a class or function), which can run "
         "code; refused",
         truncated: "is truncated or corrupt (",
-        other_head: "does not fit model=multiclass with hidden sizes [128, 64] of "
-        f"{run_dir} (size mismatch for net.6.weight: a different head or layer sizes)",
+        other_head: f"is a checkpoint of the binary head but {run_dir} trains the multiclass "
+        "head; use this run's own checkpoint",
     }
     for path, message in cases.items():
         for cli in (eval_cli, predict_cli):
@@ -184,8 +184,8 @@ def test_predict_refuses_bad_input(runs, tmp_path: Path, capsys) -> None:
     np.save(tmp_path / "narrow.npy", np.zeros((3, 10)))
     (tmp_path / "text.csv").write_text("a,b\n1,2\n3,oops\n")
     cases = {
-        "narrow.npy": "input={p} has 10 features per sample but the model takes 64 (data=digits); "
-        "give 64 columns",
+        "narrow.npy": "input={p} has 10 features per sample but the model takes 64 (data=digits, "
+        "samples of shape (1, 8, 8)); give 64 columns",
         "text.csv": "input={p}: line 3, column 2 is 'oops', not a number; fix it",
     }
     for name, message in cases.items():

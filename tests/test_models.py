@@ -7,7 +7,23 @@ import torch
 from torch import nn
 
 from logitlab.errors import ConfigError
-from logitlab.models import BinaryClassifier, MulticlassClassifier, build_mlp
+from logitlab.models import BinaryClassifier, MulticlassClassifier
+from logitlab.nets import MLP
+
+BCE = {"name": "bce", "head": "binary", "input": "probs", "_target_": "torch.nn.BCELoss"}
+NLL = {"name": "nll", "head": "multiclass", "input": "log_probs", "_target_": "torch.nn.NLLLoss"}
+
+
+def multi(features: int = 8, classes: int = 3, hidden=(5,), **kwargs) -> MulticlassClassifier:
+    """A multiclass head around a small MLP."""
+    net = MLP(in_shape=[features], num_outputs=classes, hidden_sizes=hidden, dropout=0.0)
+    return MulticlassClassifier(net=net, num_classes=classes, **kwargs)
+
+
+def binary(features: int = 8, hidden=(5,), **kwargs) -> BinaryClassifier:
+    """A binary head around a small MLP (one logit)."""
+    net = MLP(in_shape=[features], num_outputs=1, hidden_sizes=hidden, dropout=0.0)
+    return BinaryClassifier(net=net, **kwargs)
 
 
 def batch(n: int = 16, features: int = 8, classes: int = 3, seed: int = 0):
@@ -18,8 +34,8 @@ def batch(n: int = 16, features: int = 8, classes: int = 3, seed: int = 0):
 @pytest.mark.parametrize(
     "model",
     [
-        MulticlassClassifier(num_features=8, num_classes=3, hidden_sizes=[5]),
-        BinaryClassifier(num_features=8, hidden_sizes=[5]),
+        multi(),
+        binary(),
     ],
     ids=["multiclass", "binary"],
 )
@@ -29,7 +45,7 @@ def test_forward_goes_through_the_hidden_layer(model: nn.Module) -> None:
     x, y = batch(classes=2)
     loss = model.compute_loss(model(x), y)
     loss.backward()
-    first = model.net[0]
+    first = model.net.layers[1]  # after the Flatten
     assert isinstance(first, nn.Linear) and first.in_features == 8 and first.out_features == 5
     assert first.weight.grad is not None and first.weight.grad.abs().sum() > 0
     before = model(x).detach().clone()
@@ -40,18 +56,16 @@ def test_forward_goes_through_the_hidden_layer(model: nn.Module) -> None:
 
 def test_output_shapes_are_raw_logits() -> None:
     x, _ = batch()
-    multi = MulticlassClassifier(num_features=8, num_classes=3, hidden_sizes=[5])
-    logits = multi(x)
+    logits = multi()(x)
     assert logits.shape == (16, 3)
     assert not torch.allclose(logits.sum(dim=1), torch.ones(16))  # not softmax outputs
-    binary = BinaryClassifier(num_features=8, hidden_sizes=[5])
-    assert binary(x).shape == (16,)
+    assert binary()(x).shape == (16,)
 
 
 def test_bce_and_bce_with_logits_give_the_same_loss() -> None:
     torch.manual_seed(0)
-    a = BinaryClassifier(num_features=8, hidden_sizes=[5], loss="bce_with_logits").double()
-    b = BinaryClassifier(num_features=8, hidden_sizes=[5], loss="bce").double()
+    a = binary().double()
+    b = binary(loss=BCE).double()
     b.load_state_dict(a.state_dict())
     x, y = batch(classes=2)
     x = x.double()
@@ -62,8 +76,8 @@ def test_bce_and_bce_with_logits_give_the_same_loss() -> None:
 
 def test_cross_entropy_and_nll_give_the_same_loss() -> None:
     torch.manual_seed(0)
-    a = MulticlassClassifier(num_features=8, num_classes=3, hidden_sizes=[5]).double()
-    b = MulticlassClassifier(num_features=8, num_classes=3, hidden_sizes=[5], loss="nll").double()
+    a = multi().double()
+    b = multi(loss=NLL).double()
     b.load_state_dict(a.state_dict())
     x, y = batch()
     assert abs(a.compute_loss(a(x.double()), y) - b.compute_loss(b(x.double()), y)) < 1e-6
@@ -71,13 +85,13 @@ def test_cross_entropy_and_nll_give_the_same_loss() -> None:
 
 def test_predict_step_returns_probabilities_and_classes() -> None:
     x, _ = batch()
-    multi = MulticlassClassifier(num_features=8, num_classes=3, hidden_sizes=[5]).eval()
-    out = multi.predict_step((x,), 0)
+    head = multi().eval()
+    out = head.predict_step((x,), 0)
     torch.testing.assert_close(out["probs"].sum(dim=1), torch.ones(16))
-    assert torch.equal(out["preds"], multi(x).argmax(dim=1))
-    binary = BinaryClassifier(num_features=8, hidden_sizes=[5]).eval()
-    out = binary.predict_step(x, 0)
-    logits = binary(x)
+    assert torch.equal(out["preds"], head(x).argmax(dim=1))
+    one = binary().eval()
+    out = one.predict_step(x, 0)
+    logits = one(x)
     torch.testing.assert_close(out["probs"][:, 1], torch.sigmoid(logits))
     assert torch.equal(out["preds"], (logits > 0).long())
 
@@ -85,10 +99,10 @@ def test_predict_step_returns_probabilities_and_classes() -> None:
 def test_binary_accuracy_is_computed_from_probabilities_not_logits() -> None:
     # Logits in [0, 1] would be read as probabilities by torchmetrics; a logit of 0.4 means
     # p=0.599 (class 1), which thresholding the raw logit at 0.5 would call class 0.
-    model = BinaryClassifier(num_features=1, hidden_sizes=[])
+    model = binary(features=1, hidden=())
     with torch.no_grad():
-        model.net[0].weight.fill_(1.0)
-        model.net[0].bias.zero_()
+        model.net.layers[1].weight.fill_(1.0)
+        model.net.layers[1].bias.zero_()
     x = torch.tensor([[0.4], [0.3], [-0.2]])
     _, logits, _ = model.model_step((x, torch.tensor([1, 1, 0])))
     assert model.predict_classes(logits).tolist() == [1, 1, 0]
@@ -98,18 +112,21 @@ def test_binary_accuracy_is_computed_from_probabilities_not_logits() -> None:
     assert model.train_stats.compute()["acc"].item() == 1.0
 
 
-def test_build_mlp_layers_and_bad_activation() -> None:
-    net = build_mlp(4, [6, 5], 2, activation="gelu", dropout=0.2)
-    kinds = [type(m).__name__ for m in net]
-    assert kinds == ["Linear", "GELU", "Dropout", "Linear", "GELU", "Dropout", "Linear"]
-    with pytest.raises(ConfigError, match=r"model\.activation=.swish. is not known"):
-        build_mlp(4, [6], 2, activation="swish")
+def test_mlp_layers_and_bad_activation() -> None:
+    net = MLP([4], 2, hidden_sizes=[6, 5], activation="gelu", dropout=0.2)
+    kinds = [type(m).__name__ for m in net.layers]
+    assert kinds == ["Flatten", "Linear", "GELU", "Dropout", "Linear", "GELU", "Dropout", "Linear"]
+    with pytest.raises(ConfigError, match=r"model\.net\.activation=.swish. is not known"):
+        MLP([4], 2, hidden_sizes=[6], activation="swish")
+
+
+def test_a_loss_of_the_other_head_is_refused() -> None:
+    with pytest.raises(ConfigError, match="loss=bce is a binary loss and does not fit model=multi"):
+        multi(loss=BCE)
 
 
 def test_optimizer_comes_from_config_and_scheduler_is_optional() -> None:
-    model = MulticlassClassifier(
-        num_features=8,
-        num_classes=3,
+    model = multi(
         optimizer={"_target_": "torch.optim.SGD", "lr": 0.05, "momentum": 0.9},
         scheduler={"_target_": "torch.optim.lr_scheduler.StepLR", "step_size": 2},
     )
@@ -117,7 +134,7 @@ def test_optimizer_comes_from_config_and_scheduler_is_optional() -> None:
     assert isinstance(config["optimizer"], torch.optim.SGD)
     assert config["optimizer"].defaults["lr"] == 0.05
     assert isinstance(config["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.StepLR)
-    plain = MulticlassClassifier(num_features=8, num_classes=3).configure_optimizers()
+    plain = multi().configure_optimizers()
     assert isinstance(plain, torch.optim.Adam)
 
 
@@ -146,7 +163,7 @@ def test_stage_metric_equals_torchmetrics_mean_and_accuracy(task: str) -> None:
 
 
 def test_probabilities_are_float32_softmax_even_for_bf16_logits() -> None:
-    model = MulticlassClassifier(num_features=4, num_classes=4, hidden_sizes=[5])
+    model = multi(features=4, classes=4)
     logits = torch.tensor([[1e4, -1e4, 0.0, 1e4], [2.0, 2.0, 2.0, 2.0], [-1e4, -1e4, -3e3, 0.0]])
     probs = model.probabilities(logits)
     torch.testing.assert_close(probs, torch.tensor([[0.5, 0, 0, 0.5], [0.25] * 4, [0, 0, 0, 1.0]]))

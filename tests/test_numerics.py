@@ -129,11 +129,18 @@ def test_the_heads_train_with_the_reference_mathematics(loss: str) -> None:
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(32, 6, generator=g, dtype=torch.float64)
+    from omegaconf import OmegaConf
+
+    from conftest import CONF
+    from logitlab.nets import MLP
+
+    spec = OmegaConf.to_container(OmegaConf.load(CONF / "loss" / f"{loss}.yaml"))  # as shipped
     if loss in ("cross_entropy", "nll"):
-        model = MulticlassClassifier(num_features=6, num_classes=4, hidden_sizes=[8], loss=loss)
+        net = MLP([6], 4, hidden_sizes=[8])
+        model = MulticlassClassifier(net=net, num_classes=4, loss=spec)
         y = torch.randint(0, 4, (32,), generator=g)
     else:
-        model = BinaryClassifier(num_features=6, hidden_sizes=[8], loss=loss)
+        model = BinaryClassifier(net=MLP([6], 1, hidden_sizes=[8]), loss=spec)
         y = torch.randint(0, 2, (32,), generator=g)
     model = model.double()
     logits = model(x)

@@ -3,23 +3,20 @@ classes, .npz files with bad labels or features, splits that are saved and reuse
 
 from __future__ import annotations
 
+import csv
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import DistributedSampler
 
+from conftest import write_idx
 from logitlab.data import ClassificationDataModule, EpochOrder, TensorBatches
 from logitlab.errors import ConfigError
 from logitlab.train import train
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """An IDX file as MNIST ships it: magic 0x0000 08 <ndim>, big-endian dims, uint8 data."""
-    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
 def fake_mnist(root: Path, folder: str = "MNIST", n_train: int = 400, n_test: int = 100) -> Path:
@@ -38,6 +35,13 @@ def fake_mnist(root: Path, folder: str = "MNIST", n_train: int = 400, n_test: in
     return raw
 
 
+def read_idx_images(path: Path) -> np.ndarray:
+    """The uint8 images of an IDX file written by write_idx."""
+    data = path.read_bytes()
+    n, rows, cols = struct.unpack(">3I", data[4:16])
+    return np.frombuffer(data[16:], dtype=np.uint8).reshape(n, rows, cols).copy()
+
+
 def mnist_module(data_dir: Path, **kwargs) -> ClassificationDataModule:
     settings = {"source": "mnist", "task": "multiclass", "num_features": 784, "num_classes": 10}
     settings.update(val_fraction=0.1, test_fraction=0.0, data_dir=str(data_dir), seed=0)
@@ -50,17 +54,49 @@ def test_mnist_idx_files_load_through_torchvision(tmp_path: Path) -> None:
     dm.setup()
     assert {k: len(v) for k, v in dm.split_index.items()} == {"train": 360, "val": 40, "test": 100}
     x, y = dm.splits["test"]
-    assert x.shape == (100, 784) and x.dtype == torch.float32
+    assert x.shape == (100, 1, 28, 28) and x.dtype == torch.float32  # images keep their shape
     assert torch.equal(y, torch.arange(100) % 10)  # the official test split, in file order
 
 
 @pytest.mark.slow
-def test_mnist_experiment_trains_from_idx_files(make_cfg, tmp_path: Path) -> None:
+def test_mnist_experiment_trains_from_idx_files_and_predicts_image_files(
+    make_cfg, tmp_path: Path
+) -> None:
+    from torchvision.io import write_png
+
+    from logitlab.predict import predict
+
     fake_mnist(tmp_path / "data")
+    run = tmp_path / "run"
     cfg = make_cfg(
-        "experiment=mnist_multiclass", f"paths.data_dir={tmp_path / 'data'}", "trainer.max_epochs=4"
-    )
+        "experiment=mnist_multiclass", f"paths.data_dir={tmp_path / 'data'}",
+        "trainer.max_epochs=4", run_dir=run,
+    )  # fmt: skip
     assert train(cfg)["test/acc"] > 0.9
+    job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    (run / ".hydra").mkdir()
+    OmegaConf.save(job, run / ".hydra" / "config.yaml", resolve=True)  # as a Hydra job saves it
+    # the first five test images as PNG files, one resized to 56x56: predict reads the folder
+    images = read_idx_images(tmp_path / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte")[:5]
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for i, image in enumerate(images):
+        picture = torch.from_numpy(image)[None]
+        if i == 4:
+            picture = picture.repeat_interleave(2, 1).repeat_interleave(2, 2)  # 56x56
+        write_png(picture, str(folder / f"digit_{i}.png"))
+    (folder / "notes.txt").write_text("not an image")
+    from_files = list(
+        csv.DictReader(predict(str(run), input=str(folder), output=str(tmp_path / "p.csv")).open())
+    )
+    from_split = list(csv.DictReader(predict(str(run), output=str(tmp_path / "t.csv")).open()))
+    assert [Path(r["path"]).name for r in from_files] == [f"digit_{i}.png" for i in range(5)]
+    for ours, theirs in zip(from_files[:4], from_split[:4], strict=True):
+        assert ours["pred"] == theirs["pred"]
+        assert float(ours["prob_3"]) == pytest.approx(float(theirs["prob_3"]), abs=1e-5)
+    assert from_files[4]["pred"] == from_split[4]["pred"]  # resized back to 28x28
+    with pytest.raises(ConfigError, match=r"holds no \.png/\.jpg/\.jpeg/\.bmp files"):
+        predict(str(run), input=str(tmp_path / "data"))
 
 
 def test_fashion_mnist_and_kmnist_use_their_own_folders(tmp_path: Path) -> None:
@@ -200,9 +236,9 @@ def test_whole_float_labels_are_accepted(tmp_path: Path) -> None:
 
 
 def test_tensor_path_and_dataloader_path_yield_identical_batches() -> None:
-    fast = ClassificationDataModule("digits", "multiclass", 64, 10, batch_size=100, seed=3)
+    fast = ClassificationDataModule("digits", "multiclass", 10, batch_size=100, seed=3)
     slow = ClassificationDataModule(
-        "digits", "multiclass", 64, 10, batch_size=100, seed=3, loader="dataloader"
+        "digits", "multiclass", 10, batch_size=100, seed=3, loader="dataloader"
     )
     fast.setup()
     slow.setup()
@@ -237,14 +273,14 @@ def test_ddp_shards_match_distributed_sampler(shuffle: bool) -> None:
 
 def test_pos_weight_balances_the_binary_view() -> None:
     dm = ClassificationDataModule(
-        "digits", "binary", 64, 10, positive_classes=[1], balance="pos_weight", seed=0
+        "digits", "binary", 10, positive_classes=[1], balance="pos_weight", seed=0
     )
     dm.setup()
     negatives, positives = torch.bincount(dm.splits["train"][1]).tolist()
     assert dm.pos_weight == pytest.approx(negatives / positives)
     assert 8.0 < dm.pos_weight < 10.0
     with pytest.raises(ConfigError, match=r"data\.balance=pos_weight is not available for the"):
-        ClassificationDataModule("digits", "multiclass", 64, 10, balance="pos_weight")
+        ClassificationDataModule("digits", "multiclass", 10, balance="pos_weight")
 
 
 def test_balanced_binary_run_passes_pos_weight_to_the_loss(make_cfg, tmp_path: Path) -> None:
@@ -252,7 +288,7 @@ def test_balanced_binary_run_passes_pos_weight_to_the_loss(make_cfg, tmp_path: P
     cfg = make_cfg("model=binary", "data.balance=pos_weight", "debug=limit", run_dir=run_dir)
     train(cfg)
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    assert 8.0 < ckpt["hyper_parameters"]["pos_weight"] < 10.0
+    assert 8.0 < ckpt["hyper_parameters"]["loss"]["pos_weight"] < 10.0
 
 
 def test_splits_are_saved_and_reused(make_cfg, tmp_path: Path) -> None:
@@ -261,13 +297,13 @@ def test_splits_are_saved_and_reused(make_cfg, tmp_path: Path) -> None:
     saved = np.load(run_dir / "splits.npz")
     assert int(saved["n"]) == 1797
     again = ClassificationDataModule(
-        "digits", "multiclass", 64, 10, seed=999, splits_file=str(run_dir / "splits.npz")
+        "digits", "multiclass", 10, seed=999, splits_file=str(run_dir / "splits.npz")
     )
     again.setup()
     for name in ("train", "val", "test"):
         assert np.array_equal(again.split_index[name], saved[name])
     wrong = ClassificationDataModule(
-        "moons", "multiclass", 2, 2, splits_file=str(run_dir / "splits.npz")
+        "moons", "multiclass", 2, splits_file=str(run_dir / "splits.npz")
     )
     with pytest.raises(ConfigError, match="indexes 1797 samples but the dataset has 2000"):
         wrong.setup()

@@ -42,10 +42,13 @@ def test_multiclass_head_learns_digits_and_records_everything(make_cfg, tmp_path
     assert series["test/acc"] == [pytest.approx(metrics["test/acc"])]
 
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
-    assert last["hyper_parameters"]["loss"] == "cross_entropy"
-    assert last["hyper_parameters"]["hidden_sizes"] == [128, 64]
+    assert last["hyper_parameters"]["loss"]["_target_"] == "torch.nn.CrossEntropyLoss"
+    assert "net.layers.1.weight" in last["state_dict"]  # the MLP, rebuilt from the run's config
     (best,) = (run_dir / "checkpoints").glob("best-*.ckpt")
-    assert torch.load(best, weights_only=True)["state_dict"]["net.0.weight"].shape == (128, 64)
+    assert torch.load(best, weights_only=True)["state_dict"]["net.layers.1.weight"].shape == (
+        128,
+        64,
+    )
 
 
 @pytest.mark.slow

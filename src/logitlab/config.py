@@ -19,13 +19,32 @@ def model_class(cfg: DictConfig) -> type:
     return get_class(cfg.model._target_)
 
 
+def losses_for(task: str) -> list[str]:
+    """The names of logitlab's own loss configs (conf/loss) that fit the `task` head."""
+    folder = Path(__file__).resolve().parents[2] / "conf" / "loss"
+    return sorted(
+        path.stem for path in folder.glob("*.yaml") if OmegaConf.load(path).get("head") == task
+    )
+
+
+def loss_mismatch_message(loss: str, head: str | None, task: str) -> str:
+    """The one line that explains why `loss` cannot train the `task` head, and what fits."""
+    fits = " or ".join(f"loss={name}" for name in losses_for(task))
+    if head not in ("multiclass", "binary"):
+        return (
+            f"loss={loss} declares no loss.head (multiclass or binary); model={task} takes {fits}"
+        )
+    return (
+        f"loss={loss} is a {head} loss and does not fit model={task}; use {fits}, or model={head}"
+    )
+
+
 def check_config(cfg: DictConfig) -> None:
     """Refuse a composition that cannot train, with one line that names the keys and the fix."""
-    from logitlab.models import loss_mismatch_message
-
     task = model_class(cfg).task
-    if cfg.loss.head != task:
-        raise ConfigError(loss_mismatch_message(cfg.loss.name, task))
+    if cfg.loss.get("head") != task:
+        name = cfg.loss.get("name") or cfg.loss.get("_target_")
+        raise ConfigError(loss_mismatch_message(name, cfg.loss.get("head"), task))
     for rule, message in _range_rules(cfg):
         if not rule:
             raise ConfigError(message)
@@ -34,8 +53,9 @@ def check_config(cfg: DictConfig) -> None:
 def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:
     """(holds, message) for every value that has a valid range."""
     lr = cfg.optimizer.get("lr", 1.0)
-    hidden = list(cfg.model.get("hidden_sizes") or [])
-    dropout = cfg.model.get("dropout", 0.0)
+    net = cfg.model.get("net") or {}
+    hidden = list(net.get("hidden_sizes", [1]) or [])
+    dropout = net.get("dropout", 0.0)
     epochs, steps = cfg.trainer.get("max_epochs", 1), cfg.trainer.get("max_steps", -1)
     return [
         (
@@ -52,9 +72,12 @@ def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:
         ),
         (
             len(hidden) > 0 and all(h > 0 for h in hidden),
-            f"model.hidden_sizes={hidden} must list positive layer widths, e.g. [128,64]",
+            f"model.net.hidden_sizes={hidden} must list positive layer widths, e.g. [128,64]",
         ),
-        (0 <= dropout < 1, f"model.dropout={dropout} must be in [0, 1), e.g. model.dropout=0.1"),
+        (
+            0 <= dropout < 1,
+            f"model.net.dropout={dropout} must be in [0, 1), e.g. model.net.dropout=0.1",
+        ),
     ]
 
 

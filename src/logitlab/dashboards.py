@@ -201,13 +201,12 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
         else:  # lists, None: shown as text rather than dropped
             flat[prefix] = str(node)
 
-    for group in ("model", "loss", "optimizer", "data", "trainer"):
+    for group in ("model", "loss", "metrics", "optimizer", "data", "trainer"):
         if group in cfg:
             walk(group, OmegaConf.to_container(cfg[group], resolve=True))
     flat["seed"], flat["task_name"] = cfg.get("seed"), cfg.get("task_name")
-    return {
-        k: v for k, v in flat.items() if not k.endswith("_target_") or k.startswith("optimizer")
-    }
+    kept = ("optimizer/", "model/net/", "loss/")  # which optimizer, network and loss ran
+    return {k: v for k, v in flat.items() if not k.endswith("_target_") or k.startswith(kept)}
 
 
 def git_commit() -> str:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
+from logitlab.augment import Augment
 from logitlab.errors import ConfigError
 from logitlab.files import atomic_path
 from logitlab.sources import SOURCES
@@ -132,10 +133,12 @@ def _examples(values: np.ndarray, limit: int = 3) -> str:
 def validate_part(
     dataset: str, part: str, x: Any, y: Any, num_classes: int, keep_uint8: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check labels and features of one part once; return (float32 [N, F], int64 [N]) tensors.
+    """Check labels and features of one part once; return (features, int64 [N]) tensors.
 
-    uint8 images are scaled to [0, 1] here, once for the whole set, not per sample; with
-    `keep_uint8` they stay uint8 (a quarter of the memory) for `as_features` to scale later.
+    Features keep each sample's shape: (N, F) for a table, (N, C, H, W) for images ((N, H, W)
+    grayscale images gain their channel axis). uint8 images are scaled to [0, 1] here, once
+    for the whole set, not per sample; with `keep_uint8` they stay uint8 (a quarter of the
+    memory) for `as_features` to scale later.
     """
     where = f"data={dataset}, split '{part}'"
     x_t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
@@ -168,16 +171,25 @@ def validate_part(
             f"{where}: labels must lie in [0, {num_classes}) (data.num_classes={num_classes}), "
             f"found {_examples(bad)} ({len(bad)} samples); {fix}"
         )
-    x_t = x_t.reshape(len(x_t), -1)
+    if x_t.ndim == 1:
+        x_t = x_t.reshape(len(x_t), 1)
+    elif x_t.ndim == 3:
+        x_t = x_t.unsqueeze(1)  # grayscale images: one channel
+    elif x_t.ndim > 4:
+        raise ConfigError(
+            f"{where}: samples of shape {tuple(x_t.shape[1:])}; give tables (N, F) or images "
+            "(N, H, W) / (N, C, H, W)"
+        )
     if x_t.dtype == torch.uint8:
         x_t = x_t if keep_uint8 else as_features(x_t)
     elif x_t.dtype.is_floating_point:
         x_t = x_t.to(torch.float32)
-        finite = torch.isfinite(x_t)
+        flat = x_t.reshape(len(x_t), -1)
+        finite = torch.isfinite(flat)
         if not finite.all():
             rows, cols = torch.nonzero(~finite, as_tuple=True)
             shown = ", ".join(
-                f"x[{r}, {c}]={x_t[r, c].item()}"
+                f"x[{r}, {c}]={flat[r, c].item()}"
                 for r, c in zip(rows[:3].tolist(), cols[:3].tolist(), strict=True)
             )
             raise ConfigError(
@@ -227,14 +239,16 @@ class ClassificationDataModule(L.LightningDataModule):
 
     `multiclass` keeps labels 0..C-1. `binary` maps `positive_classes` to 1 and every other
     class to 0, after dropping the classes outside `keep_classes` (e.g. 3-vs-8) when it is set.
+    Samples keep their shape (`input_shape`: (F,) for tables, (C, H, W) for images);
+    standardisation is per feature for tables and per channel for images.
     """
 
     def __init__(
         self,
         source: str,
         task: str,
-        num_features: int,
         num_classes: int,
+        num_features: int | None = None,
         batch_size: int = 64,
         eval_batch_size: int | None = None,
         val_fraction: float = 0.15,
@@ -251,6 +265,7 @@ class ClassificationDataModule(L.LightningDataModule):
         download: bool = False,
         splits_file: str | None = None,
         source_kwargs: dict[str, Any] | None = None,
+        augment: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if task not in TASKS:
@@ -282,10 +297,11 @@ class ClassificationDataModule(L.LightningDataModule):
                 "data.keep_classes applies to the binary head only; use model=binary or "
                 "data.keep_classes=null"
             )
-        if balance not in (None, "pos_weight") or (balance and task != "binary"):
+        fits = {"binary": "pos_weight", "multiclass": "class_weight"}[task]
+        if balance not in (None, fits):
             raise ConfigError(
                 f"data.balance={balance} is not available for the {task} head; "
-                "use data.balance=pos_weight with model=binary, or data.balance=null"
+                f"use data.balance={fits} (or null) with model={task}"
             )
         self.source, self.task = source, task
         self.num_features = num_features
@@ -303,9 +319,11 @@ class ClassificationDataModule(L.LightningDataModule):
         self.data_dir, self.download = data_dir, download
         self.splits_file = splits_file
         self.source_kwargs = dict(source_kwargs or {})
+        self.augment = Augment(**(augment or {}))
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.split_index: dict[str, np.ndarray] = {}
         self.pos_weight: float | None = None
+        self.class_weight: list[float] | None = None
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
 
@@ -342,10 +360,11 @@ class ClassificationDataModule(L.LightningDataModule):
             x_t, y_t = validate_part(
                 self.source, part, x, y, self.dataset_num_classes, keep_uint8=True
             )
-            if x_t.shape[1] != self.num_features:
+            features = math.prod(x_t.shape[1:])
+            if self.num_features is not None and features != self.num_features:
                 raise ConfigError(
                     f"data.num_features={self.num_features} but dataset '{self.source}' has "
-                    f"{x_t.shape[1]} features; set data.num_features={x_t.shape[1]}"
+                    f"{features} features per sample; set data.num_features={features} (or null)"
                 )
             parts[part] = (x_t, y_t)
         return parts
@@ -425,10 +444,13 @@ class ClassificationDataModule(L.LightningDataModule):
             self.splits[name] = (features, y.index_select(0, index_t))
         del x, y
         if self.standardize:
-            # Statistics from the training split only, so val/test stay unseen.
+            # Statistics from the training split only, so val/test stay unseen: per feature
+            # for a table, per channel for images (one mean and std per colour plane).
             train_x = self.splits["train"][0]
-            self.mean, self.std = train_x.mean(dim=0), train_x.std(dim=0)
-            self.std[self.std == 0] = 1.0  # constant pixels (image borders) stay finite
+            dims = (0, 2, 3) if train_x.ndim == 4 else (0,)
+            self.mean = train_x.mean(dim=dims, keepdim=True)[0]
+            self.std = train_x.std(dim=dims, keepdim=True)[0]
+            self.std[self.std == 0] = 1.0  # constant features stay finite
             for features, _ in self.splits.values():
                 features.sub_(self.mean).div_(self.std)
         counts = {
@@ -443,16 +465,42 @@ class ClassificationDataModule(L.LightningDataModule):
                 "data.balance=pos_weight: pos_weight=%.4f (train negatives/positives)",
                 self.pos_weight,
             )
+        if self.balance == "class_weight":  # n / (C * n_c): 1 for every class when balanced
+            train = counts["train"]
+            self.class_weight = [sum(train) / (len(train) * max(c, 1)) for c in train]
+            log.info("data.balance=class_weight: %s", [round(w, 4) for w in self.class_weight])
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample's shape: (F,) for a table, (C, H, W) for images (after setup)."""
+        return tuple(self.splits["train"][0].shape[1:])
 
     def transform(self, features: Any, name: str = "input") -> torch.Tensor:
         """New samples in the dataset's raw units, prepared as the training data was."""
         x, _ = validate_part(self.source, name, features, np.zeros(len(features), np.int64), 1)
-        if x.shape[1] != self.num_features:
-            raise ConfigError(
-                f"{name} has {x.shape[1]} features per sample but the model takes "
-                f"{self.num_features} (data={self.source}); give {self.num_features} columns"
-            )
+        x = as_features(x)
+        shape = self.input_shape
+        if tuple(x.shape[1:]) != shape:
+            if math.prod(x.shape[1:]) != math.prod(shape):
+                raise ConfigError(
+                    f"{name} has {math.prod(x.shape[1:])} features per sample but the model "
+                    f"takes {math.prod(shape)} (data={self.source}, samples of shape {shape}); "
+                    f"give {math.prod(shape)} columns"
+                )
+            x = x.reshape(len(x), *shape)  # flattened images
         return (x - self.mean) / self.std if self.mean is not None else x
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment training image batches on their device (data.augment); never val or test."""
+        x, y = batch
+        trainer = self.trainer
+        if trainer is not None and trainer.training and self.augment.active and x.ndim == 4:
+            # the same draws for the same step, so a resumed run sees what an unbroken one would
+            seed = (self.seed * 1_000_003 + trainer.global_step) * 101 + trainer.global_rank
+            x = self.augment(x, seed)
+        if x.ndim == 4 and x.is_cuda:
+            x = x.contiguous(memory_format=torch.channels_last)  # conv nets run faster so
+        return x, y
 
     def save_splits(self, path: Path) -> Path:
         """Write the split indices (train/val/test) so eval and predict reuse exactly these."""

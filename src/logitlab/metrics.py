@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torchmetrics import Metric
+from torchmetrics import Metric, MetricCollection
 
 
 class LossAccuracy(Metric):
@@ -85,3 +85,15 @@ class ReliabilityBins(Metric):
             "count": self.count.float(),
             "ece": ece.float(),
         }
+
+
+def build_metric_collection(metrics: dict[str, Any]) -> MetricCollection:
+    """A MetricCollection of the configured torchmetrics, by name (`input` is logitlab's key:
+    whether the metric takes probabilities or predicted classes)."""
+    from hydra.utils import instantiate
+
+    built = {
+        name: instantiate({key: value for key, value in spec.items() if key != "input"})
+        for name, spec in metrics.items()
+    }
+    return MetricCollection(built, compute_groups=False)

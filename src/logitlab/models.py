@@ -1,9 +1,13 @@
-"""The two heads: a multiclass classifier (C logits) and a binary one (one logit), one MLP."""
+"""The two heads: a multiclass classifier (C logits) and a binary one (one logit).
+
+A head owns what turns logits into a prediction (softmax or sigmoid), the loss and the metrics;
+the network is a constructor argument built from `model/net` (see logitlab.nets), so the head
+never knows which architecture it trains.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import lightning as L
@@ -13,77 +17,42 @@ from torch import nn
 from torchmetrics import MaxMetric
 
 from logitlab.errors import ConfigError, TrainingDiverged
-from logitlab.metrics import LossAccuracy
+from logitlab.losses import build_criterion
+from logitlab.metrics import LossAccuracy, build_metric_collection
 
-LOSSES: dict[str, tuple[str, ...]] = {
-    "multiclass": ("cross_entropy", "nll"),
-    "binary": ("bce_with_logits", "bce"),
-}
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-    "leaky_relu": nn.LeakyReLU,
-    "sigmoid": nn.Sigmoid,
-}
 DEFAULT_OPTIMIZER: dict[str, Any] = {"_target_": "torch.optim.Adam", "lr": 1e-3}
-
-
-def loss_mismatch_message(loss: str, task: str) -> str:
-    """The one line that explains why `loss` cannot train the `task` head, and what fits."""
-    fits = " or ".join(f"loss={name}" for name in LOSSES[task])
-    other = next((t for t, names in LOSSES.items() if loss in names), None)
-    if other is None:
-        return f"loss={loss} is not a known loss; model={task} takes {fits}"
-    return (
-        f"loss={loss} is a {other} loss and does not fit model={task}; use {fits}, or model={other}"
-    )
-
-
-def build_mlp(
-    num_features: int,
-    hidden_sizes: Sequence[int],
-    num_outputs: int,
-    activation: str = "relu",
-    dropout: float = 0.0,
-) -> nn.Sequential:
-    """Linear → activation → dropout for each hidden size, then a linear layer to the logits."""
-    if activation not in ACTIVATIONS:
-        raise ConfigError(
-            f"model.activation='{activation}' is not known; use one of {', '.join(ACTIVATIONS)}"
-        )
-    layers: list[nn.Module] = []
-    width = num_features
-    for hidden in hidden_sizes:
-        layers += [nn.Linear(width, hidden), ACTIVATIONS[activation]()]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        width = hidden
-    layers.append(nn.Linear(width, num_outputs))
-    return nn.Sequential(*layers)
+INPUTS = ("logits", "log_probs", "probs")
 
 
 class ClassifierModule(L.LightningModule):
     """What both heads share: the network, the metrics, the optimizer and the step hooks."""
 
     task: ClassVar[str]
+    default_loss: ClassVar[dict[str, Any]]
 
     def __init__(
         self,
-        num_features: int,
-        num_outputs: int,
-        hidden_sizes: Sequence[int],
-        activation: str,
-        dropout: float,
-        loss: str,
-        optimizer: dict[str, Any] | None,
-        scheduler: dict[str, Any] | None,
+        net: nn.Module,
+        loss: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if loss not in LOSSES[self.task]:
-            raise ConfigError(loss_mismatch_message(loss, self.task))
-        self.net = build_mlp(num_features, hidden_sizes, num_outputs, activation, dropout)
+        loss = dict(loss or self.default_loss)
+        if loss.get("head", self.task) != self.task:
+            raise ConfigError(
+                f"loss={loss.get('name')} is a {loss['head']} loss and does not fit "
+                f"model={self.task}; choose a {self.task} loss"
+            )
+        if loss.get("input", "logits") not in INPUTS:
+            raise ConfigError(f"loss.input={loss['input']} must be one of {', '.join(INPUTS)}")
+        # Plain values only in the hyperparameters (checkpoints load with weights_only=True);
+        # the network is rebuilt from the run's config.
+        self.save_hyperparameters({"loss": loss, "metrics": metrics or {}}, logger=False)
+        self.save_hyperparameters("optimizer", "scheduler", logger=False)
+        self.net = net
+        self.criterion = build_criterion(loss)
         # One metric object per stage: updated every step, computed and reset once per epoch.
         self.train_stats = LossAccuracy()
         self.val_stats = LossAccuracy()
@@ -92,15 +61,28 @@ class ClassifierModule(L.LightningModule):
         # Kept in checkpoints, so a run resumed mid-epoch ends with the same epoch metrics.
         self.train_stats.persistent(True)
         self.val_acc_best.persistent(True)
+        # Further metrics from config, each fed probabilities or predicted classes.
+        metrics = metrics or {}
+        self.metric_inputs = {name: spec.get("input", "preds") for name, spec in metrics.items()}
+        self.val_metrics = build_metric_collection(metrics)
+        self.test_metrics = build_metric_collection(metrics)
         self.last_finite_loss: float | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw logits; the loss (or predict_step) turns them into probabilities."""
         return self.net(x)
 
+    def loss_inputs(self, logits: torch.Tensor) -> torch.Tensor:
+        """What the criterion takes: logits, log-probabilities or probabilities."""
+        raise NotImplementedError
+
+    def loss_targets(self, targets: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Targets in the form the criterion takes."""
+        return targets
+
     def compute_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The configured loss of a batch of logits against integer class targets."""
-        raise NotImplementedError
+        return self.criterion(self.loss_inputs(logits), self.loss_targets(targets, logits))
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Class probabilities, one column per class."""
@@ -109,6 +91,10 @@ class ClassifierModule(L.LightningModule):
     def predict_classes(self, logits: torch.Tensor) -> torch.Tensor:
         """The predicted class of each sample: the class of highest probability."""
         raise NotImplementedError
+
+    def metric_scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """What probability-based metrics take: (N, C) probabilities, or (N,) for binary."""
+        return self.probabilities(logits)
 
     def model_step(
         self, batch: tuple[torch.Tensor, torch.Tensor]
@@ -122,13 +108,26 @@ class ClassifierModule(L.LightningModule):
         """The loss/accuracy metric of `stage` (train, val or test)."""
         return {"train": self.train_stats, "val": self.val_stats, "test": self.test_stats}[stage]
 
+    def update_metrics(self, stage: str, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """Configured metrics of `stage` (val, test): probabilities or classes, as each needs."""
+        collection = self.val_metrics if stage == "val" else self.test_metrics
+        if not len(collection):
+            return
+        scores, classes = self.metric_scores(logits), self.predict_classes(logits)
+        for name, metric in collection.items(keep_base=True):
+            metric.update(scores if self.metric_inputs[name] == "probs" else classes, targets)
+
     def log_epoch(self, stage: str) -> torch.Tensor:
-        """Compute, log and reset the stage's loss and accuracy; return the accuracy."""
+        """Compute, log and reset the stage's metrics; return the accuracy."""
         stats = self.stage_stats(stage)
         computed = stats.compute()  # synced across DDP ranks: every rank logs the same value
         stats.reset()
         self.log(f"{stage}/loss", computed["loss"], prog_bar=stage != "test", sync_dist=True)
         self.log(f"{stage}/acc", computed["acc"], prog_bar=stage == "val", sync_dist=True)
+        if stage != "train" and len(collection := getattr(self, f"{stage}_metrics")):
+            values = collection.compute()
+            self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, sync_dist=True)
+            collection.reset()
         return computed["acc"]
 
     def training_step(
@@ -154,6 +153,7 @@ class ClassifierModule(L.LightningModule):
     ) -> torch.Tensor:
         loss, logits, targets = self.model_step(batch)
         self.val_stats.update(loss, self.predict_classes(logits), targets)
+        self.update_metrics("val", logits, targets)
         return logits  # for callbacks: calibration, confusion matrix, curves
 
     def on_validation_epoch_end(self) -> None:
@@ -166,6 +166,7 @@ class ClassifierModule(L.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, logits, targets = self.model_step(batch)
         self.test_stats.update(loss, self.predict_classes(logits), targets)
+        self.update_metrics("test", logits, targets)
         return logits
 
     def on_test_epoch_end(self) -> None:
@@ -196,28 +197,36 @@ class MulticlassClassifier(ClassifierModule):
     """C raw logits per sample; softmax lives in the loss (cross_entropy) or log_softmax (nll)."""
 
     task = "multiclass"
+    default_loss: ClassVar[dict[str, Any]] = {
+        "name": "cross_entropy",
+        "head": "multiclass",
+        "input": "logits",
+        "_target_": "torch.nn.CrossEntropyLoss",
+    }
 
     def __init__(
         self,
-        num_features: int,
+        net: nn.Module,
         num_classes: int,
-        hidden_sizes: Sequence[int] = (64,),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        loss: str = "cross_entropy",
+        loss: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
         optimizer: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
     ) -> None:
         self.num_classes = num_classes
-        super().__init__(
-            num_features, num_classes, hidden_sizes, activation, dropout, loss, optimizer, scheduler
-        )
-        self.save_hyperparameters(logger=False)  # the run logs its whole config instead
+        super().__init__(net, loss, metrics, optimizer, scheduler)
+        self.save_hyperparameters("num_classes", logger=False)
 
-    def compute_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        if self.hparams.loss == "nll":
-            return F.nll_loss(F.log_softmax(logits, dim=-1), targets)
-        return F.cross_entropy(logits, targets)
+    @staticmethod
+    def num_outputs(num_classes: int) -> int:
+        """The network's output width for `num_classes` classes: one logit per class."""
+        return num_classes
+
+    def loss_inputs(self, logits: torch.Tensor) -> torch.Tensor:
+        kind = self.hparams.loss.get("input", "logits")
+        if kind == "log_probs":
+            return F.log_softmax(logits, dim=-1)
+        return torch.softmax(logits, dim=-1) if kind == "probs" else logits
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         # float32 at least: bf16 logits (mixed precision) would give coarse probabilities
@@ -235,44 +244,39 @@ class BinaryClassifier(ClassifierModule):
     """
 
     task = "binary"
+    num_classes = 2
+    default_loss: ClassVar[dict[str, Any]] = {
+        "name": "bce_with_logits",
+        "head": "binary",
+        "input": "logits",
+        "_target_": "torch.nn.BCEWithLogitsLoss",
+    }
 
-    def __init__(
-        self,
-        num_features: int,
-        hidden_sizes: Sequence[int] = (64,),
-        activation: str = "relu",
-        dropout: float = 0.0,
-        loss: str = "bce_with_logits",
-        pos_weight: float | None = None,
-        optimizer: dict[str, Any] | None = None,
-        scheduler: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(
-            num_features, 1, hidden_sizes, activation, dropout, loss, optimizer, scheduler
-        )
-        if pos_weight is not None and loss != "bce_with_logits":
-            raise ConfigError(
-                f"model.pos_weight needs loss=bce_with_logits (loss={loss} has no pos_weight); "
-                "switch the loss or set model.pos_weight=null"
-            )
-        self.save_hyperparameters(logger=False)  # the run logs its whole config instead
-        weight = torch.tensor(pos_weight if pos_weight is not None else 1.0)
-        self.register_buffer("pos_weight", weight, persistent=False)
+    @staticmethod
+    def num_outputs(num_classes: int) -> int:
+        """One logit, whatever the number of classes (2)."""
+        return 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """One logit per sample, shape (N,)."""
         return self.net(x).squeeze(-1)
 
-    def compute_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        targets = targets.to(logits.dtype)
-        if self.hparams.loss == "bce":
-            # The notebook's form: probabilities first, then BCELoss.
-            return F.binary_cross_entropy(torch.sigmoid(logits), targets)
-        return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=self.pos_weight)
+    def loss_inputs(self, logits: torch.Tensor) -> torch.Tensor:
+        kind = self.hparams.loss.get("input", "logits")
+        if kind == "log_probs":
+            return F.logsigmoid(logits)
+        # The notebook's bce: probabilities first, then BCELoss.
+        return torch.sigmoid(logits) if kind == "probs" else logits
+
+    def loss_targets(self, targets: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return targets.to(logits.dtype)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         p1 = torch.sigmoid(logits.float())
         return torch.stack([1 - p1, p1], dim=-1)
+
+    def metric_scores(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits.float())  # binary torchmetrics take P(class 1)
 
     def predict_classes(self, logits: torch.Tensor) -> torch.Tensor:
         # sigmoid(z) > 0.5 exactly when z > 0: the probability threshold without the sigmoid.

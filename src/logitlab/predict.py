@@ -3,7 +3,10 @@
 Writes a CSV with one row per sample: index, predicted class and the probability of every class
 (`prob_<class>`: softmax for the multiclass head, sigmoid for the binary head). Without `input`
 it predicts the run's own test split (and adds the true `target`). `input` is a .npy or .csv
-feature matrix in the dataset's raw units; the run's standardisation is applied to it.
+feature matrix in the dataset's raw units (the run's standardisation is applied to it), or,
+for a run on images, an image file (.png, .jpg, .jpeg, .bmp) or a folder of them: each is read
+as 8-bit pixels in the run's channels (grayscale or RGB), resized to the run's image size and
+scaled to [0, 1] as the MNIST family's pixels are; the CSV then names each row's file.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import csv
 import io
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +24,8 @@ from logitlab.errors import ConfigError, user_errors
 USAGE = """python -m logitlab.predict run_dir=DIR [input=FILE] [output=FILE] [ckpt=best|last|PATH]
 
   run_dir  the run folder (outputs/<task_name>/<stamp>)
-  input    a .npy or .csv feature matrix (default: the run's test split)
+  input    a .npy or .csv feature matrix, or image files (a file or a folder of .png/.jpg)
+           for a run on images (default: the run's test split)
   output   the CSV to write (default: <run_dir>/predictions.csv)
   ckpt     best (default), last, or a .ckpt path"""
 
@@ -59,6 +64,48 @@ def read_features(path: Path) -> np.ndarray:
     return np.array(values, dtype=np.float32)
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def is_image_input(path: Path) -> bool:
+    """Whether `input` names an image file or a folder (of images)."""
+    return path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_images(path: Path, shape: tuple[int, ...]) -> tuple[Any, list[str]]:
+    """uint8 images (N, C, H, W) of `shape` (C, H, W) from an image file or a folder of them."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_image
+    from torchvision.transforms.v2.functional import resize
+
+    if len(shape) != 3:
+        raise ConfigError(
+            f"input={path} is an image, but this run trains on tables of {shape[0]} features; "
+            "give a .npy or .csv feature matrix"
+        )
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ConfigError(f"input={path} holds no {'/'.join(IMAGE_SUFFIXES)} files")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise ConfigError(f"input={path} does not exist; give an image file or a folder of them")
+    channels, height, width = shape
+    mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
+    images = []
+    for file in files:
+        try:
+            image = decode_image(str(file), mode=mode)
+        except (RuntimeError, ValueError, OSError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ConfigError(f"input: {file} is not a readable image ({reason})") from None
+        if tuple(image.shape[1:]) != (height, width):
+            image = resize(image, [height, width], antialias=True)
+        images.append(image)
+    return torch.stack(images), [str(file) for file in files]
+
+
 def _numeric(cell: str) -> bool:
     try:
         float(cell)
@@ -79,8 +126,11 @@ def predict(
     folder, cfg = load_run_config(run_dir)
     path = find_checkpoint(folder, ckpt)
     datamodule, model = build_from_run(cfg, folder, load_checkpoint(path), path)
-    targets = None
-    if input:
+    targets, names = None, None
+    if input and is_image_input(Path(input)):
+        images, names = read_images(Path(input), datamodule.input_shape)
+        x = datamodule.transform(images, name=f"input={input}")
+    elif input:
         x = datamodule.transform(read_features(Path(input)), name=f"input={input}")
     else:
         x, targets = datamodule.splits["test"]
@@ -90,11 +140,15 @@ def predict(
     header = ["index", "pred", *(f"prob_{c}" for c in range(probs.shape[1]))]
     if targets is not None:
         header.insert(2, "target")
+    if names is not None:
+        header.insert(1, "path")
     lines = [",".join(header)]
     for i, (pred, row) in enumerate(zip(preds.tolist(), probs.tolist(), strict=True)):
         cells = [str(i), str(pred), *(f"{p:.6g}" for p in row)]
         if targets is not None:
             cells.insert(2, str(int(targets[i])))
+        if names is not None:
+            cells.insert(1, '"' + names[i].replace('"', '""') + '"')  # CSV-quoted
         lines.append(",".join(cells))
     destination = Path(output) if output else folder / "predictions.csv"
     return write_text(destination, "\n".join(lines) + "\n")

@@ -86,16 +86,20 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def build_from_run(cfg: DictConfig, run_dir: Path, checkpoint: dict[str, Any], ckpt_path: Path):
     """The run's DataModule (its saved splits) and model with the checkpoint's weights."""
-    from logitlab.components import instantiate
+    from logitlab.build import build_data, build_model
     from logitlab.config import model_class
 
+    loss = checkpoint.get("hyper_parameters", {}).get("loss")
+    task = model_class(cfg).task
+    if isinstance(loss, dict) and loss.get("head") not in (None, task):
+        raise ConfigError(
+            f"{ckpt_path} is a checkpoint of the {loss['head']} head but {run_dir} trains the "
+            f"{task} head; use this run's own checkpoint"
+        )
     splits = run_dir / "splits.npz"
-    cfg.data.splits_file = str(splits) if splits.is_file() else None
-    datamodule = instantiate(cfg.data, task=model_class(cfg).task)
-    datamodule.setup("test")
-    hparams = checkpoint.get("hyper_parameters", {})
-    extra = {"pos_weight": hparams["pos_weight"]} if hparams.get("pos_weight") else {}
-    model = instantiate(cfg.model, _recursive_=False, _convert_="all", **extra)
+    datamodule = build_data(cfg, "test", str(splits) if splits.is_file() else None)
+    # the loss as trained, class weights from the training split included
+    model = build_model(cfg, datamodule, loss=loss if isinstance(loss, dict) else None)
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as error:
@@ -103,8 +107,8 @@ def build_from_run(cfg: DictConfig, run_dir: Path, checkpoint: dict[str, Any], c
 
         found = re.search(r"size mismatch for [\w.]+|(Missing|Unexpected) key\(s\)", str(error))
         raise ConfigError(
-            f"{ckpt_path} does not fit model={model_class(cfg).task} with hidden sizes "
-            f"{list(cfg.model.hidden_sizes)} of {run_dir} ({found.group(0) if found else error}: "
-            "a different head or layer sizes); use this run's own checkpoint"
+            f"{ckpt_path} does not fit the network of {run_dir} (model/net "
+            f"{cfg.model.net.get('_target_')}; {found.group(0) if found else error}: a different "
+            "head or network); use this run's own checkpoint"
         ) from None
     return datamodule, model.eval()

@@ -26,14 +26,14 @@ class TrainerSchema:
     strategy: Any = "auto"
     num_nodes: int = 1
     precision: Any = "32-true"
-    max_epochs: Optional[int] = None  # noqa: UP045
-    min_epochs: Optional[int] = None  # noqa: UP045
+    max_epochs: Optional[int] = 30  # noqa: UP045
+    min_epochs: Optional[int] = 1  # noqa: UP045
     max_steps: int = -1
     check_val_every_n_epoch: Optional[int] = 1  # noqa: UP045
-    log_every_n_steps: int = 50
+    log_every_n_steps: int = 10
     gradient_clip_val: Optional[float] = None  # noqa: UP045
     deterministic: Any = False  # True, False or "warn"
-    benchmark: Optional[bool] = None  # noqa: UP045
+    benchmark: Optional[bool] = False  # noqa: UP045
     enable_model_summary: bool = True
     enable_progress_bar: bool = True
     fast_dev_run: Any = False  # bool or a number of batches
@@ -43,9 +43,18 @@ class TrainerSchema:
     limit_test_batches: Any = None
     num_sanity_val_steps: int = 2
     profiler: Optional[str] = None  # noqa: UP045
-    use_distributed_sampler: bool = True
+    use_distributed_sampler: bool = False  # logitlab shards batches itself (EpochOrder)
     sync_batchnorm: bool = False
     plugins: Any = None  # a list of Lightning plugins, each a {_target_: ...} entry
+
+
+@dataclass
+class AugmentSchema:
+    """Batch augmentation of training images (logitlab.augment.Augment)."""
+
+    shift: int = 0
+    flip: bool = False
+    erase: float = 0.0
 
 
 @dataclass
@@ -54,7 +63,7 @@ class DataSchema:
 
     _target_: str = "logitlab.data.ClassificationDataModule"
     source: str = "digits"
-    num_features: int = 64
+    num_features: Optional[int] = None  # noqa: UP045
     num_classes: int = 10
     batch_size: int = 64
     eval_batch_size: Optional[int] = None  # noqa: UP045
@@ -72,34 +81,26 @@ class DataSchema:
     download: bool = False
     splits_file: Optional[str] = None  # noqa: UP045
     source_kwargs: dict[str, Any] = field(default_factory=dict)
+    augment: AugmentSchema = field(default_factory=AugmentSchema)
 
 
 @dataclass
 class MulticlassSchema:
-    """MulticlassClassifier arguments."""
+    """MulticlassClassifier arguments (the loss and metrics come from their own groups)."""
 
     _target_: str = "logitlab.models.MulticlassClassifier"
-    num_features: int = 64
     num_classes: int = 10
-    hidden_sizes: list[int] = field(default_factory=lambda: [128, 64])
-    activation: str = "relu"
-    dropout: float = 0.0
-    loss: str = "cross_entropy"
+    net: Any = None  # model/net: any nn.Module by _target_, with its own arguments
     optimizer: Any = None
     scheduler: Any = None
 
 
 @dataclass
 class BinarySchema:
-    """BinaryClassifier arguments."""
+    """BinaryClassifier arguments (the loss and metrics come from their own groups)."""
 
     _target_: str = "logitlab.models.BinaryClassifier"
-    num_features: int = 64
-    hidden_sizes: list[int] = field(default_factory=lambda: [128, 64])
-    activation: str = "relu"
-    dropout: float = 0.0
-    loss: str = "bce_with_logits"
-    pos_weight: Optional[float] = None  # noqa: UP045
+    net: Any = None
     optimizer: Any = None
     scheduler: Any = None
 

@@ -26,11 +26,11 @@ TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMN
 
 
 def load_digits(**_: Any) -> Parts:
-    """scikit-learn's bundled 8x8 handwritten digits: 1,797 images, 64 features, 10 classes."""
+    """scikit-learn's bundled 8x8 handwritten digits: 1,797 grayscale images, 10 classes."""
     from sklearn.datasets import load_digits as sk_load_digits
 
     bunch = sk_load_digits()
-    return {"all": (bunch.data.astype(np.float32), bunch.target)}
+    return {"all": (bunch.images.astype(np.float32), bunch.target)}
 
 
 def load_blobs(

@@ -58,14 +58,15 @@ def starting_point(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
 def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     """DataModule (loaded and validated), model and Trainer, all from the config."""
     from logitlab import fastpath
+    from logitlab.build import build_data, build_model
     from logitlab.components import instantiate, instantiate_callbacks, instantiate_loggers
-    from logitlab.config import model_class
 
-    datamodule = instantiate(cfg.data, task=model_class(cfg).task)
-    datamodule.prepare_data()
-    datamodule.setup("fit")  # load and validate once, before anything trains
-    extra = {"pos_weight": datamodule.pos_weight} if datamodule.pos_weight is not None else {}
-    model = instantiate(cfg.model, _recursive_=False, _convert_="all", **extra)
+    datamodule = build_data(cfg)  # load and validate once, before anything trains
+    model = build_model(cfg, datamodule)
+    if cfg.trainer.get("accelerator") in ("gpu", "cuda") and has_conv(model):
+        import torch
+
+        model = model.to(memory_format=torch.channels_last)  # conv nets are faster so on a GPU
     if cfg.get("compile"):
         model.net.compile()  # in place: checkpoints keep their plain parameter names
     loggers = instantiate_loggers(cfg.get("logger"))
@@ -82,6 +83,13 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     if trainer.is_global_zero:
         datamodule.save_splits(Path(cfg.paths.output_dir) / "splits.npz")
     return datamodule, model, trainer
+
+
+def has_conv(model: Any) -> bool:
+    """Whether the network has 2-d convolutions (which run channels_last on a GPU)."""
+    from torch import nn
+
+    return any(isinstance(module, nn.Conv2d) for module in model.modules())
 
 
 def fit(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig, ckpt_path: Path | None) -> dict:
