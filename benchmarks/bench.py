@@ -255,6 +255,21 @@ def run_measured(
     return wall, usage.ru_maxrss / 1024, output
 
 
+def logitlab_overrides(
+    data: Path, splits: Path, batch_size: int, epochs: int, run_dir: Path, trainer: str,
+    precision: str, fastpath: bool,
+) -> list[str]:  # fmt: skip
+    """The overrides of a benchmark run: the bench's data and MLP, everything else default."""
+    return [
+        "data=npz", f"data.source_kwargs.path={data}", f"data.splits_file={splits}",
+        f"data.num_features={FEATURES}", f"data.num_classes={CLASSES}",
+        f"data.batch_size={batch_size}", "model.net.hidden_sizes=[256,128]",
+        "model.net.dropout=0.0", f"trainer={trainer}", f"trainer.precision={precision}",
+        f"trainer.max_epochs={epochs}", "test=false", f"fastpath={str(fastpath).lower()}",
+        f"hydra.run.dir={run_dir}",
+    ]  # fmt: skip
+
+
 def logitlab_run(
     data: Path,
     splits: Path,
@@ -268,14 +283,9 @@ def logitlab_run(
     """One `python -m logitlab.train` run; its epoch times from its own TensorBoard scalars."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    command = [
-        sys.executable, "-m", "logitlab.train",
-        "data=npz", f"data.source_kwargs.path={data}", f"data.splits_file={splits}",
-        f"data.num_features={FEATURES}", f"data.num_classes={CLASSES}",
-        f"data.batch_size={batch_size}", "model.hidden_sizes=[256,128]", "model.dropout=0.0",
-        f"trainer={trainer}", f"trainer.precision={precision}", f"trainer.max_epochs={epochs}",
-        "test=false", f"fastpath={str(fastpath).lower()}", f"hydra.run.dir={run_dir}",
-    ]  # fmt: skip
+    command = [sys.executable, "-m", "logitlab.train", *logitlab_overrides(
+        data, splits, batch_size, epochs, run_dir, trainer, precision, fastpath
+    )]  # fmt: skip
     wall, rss, _ = run_measured(command, run_dir.with_suffix(".log"))
     ends = []  # wall time of each epoch's end-of-epoch event
     for events in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):

@@ -14,7 +14,7 @@ PY
 start=$(date +%s.%N)
 "$PY" -m logitlab.train data=blobs data.num_features=784 data.num_classes=10 \
   data.source_kwargs.n_samples=70000 data.batch_size=1024 data.val_fraction=0.0858 \
-  data.test_fraction=0.0001 model.hidden_sizes=[256,128] trainer=gpu \
+  data.test_fraction=0.0001 model.net.hidden_sizes=[256,128] trainer=gpu \
   trainer.precision=bf16-mixed compile=true trainer.max_epochs=1 "hydra.run.dir=$OUT" "$@"
 end=$(date +%s.%N)
 "$PY" - "$OUT" "$start" "$end" <<'PY'

@@ -79,3 +79,14 @@ def test_bench_report_and_docs_show_the_measured_figures(tmp_path: Path, capsys)
     assert "**1.100** (1.100, 1.100)" in doc  # fastpath over bare
     assert (tmp_path / "benchmarks.png").stat().st_size > 10_000
     json.dumps(report)  # latest.json is JSON
+
+
+@pytest.mark.parametrize("fastpath", [False, True])
+def test_bench_runs_a_config_logitlab_accepts(tmp_path: Path, fastpath: bool) -> None:
+    from logitlab.config import preflight
+
+    overrides = bench.logitlab_overrides(
+        tmp_path / "d.npz", tmp_path / "s.npz", 256, 6, tmp_path / "run", "cpu", "32-true", fastpath
+    )
+    preflight(overrides, str(ROOT / "conf"))  # composes: every key exists, every value fits
+    assert f"fastpath={str(fastpath).lower()}" in overrides
