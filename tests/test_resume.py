@@ -86,16 +86,18 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(uninterrupted, run_
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl+C"])
 def test_sigterm_saves_a_checkpoint_and_resume_continues_the_same_tensorboard(
-    uninterrupted, run_cli, tmp_path
+    uninterrupted, run_cli, tmp_path, signum
 ):
     run_dir = tmp_path / "stopped"
     proc = start(run_dir)
-    assert interrupt_after_first_checkpoint(proc, run_dir, signal.SIGTERM) == 143
+    # both stop at the end of a batch through Lightning's SIGTERM handling
+    assert interrupt_after_first_checkpoint(proc, run_dir, signum) == 143
     stopped = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert 25 <= stopped["global_step"] < TOTAL_STEPS
     log = (run_dir / "train.log").read_text()
-    assert f"SIGTERM received at step {stopped['global_step']}" in log
+    assert f"{signal.Signals(signum).name} received at step {stopped['global_step']}" in log
     assert f"continue with: python -m logitlab.train resume={run_dir}" in log
 
     result = run_cli("logitlab.train", f"resume={run_dir}")
