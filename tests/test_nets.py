@@ -137,6 +137,17 @@ def test_class_weights_and_label_smoothing_reach_the_criterion(make_cfg, tmp_pat
     )
 
 
+def test_metrics_of_the_other_head_are_refused_before_anything_runs(run_cli, tmp_path) -> None:
+    run = tmp_path / "run"
+    result = run_cli("logitlab.train", "metrics=binary_extra", f"hydra.run.dir={run}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "logitlab: error: metrics.precision: BinaryPrecision is a binary metric and does not fit "
+        "model=multiclass; use metrics=multiclass_extra or a multiclass torchmetrics class"
+    )
+    assert not (run / "checkpoints").exists()
+
+
 @pytest.mark.slow
 def test_configured_metrics_are_logged_per_stage(make_cfg) -> None:
     metrics = train(make_cfg("metrics=multiclass_extra", "trainer.max_epochs=3"))

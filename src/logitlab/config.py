@@ -45,6 +45,14 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.loss.get("head") != task:
         name = cfg.loss.get("name") or cfg.loss.get("_target_")
         raise ConfigError(loss_mismatch_message(name, cfg.loss.get("head"), task))
+    other = {"multiclass": "Binary", "binary": "Multiclass"}[task]
+    for name, spec in (cfg.get("metrics") or {}).items():
+        metric = str(spec.get("_target_", "")).rsplit(".", 1)[-1]
+        if metric.startswith(other):
+            raise ConfigError(
+                f"metrics.{name}: {metric} is a {other.lower()} metric and does not fit "
+                f"model={task}; use metrics={task}_extra or a {task} torchmetrics class"
+            )
     for rule, message in _range_rules(cfg):
         if not rule:
             raise ConfigError(message)
