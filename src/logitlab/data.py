@@ -477,8 +477,8 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def transform(self, features: Any, name: str = "input") -> torch.Tensor:
         """New samples in the dataset's raw units, prepared as the training data was."""
+        # validate_part scales uint8 pixels (image files) to [0, 1], as the training data was
         x, _ = validate_part(self.source, name, features, np.zeros(len(features), np.int64), 1)
-        x = as_features(x)
         shape = self.input_shape
         if tuple(x.shape[1:]) != shape:
             if math.prod(x.shape[1:]) != math.prod(shape):
