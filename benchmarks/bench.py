@@ -23,6 +23,10 @@ all its runs; the ratio is the median over repetitions of (the contestant's medi
 bare loop's) within a repetition, whose runs follow each other within seconds: the machine's
 drift between repetitions cancels out (see rep_ratios). The ratio of the pooled medians is
 reported beside it.
+Then the image-folder contestants (benchmarks/image_folder.py): logitlab over a folder of PNGs
+against torchvision's ImageFolder + DataLoader in a plain loop, and the peak RSS of an
+image-folder run as the folder grows 5x. `--parts mlp` or `--parts images` runs one half (the
+other half's figures are kept from the previous latest.json).
 Results go to outputs/bench/latest.json and docs/benchmarks.md (+ a PNG chart).
 """
 
@@ -261,7 +265,7 @@ def logitlab_overrides(
 ) -> list[str]:  # fmt: skip
     """The overrides of a benchmark run: the bench's data and MLP, everything else default."""
     return [
-        "data=npz", f"data.source_kwargs.path={data}", f"data.splits_file={splits}",
+        "data=npz", f"data.path={data}", f"data.splits_file={splits}",
         f"data.num_features={FEATURES}", f"data.num_classes={CLASSES}",
         f"data.batch_size={batch_size}", "model.net.hidden_sizes=[256,128]",
         "model.net.dropout=0.0", f"trainer={trainer}", f"trainer.precision={precision}",
@@ -370,6 +374,18 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return row
 
 
+def run_images(args: argparse.Namespace) -> dict[str, Any]:
+    """The image-folder contestants (benchmarks/image_folder.py)."""
+    from rich.console import Console
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import image_folder
+
+    out = ROOT / "outputs" / "bench"
+    epochs = max(args.epochs - 2, 3)  # an image epoch is long: 4 by default, the first warm-up
+    return image_folder.run(out / "data", out / "runs", epochs, args.reps, run_measured, Console())
+
+
 def median_wall(command: list[str], reps: int, log: Path) -> list[float]:
     return [run_measured(command, log)[0] for _ in range(reps)]
 
@@ -461,6 +477,8 @@ TARGETS = {
     "startup_ratio": 1.25,
     "help_s": 1.5,
     "rss_over_bare_mb": 300.0,
+    "images_ratio": 1.10,
+    "images_rss_growth": 0.10,
 }
 
 
@@ -507,6 +525,18 @@ def print_report(report: dict[str, Any]) -> None:
         f"+{report['rss_over_bare_mb']:.0f} MB", "<= +300 MB",
         _ok(report["rss_over_bare_mb"], 300.0),
     )  # fmt: skip
+    if "images_ratio" in report:
+        table.add_row(
+            "image folder: logitlab", f"{report['images_logitlab_epoch_s']:.3f} s",
+            f"ImageFolder loop {report['images_bare_epoch_s']:.3f} s",
+            f"{report['images_ratio']:.3f}", "<= 1.10", _ok(report["images_ratio"], 1.10),
+        )  # fmt: skip
+        small, big = report["images_rss_mb"].values()
+        table.add_row(
+            "image folder: peak RSS, 5x images", f"{big:.0f} MB", f"{small:.0f} MB",
+            f"+{100 * report['images_rss_growth']:.1f} %", "< +10 %",
+            _ok(report["images_rss_growth"], 0.10),
+        )  # fmt: skip
     table.caption = "ratio: median over repetitions of the ratio paired within a repetition"
     Console(width=None if sys.stdout.isatty() else 120).print(table)
 
@@ -582,6 +612,25 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
             "",
         ]
     )
+    if "images_ratio" in report:
+        small, big = report["images_rss_mb"].values()
+        sizes_text = " vs ".join(f"{int(n):,}" for n in report["images_rss_mb"])
+        text += "\n".join(
+            [
+                "### Image folders",
+                "",
+                f"{report['images_workload']}: logitlab (`data=image_folder`, defaults) "
+                f"{report['images_logitlab_epoch_s']:.3f} s per epoch vs torchvision's "
+                f"`ImageFolder` + `DataLoader` (same transforms and workers) in a plain loop "
+                f"{report['images_bare_epoch_s']:.3f} s: ratio **{report['images_ratio']:.3f}** "
+                f"({reps(report['images_ratio_by_rep'])}; target <= 1.10).",
+                "",
+                f"Peak RSS of a one-epoch image-folder run, folder of {sizes_text} images: "
+                f"{small:.0f} MB vs {big:.0f} MB, **{100 * report['images_rss_growth']:+.1f} %** "
+                "(target < +10 %): the images are read lazily, only their paths are in memory.",
+                "",
+            ]
+        )
     (docs / f".benchmarks{suffix}.section.md").write_text(text)
     parts = [
         "# Benchmarks",
@@ -638,6 +687,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None)
     parser.add_argument("--trainer", default="cpu", choices=("cpu", "gpu"))
     parser.add_argument("--precision", default=None, help="default 32-true (cpu), bf16-mixed (gpu)")
+    parser.add_argument(
+        "--parts", nargs="+", default=["mlp", "images"], choices=("mlp", "images"),
+        help="which contestants run (the others' figures are kept from latest.json)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.command == "data":
         make_data(args.out)
@@ -649,9 +702,17 @@ def main(argv: list[str] | None = None) -> None:
         return
     args.batch_sizes = args.batch_sizes or ([1024, 8192] if args.trainer == "gpu" else [256, 1024])
     args.precision = args.precision or ("bf16-mixed" if args.trainer == "gpu" else "32-true")
-    report = run_benchmark(args)
     name = "latest.json" if args.trainer == "cpu" else "latest_gpu.json"
     path = ROOT / "outputs" / "bench" / name
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    if "mlp" in args.parts:
+        report.update(run_benchmark(args))
+    if "images" in args.parts:
+        report.update(run_images(args))
+    if "b256" not in report and "b1024" not in report and not batch_sizes(report):
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"written: {path} (run --parts mlp too for docs/benchmarks.md)")
+        return
     path.write_text(json.dumps(report, indent=2) + "\n")
     print_report(report)
     write_docs(report, ROOT / "docs")

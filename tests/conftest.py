@@ -87,6 +87,36 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
+def shifted_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images (n, 28, 28), labels) of scikit-learn's 8x8 digits, upsampled to 20x20 and
+    placed in a 28x28 frame at a random shift of up to 4 pixels each way, with pixel noise."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(digits.target), size=n)
+    small = torch.tensor(digits.images[pick], dtype=torch.float32)[:, None] / 16 * 255
+    big = torch.nn.functional.interpolate(small, size=(20, 20), mode="bilinear")[:, 0].numpy()
+    images = np.zeros((n, 28, 28))
+    for i, (dy, dx) in enumerate(rng.integers(0, 9, size=(n, 2))):
+        images[i, dy : dy + 20, dx : dx + 20] = big[i]
+    images = np.clip(images + rng.normal(0, 20, size=images.shape), 0, 255)
+    return images.round().astype(np.uint8), digits.target[pick]
+
+
+def write_png_folder(
+    root: Path, images: np.ndarray, labels: np.ndarray, names: list[str] | None = None
+) -> Path:
+    """One PNG per image under root/<class name>/<index>.png (class names default to digits)."""
+    from PIL import Image
+
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        folder = root / (names[label] if names else str(label))
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i:05d}.png")
+    return root
+
+
 def shifted_digits_mnist(root: Path, n: int = 3000, n_test: int = 500, seed: int = 0) -> Path:
     """MNIST-format files of scikit-learn's 8x8 digits, upsampled to 20x20 and placed in a
     28x28 frame at a random shift of up to 4 pixels each way: where a digit sits varies, as it

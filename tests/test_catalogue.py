@@ -77,7 +77,7 @@ def call(module, args: list[str], capsys) -> tuple[int, list[str]]:
     return code, capsys.readouterr().err.strip().splitlines()
 
 
-NPZ = "data=npz data.num_features=3 data.num_classes=4 data.source_kwargs.path={root}/{name}.npz"
+NPZ = "data=npz data.num_features=3 data.num_classes=4 data.path={root}/{name}.npz"
 CATALOGUE = [
     # (command, arguments, message fragment)
     ("train", "model=foo", "model=foo is not an option of 'model'; choose one of binary, multiclass"),

@@ -29,6 +29,13 @@ def test_every_option_composes_and_resolves(group: str, option: str, tmp_path: P
     overrides = [f"{group}={option}"]
     if (group == "loss" and option in BINARY_LOSSES) or option == "binary_extra":
         overrides.append("model=binary")
+    # your own data: the file or folder it reads (checked here, read only when training)
+    needs = {"csv": ["data.path=t.csv", "data.target=label"], "npz": ["data.path=t.npz"]}
+    overrides += needs.get(option, ["data.root=images"] if option == "image_folder" else [])
+    if group == "data" and option in ("csv", "npz", "image_folder"):
+        cfg = compose_train([f"{group}={option}"], output_dir=tmp_path)
+        with pytest.raises(ConfigError, match=f"data={option} needs data."):
+            check_config(cfg)
     cfg = compose_train(overrides, output_dir=tmp_path)
     assert cfg.hydra.runtime.choices[group] == option
     job = {k: v for k, v in cfg.items() if k != "hydra"}

@@ -11,13 +11,26 @@ from logitlab.config import model_class
 from logitlab.errors import ConfigError
 
 
-def build_data(cfg: DictConfig, stage: str = "fit", splits_file: str | None = None) -> Any:
-    """The run's DataModule for `cfg`, loaded and validated (setup) once."""
+def build_data(
+    cfg: DictConfig,
+    stage: str = "fit",
+    splits_file: str | None = None,
+    stats_file: str | None = None,
+) -> Any:
+    """The run's DataModule for `cfg`, loaded and validated (setup) once.
+
+    A `data.num_classes` left null is filled in `cfg` from the data (class folders, CSV labels),
+    so `${data.num_classes}` in the model and metrics configs resolves to it.
+    """
     extra = {"splits_file": splits_file} if splits_file else {}
+    if stats_file:
+        extra["stats_file"] = stats_file
     datamodule = instantiate(cfg.data, task=model_class(cfg).task, **extra)
     if stage == "fit":
         datamodule.prepare_data()
     datamodule.setup(stage)
+    if cfg.data.get("num_classes") is None:
+        cfg.data.num_classes = datamodule.dataset_num_classes
     return datamodule
 
 

@@ -39,8 +39,53 @@ def loss_mismatch_message(loss: str, head: str | None, task: str) -> str:
     )
 
 
+def check_missing(cfg: DictConfig) -> None:
+    """Refuse a config with a required value (`???`) left unset, naming the first such key."""
+
+    def walk(node: object, prefix: str) -> list[str]:
+        if isinstance(node, dict):
+            items = node.items()
+        elif isinstance(node, list):
+            items = enumerate(node)
+        else:
+            return [prefix] if node == "???" else []
+        return [key for k, child in items for key in walk(child, f"{prefix}.{k}".lstrip("."))]
+
+    plain = OmegaConf.to_container(cfg, resolve=False)  # "???" marks a missing value
+    missing = sorted(key for key in walk(plain, "") if not key.startswith("hydra"))
+    if missing:
+        key = missing[0]
+        group = key.split(".", 1)[0]
+        chosen = f" ({group}={cfg[group].get('source')})" if group == "data" else ""
+        raise ConfigError(
+            f"{key} is required{chosen} and has no value; set it, e.g. {key}=..."
+            + (f" (also unset: {', '.join(missing[1:])})" if len(missing) > 1 else "")
+        )
+
+
+# Your-own-data sources and the keys each needs, with an example value.
+REQUIRED_DATA = {
+    "csv": (("path", "mine.csv"), ("target", "label")),
+    "npz": (("path", "mine.npz"),),
+    "image_folder": (("root", "path/to/images"),),
+}
+
+
+def check_data_keys(cfg: DictConfig) -> None:
+    """Refuse data=csv / npz / image_folder without the file or folder it reads."""
+    data = cfg.get("data") or {}
+    needed = REQUIRED_DATA.get(str(data.get("source")), ())
+    unset = [(key, example) for key, example in needed if data.get(key) in (None, "")]
+    if unset:
+        keys = " and ".join(f"data.{key}" for key, _ in unset)
+        example = " ".join(f"data.{key}={value}" for key, value in unset)
+        raise ConfigError(f"data={data.get('source')} needs {keys}; e.g. {example}")
+
+
 def check_config(cfg: DictConfig) -> None:
     """Refuse a composition that cannot train, with one line that names the keys and the fix."""
+    check_missing(cfg)
+    check_data_keys(cfg)
     task = model_class(cfg).task
     if cfg.loss.get("head") != task:
         name = cfg.loss.get("name") or cfg.loss.get("_target_")
@@ -184,7 +229,10 @@ def preflight(argv: list[str], config_dir: str) -> None:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-            compose("train", overrides=argv)
+            composed = compose("train", overrides=argv)
+        if not resuming:
+            check_missing(composed)
+            check_data_keys(composed)
     except MissingConfigException as error:
         found = re.search(r"Could not find '([^']+)/([^']+)'", str(error))
         options = re.findall(r"^\t(\S+)$", str(error), flags=re.MULTILINE)

@@ -15,12 +15,13 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from logitlab.augment import Augment
 from logitlab.errors import ConfigError
-from logitlab.files import atomic_path
-from logitlab.sources import SOURCES
+from logitlab.files import atomic_path, write_json
+from logitlab.sources import SOURCES, Loaded
 
 log = logging.getLogger(__name__)
 
 TASKS = ("multiclass", "binary")
+MAX_CLASSES = 100_000  # bounds the class count before anything is allocated by it
 LOADERS = ("tensor", "dataloader")
 
 
@@ -32,6 +33,8 @@ class EpochOrder(Sampler[int]):
     batches. Lightning calls `set_epoch` at the start of every training epoch. With
     `world_size > 1`, rank r takes every world_size-th index from r; `pad` repeats the head of
     the order so every rank gets as many (as DistributedSampler does, for training).
+    `skip` (if given) says how many of this epoch's indices a resumed run already trained on;
+    iteration starts after them while `len` stays the epoch's, as Lightning counts it.
     """
 
     def __init__(
@@ -42,9 +45,11 @@ class EpochOrder(Sampler[int]):
         rank: int = 0,
         world_size: int = 1,
         pad: bool = False,
+        skip: Callable[[], int] | None = None,
     ) -> None:
         self.n, self.shuffle, self.seed = n, shuffle, seed
         self.rank, self.world_size, self.pad = rank, world_size, pad
+        self.skip = skip
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -66,7 +71,8 @@ class EpochOrder(Sampler[int]):
         return order[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.indices().tolist())
+        first = self.skip() if self.skip else 0
+        return iter(self.indices()[first:].tolist())
 
     def __len__(self) -> int:
         if self.world_size == 1:
@@ -247,15 +253,15 @@ class ClassificationDataModule(L.LightningDataModule):
         self,
         source: str,
         task: str,
-        num_classes: int,
+        num_classes: int | None = None,
         num_features: int | None = None,
         batch_size: int = 64,
         eval_batch_size: int | None = None,
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         standardize: bool = True,
-        positive_classes: Sequence[int] | None = None,
-        keep_classes: Sequence[int] | None = None,
+        positive_classes: Sequence[int | str] | None = None,
+        keep_classes: Sequence[int | str] | None = None,
         class_names: Sequence[str] | None = None,
         balance: str | None = None,
         loader: str = "tensor",
@@ -264,13 +270,16 @@ class ClassificationDataModule(L.LightningDataModule):
         data_dir: str = "data",
         download: bool = False,
         splits_file: str | None = None,
+        stats_file: str | None = None,
+        path: str | None = None,
+        target: int | str | None = None,
         source_kwargs: dict[str, Any] | None = None,
         augment: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if task not in TASKS:
             raise ConfigError(f"unknown task '{task}'; use one of {', '.join(TASKS)}")
-        if source not in SOURCES:
+        if source not in SOURCES and type(self) is ClassificationDataModule:
             raise ConfigError(
                 f"data.source='{source}' is not a known dataset; use one of {', '.join(SOURCES)}"
             )
@@ -287,6 +296,11 @@ class ClassificationDataModule(L.LightningDataModule):
             )
         if batch_size <= 0:
             raise ConfigError(f"data.batch_size={batch_size} must be positive")
+        if num_classes is not None and not 2 <= num_classes <= MAX_CLASSES:
+            raise ConfigError(
+                f"data.num_classes={num_classes} must be in [2, {MAX_CLASSES}] (null: counted "
+                "from the data)"
+            )
         if task == "binary" and not positive_classes:
             raise ConfigError(
                 "data.positive_classes is empty; the binary head needs the classes that count "
@@ -317,8 +331,13 @@ class ClassificationDataModule(L.LightningDataModule):
         self.loader, self.num_workers = loader, num_workers
         self.seed = seed
         self.data_dir, self.download = data_dir, download
-        self.splits_file = splits_file
+        self.splits_file, self.stats_file = splits_file, stats_file
         self.source_kwargs = dict(source_kwargs or {})
+        for key, value in (("path", path), ("target", target)):
+            if value is not None:
+                self.source_kwargs[key] = value
+        self.feature_names: list[str] | None = None
+        self.source_info: dict[str, Any] = {}
         self.augment = Augment(**(augment or {}))
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.split_index: dict[str, np.ndarray] = {}
@@ -332,22 +351,31 @@ class ClassificationDataModule(L.LightningDataModule):
         """Classes the model predicts: the dataset's for multiclass, 2 for the binary view."""
         return 2 if self.task == "binary" else self.dataset_num_classes
 
+    def dataset_class_names(self) -> list[str]:
+        """The dataset's class names (its own, data.class_names, or the class indices)."""
+        if self.class_names:
+            return self.class_names
+        return [str(c) for c in range(self.dataset_num_classes or 0)]
+
     def label_names(self) -> list[str]:
         """A readable name for each class of the task view."""
         if self.task == "binary":
-            positive = ",".join(str(c) for c in self.positive_classes)
+            names = self.dataset_class_names()
+            positive = ",".join(
+                names[c] if isinstance(c, int) and c < len(names) else str(c)
+                for c in self.positive_classes
+            )
             return [f"not {positive}", positive]
-        if self.class_names:
-            return self.class_names
-        return [str(c) for c in range(self.dataset_num_classes)]
+        return self.dataset_class_names()
 
     def prepare_data(self) -> None:
         """Download torchvision datasets when data.download=true (rank 0 only, by Lightning)."""
         if self.download:
             SOURCES[self.source](data_dir=self.data_dir, download=True, seed=self.seed)
 
-    def _load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        raw = SOURCES[self.source](
+    def _read(self) -> Loaded:
+        """The source's parts as they are on disk (image folders override this)."""
+        return SOURCES[self.source](
             num_features=self.num_features,
             num_classes=self.dataset_num_classes,
             seed=self.seed,
@@ -355,8 +383,53 @@ class ClassificationDataModule(L.LightningDataModule):
             download=False,
             **self.source_kwargs,
         )
+
+    def _adopt_classes(self, loaded: Loaded) -> None:
+        """Class names and the class count from the data, where the config leaves them null."""
+        if not self.class_names and loaded.class_names:
+            self.class_names = list(loaded.class_names)
+        self.feature_names = loaded.feature_names
+        self.source_info = dict(loaded.extra)
+        if self.dataset_num_classes is None:
+            if self.class_names:
+                count = len(self.class_names)
+            else:
+                labels = [np.asarray(y) for _, y in loaded.parts.values()]
+                finite = [y[np.isfinite(y)] for y in labels if y.size and y.dtype.kind in "iuf"]
+                count = int(max(y.max() for y in finite if y.size)) + 1 if finite else 0
+            if not 2 <= count <= MAX_CLASSES:
+                raise ConfigError(
+                    f"data={self.source} has {count} class(es); a classifier needs 2 to "
+                    f"{MAX_CLASSES} (check the labels, or set data.num_classes)"
+                )
+            self.dataset_num_classes = count
+        self._resolve_class_names()
+
+    def _resolve_class_names(self) -> None:
+        """positive_classes / keep_classes given by class name become class indices."""
+        names = self.dataset_class_names()
+        for key in ("positive_classes", "keep_classes"):
+            wanted = getattr(self, key)
+            if not wanted:
+                continue
+            resolved = []
+            for c in wanted:
+                if isinstance(c, str) and c in names:
+                    resolved.append(names.index(c))
+                elif isinstance(c, str) and not c.lstrip("-").isdigit():
+                    raise ConfigError(
+                        f"data.{key} names class '{c}', which data={self.source} does not have "
+                        f"(its classes are {', '.join(names)}); use one of them or its index"
+                    )
+                else:
+                    resolved.append(int(c))
+            setattr(self, key, resolved)
+
+    def _load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        loaded = self._read()
+        self._adopt_classes(loaded)
         parts = {}
-        for part, (x, y) in raw.items():
+        for part, (x, y) in loaded.parts.items():
             x_t, y_t = validate_part(
                 self.source, part, x, y, self.dataset_num_classes, keep_uint8=True
             )
@@ -410,6 +483,11 @@ class ClassificationDataModule(L.LightningDataModule):
             y = torch.cat([y for _, y in parts.values()])
         if self.splits_file:
             self.split_index = load_splits(self.splits_file, len(y))
+        elif "val" in parts and "test" in parts:  # the data's own three splits
+            sizes = np.cumsum([0, *(len(parts[p][1]) for p in ("train", "val", "test"))])
+            self.split_index = {
+                p: np.arange(sizes[i], sizes[i + 1]) for i, p in enumerate(("train", "val", "test"))
+            }
         elif "test" in parts:  # an official test split: val comes out of the official train
             n_train = len(parts["train"][1])
             split = stratified_split(
@@ -444,15 +522,47 @@ class ClassificationDataModule(L.LightningDataModule):
             self.splits[name] = (features, y.index_select(0, index_t))
         del x, y
         if self.standardize:
-            # Statistics from the training split only, so val/test stay unseen: per feature
-            # for a table, per channel for images (one mean and std per colour plane).
-            train_x = self.splits["train"][0]
-            dims = (0, 2, 3) if train_x.ndim == 4 else (0,)
-            self.mean = train_x.mean(dim=dims, keepdim=True)[0]
-            self.std = train_x.std(dim=dims, keepdim=True)[0]
-            self.std[self.std == 0] = 1.0  # constant features stay finite
+            if not self._read_stats():
+                # Statistics from the training split only, so val/test stay unseen: per feature
+                # for a table, per channel for images (one mean and std per colour plane).
+                train_x = self.splits["train"][0]
+                dims = (0, 2, 3) if train_x.ndim == 4 else (0,)
+                self.mean = train_x.mean(dim=dims, keepdim=True)[0]
+                self.std = train_x.std(dim=dims, keepdim=True)[0]
+                self.std[self.std == 0] = 1.0  # constant features stay finite
             for features, _ in self.splits.values():
                 features.sub_(self.mean).div_(self.std)
+        self._summarise()
+
+    def _read_stats(self) -> bool:
+        """Take mean and std from the run's data.json (eval, predict); False if there is none."""
+        import json
+
+        if not self.stats_file or not Path(self.stats_file).is_file():
+            return False
+        try:
+            saved = json.loads(Path(self.stats_file).read_text())
+            mean, std = torch.tensor(saved["mean"]), torch.tensor(saved["std"])
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(
+                f"{self.stats_file} is not readable JSON with mean and std; delete it to "
+                "measure them again from the training split"
+            ) from None
+        if mean.shape != std.shape or mean.numel() != self._stats_size():
+            raise ConfigError(
+                f"{self.stats_file} holds {mean.numel()} means, but the data has "
+                f"{self._stats_size()} features or channels; it belongs to other data"
+            )
+        shape = (-1, 1, 1) if len(self.input_shape) == 3 else (-1,)
+        self.mean, self.std = mean.reshape(shape).float(), std.reshape(shape).float()
+        return True
+
+    def _stats_size(self) -> int:
+        shape = self.input_shape
+        return shape[0] if len(shape) == 3 else math.prod(shape)
+
+    def _summarise(self) -> None:
+        """Log the class counts per split and fit the class weights data.balance asks for."""
         counts = {
             name: torch.bincount(yy, minlength=self.num_classes).tolist()
             for name, (_, yy) in self.splits.items()
@@ -502,6 +612,25 @@ class ClassificationDataModule(L.LightningDataModule):
             x = x.contiguous(memory_format=torch.channels_last)  # conv nets run faster so
         return x, y
 
+    def run_data(self) -> dict[str, Any]:
+        """What a run records about its data in data.json: classes, shape, standardisation."""
+        record: dict[str, Any] = {
+            "source": self.source,
+            "task": self.task,
+            "class_names": self.dataset_class_names(),
+            "label_names": self.label_names(),
+            "input_shape": list(self.input_shape),
+            "mean": self.mean.flatten().tolist() if self.mean is not None else None,
+            "std": self.std.flatten().tolist() if self.std is not None else None,
+        }
+        if self.feature_names:
+            record["feature_names"] = self.feature_names
+        return {**record, **self.source_info}
+
+    def save_run_data(self, path: Path) -> Path:
+        """Write data.json: the class-index mapping and the statistics eval and predict reuse."""
+        return write_json(path, self.run_data())
+
     def save_splits(self, path: Path) -> Path:
         """Write the split indices (train/val/test) so eval and predict reuse exactly these."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -528,11 +657,22 @@ class ClassificationDataModule(L.LightningDataModule):
         steps = trainer.global_step - trainer.current_epoch * math.ceil(per_epoch / accumulate)
         return min(max(steps * accumulate, 0), per_epoch)
 
-    def _batches(self, split: str, shuffle: bool, pad: bool) -> TensorBatches | DataLoader:
-        x, y = self.splits[split]
+    def _sampler(self, split: str, shuffle: bool, pad: bool) -> tuple[EpochOrder, int]:
+        """The split's sampler (skipping what a resumed run trained on) and its batch size."""
         rank, world = self._rank()
         batch_size = self.batch_size if split == "train" else self.eval_batch_size
-        sampler = EpochOrder(len(y), shuffle, self.seed, rank, world, pad)
+        skip = None
+        if split == "train" and self.loader != "tensor":  # TensorBatches skips by itself
+
+            def skip() -> int:
+                return self._train_batches_done() * batch_size
+
+        n = len(self.splits[split][1])
+        return EpochOrder(n, shuffle, self.seed, rank, world, pad, skip), batch_size
+
+    def _batches(self, split: str, shuffle: bool, pad: bool) -> TensorBatches | DataLoader:
+        x, y = self.splits[split]
+        sampler, batch_size = self._sampler(split, shuffle, pad)
         if self.loader == "tensor":
             done = self._train_batches_done if split == "train" else None
             return TensorBatches(x, y, batch_size, sampler, done)
@@ -543,6 +683,15 @@ class ClassificationDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+
+    def sample_batches(self, split: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """A split's (features, labels) batches, prepared as the model sees them (predict)."""
+        x, y = self.splits[split]
+        yield from zip(x.split(4096), y.split(4096), strict=True)
+
+    def sample_names(self, split: str) -> list[str] | None:
+        """Each sample's file of a split, where samples are files (image folders); else None."""
+        return None
 
     def train_dataloader(self) -> TensorBatches | DataLoader:
         """Shuffled training batches (a fixed order while overfitting a few batches)."""

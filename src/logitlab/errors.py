@@ -33,5 +33,15 @@ def user_errors() -> Iterator[None]:
     except ConfigError as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"logitlab: error: {error}", file=sys.stderr, flush=True)
+        print(f"logitlab: error: {one_line(error)}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+
+
+def one_line(error: ConfigError) -> str:
+    """The message itself, also when a DataLoader worker raised it: torch re-raises a worker's
+    error with the worker's whole traceback in the message, and the last line is ours."""
+    text = str(error)
+    if "\n" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    return last.split("ConfigError: ", 1)[-1].strip()

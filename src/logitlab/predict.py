@@ -3,16 +3,15 @@
 Writes a CSV with one row per sample: index, predicted class and the probability of every class
 (`prob_<class>`: softmax for the multiclass head, sigmoid for the binary head). Without `input`
 it predicts the run's own test split (and adds the true `target`). `input` is a .npy or .csv
-feature matrix in the dataset's raw units (the run's standardisation is applied to it), or,
-for a run on images, an image file (.png, .jpg, .jpeg, .bmp) or a folder of them: each is read
-as 8-bit pixels in the run's channels (grayscale or RGB), resized to the run's image size and
-scaled to [0, 1] as the MNIST family's pixels are; the CSV then names each row's file.
+feature matrix in the dataset's raw units (the run's standardisation is applied to it; a CSV
+with a header gives the training columns by name, its label column ignored), or, for a run on
+images, an image file (.png, .jpg, .jpeg, .bmp) or a folder of them: each is read as 8-bit
+pixels in the run's channels (grayscale or RGB), resized to the run's image size, scaled to
+[0, 1] and normalised as the training images were; the CSV then names each row's file.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,12 @@ USAGE = """python -m logitlab.predict run_dir=DIR [input=FILE] [output=FILE] [ck
   ckpt     best (default), last, or a .ckpt path"""
 
 
-def read_features(path: Path) -> np.ndarray:
-    """A samples x features matrix from .npy or .csv (an optional header row is skipped)."""
+def read_features(path: Path, datamodule: Any = None) -> np.ndarray:
+    """A samples x features matrix from .npy or .csv (a header row picks the training columns)."""
+    from logitlab.tables import read_feature_csv
+
+    if path.is_dir():
+        raise ConfigError(f"input={path} is a folder; give a .npy or .csv feature matrix")
     if not path.is_file():
         raise ConfigError(f"input={path} does not exist; give a .npy or .csv feature matrix")
     if path.suffix == ".npy":
@@ -44,39 +47,26 @@ def read_features(path: Path) -> np.ndarray:
                 f"input={path} holds {array.dtype} {array.shape}; save a 2-D number matrix"
             )
         return array
-    if path.suffix != ".csv":
+    if path.suffix.lower() != ".csv":
         raise ConfigError(f"input={path}: use a .npy or .csv file")
-    rows = list(csv.reader(io.StringIO(path.read_text())))
-    rows = [row for row in rows if row]
-    first = 1
-    if rows and not _numeric(rows[0][0]):
-        rows, first = rows[1:], 2  # a header
-    values = []
-    for line, row in enumerate(rows, start=first):
-        for c, cell in enumerate(row, start=1):
-            if not _numeric(cell):
-                raise ConfigError(
-                    f"input={path}: line {line}, column {c} is '{cell}', not a number; fix it"
-                )
-        values.append([float(cell) for cell in row])
-    if not values or len({len(row) for row in values}) != 1:
-        raise ConfigError(f"input={path}: rows must all have the same number of columns")
-    return np.array(values, dtype=np.float32)
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+    names = getattr(datamodule, "feature_names", None)
+    info = getattr(datamodule, "source_info", None) or {}
+    return read_feature_csv(path, names, info if "target_index" in info else None)
 
 
 def is_image_input(path: Path) -> bool:
     """Whether `input` names an image file or a folder (of images)."""
+    from logitlab.images import IMAGE_SUFFIXES
+
     return path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def read_images(path: Path, shape: tuple[int, ...]) -> tuple[Any, list[str]]:
     """uint8 images (N, C, H, W) of `shape` (C, H, W) from an image file or a folder of them."""
     import torch
-    from torchvision.io import ImageReadMode, decode_image
     from torchvision.transforms.v2.functional import resize
+
+    from logitlab.images import IMAGE_SUFFIXES, read_image
 
     if len(shape) != 3:
         raise ConfigError(
@@ -92,26 +82,13 @@ def read_images(path: Path, shape: tuple[int, ...]) -> tuple[Any, list[str]]:
     else:
         raise ConfigError(f"input={path} does not exist; give an image file or a folder of them")
     channels, height, width = shape
-    mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
     images = []
     for file in files:
-        try:
-            image = decode_image(str(file), mode=mode)
-        except (RuntimeError, ValueError, OSError) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise ConfigError(f"input: {file} is not a readable image ({reason})") from None
+        image = read_image(file, channels)  # as the training images were read
         if tuple(image.shape[1:]) != (height, width):
             image = resize(image, [height, width], antialias=True)
         images.append(image)
     return torch.stack(images), [str(file) for file in files]
-
-
-def _numeric(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def predict(
@@ -129,13 +106,19 @@ def predict(
     targets, names = None, None
     if input and is_image_input(Path(input)):
         images, names = read_images(Path(input), datamodule.input_shape)
-        x = datamodule.transform(images, name=f"input={input}")
+        batches = [(datamodule.transform(images, name=f"input={input}"), None)]
     elif input:
-        x = datamodule.transform(read_features(Path(input)), name=f"input={input}")
-    else:
-        x, targets = datamodule.splits["test"]
+        features = read_features(Path(input), datamodule)
+        batches = [(datamodule.transform(features, name=f"input={input}"), None)]
+    else:  # the run's own test split, with its true labels (and files, for image folders)
+        batches, names = datamodule.sample_batches("test"), datamodule.sample_names("test")
+    chunks, labels = [], []
     with torch.inference_mode():
-        probs = torch.cat([model.predict_step(chunk, 0)["probs"] for chunk in x.split(4096)])
+        for x, y in batches:
+            chunks += [model.predict_step(chunk, 0)["probs"] for chunk in x.split(4096)]
+            labels += [] if y is None else [y]
+    probs = torch.cat(chunks)
+    targets = torch.cat(labels) if labels else None
     preds = probs.argmax(dim=1)
     header = ["index", "pred", *(f"prob_{c}" for c in range(probs.shape[1]))]
     if targets is not None:

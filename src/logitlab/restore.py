@@ -96,8 +96,13 @@ def build_from_run(cfg: DictConfig, run_dir: Path, checkpoint: dict[str, Any], c
             f"{ckpt_path} is a checkpoint of the {loss['head']} head but {run_dir} trains the "
             f"{task} head; use this run's own checkpoint"
         )
-    splits = run_dir / "splits.npz"
-    datamodule = build_data(cfg, "test", str(splits) if splits.is_file() else None)
+    splits, stats = run_dir / "splits.npz", run_dir / "data.json"
+    datamodule = build_data(
+        cfg,
+        "test",
+        str(splits) if splits.is_file() else None,
+        str(stats) if stats.is_file() else None,
+    )
     # the loss as trained, class weights from the training split included
     model = build_model(cfg, datamodule, loss=loss if isinstance(loss, dict) else None)
     try:

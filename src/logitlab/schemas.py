@@ -64,14 +64,15 @@ class DataSchema:
     _target_: str = "logitlab.data.ClassificationDataModule"
     source: str = "digits"
     num_features: Optional[int] = None  # noqa: UP045
-    num_classes: int = 10
+    num_classes: Optional[int] = 10  # noqa: UP045  (null: counted from the data)
     batch_size: int = 64
     eval_batch_size: Optional[int] = None  # noqa: UP045
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     standardize: bool = True
-    positive_classes: list[int] = field(default_factory=lambda: [1])
-    keep_classes: Optional[list[int]] = None  # noqa: UP045
+    # class indices, or class names where the data has them
+    positive_classes: list[Any] = field(default_factory=lambda: [1])
+    keep_classes: Optional[list[Any]] = None  # noqa: UP045
     class_names: Optional[list[str]] = None  # noqa: UP045
     balance: Optional[str] = None  # noqa: UP045
     loader: str = "tensor"
@@ -80,8 +81,35 @@ class DataSchema:
     data_dir: str = "data"
     download: bool = False
     splits_file: Optional[str] = None  # noqa: UP045
+    stats_file: Optional[str] = None  # noqa: UP045
+    path: Optional[str] = None  # noqa: UP045  (data=csv, data=npz: the file)
+    target: Any = None  # data=csv: the label column, by name or index
     source_kwargs: dict[str, Any] = field(default_factory=dict)
     augment: AugmentSchema = field(default_factory=AugmentSchema)
+
+
+@dataclass
+class ImageTransformsSchema:
+    """Per-sample training transforms of an image folder (torchvision.transforms.v2)."""
+
+    crop_scale: Optional[list[float]] = None  # noqa: UP045  RandomResizedCrop's scale range
+    flip: bool = False  # RandomHorizontalFlip
+    rotation: float = 0.0  # RandomRotation, degrees either way
+    extra: list[Any] = field(default_factory=list)  # more v2 transforms, each a {_target_: ...}
+
+
+@dataclass
+class ImageFolderSchema(DataSchema):
+    """ImageFolderDataModule arguments: a folder of class subfolders of images."""
+
+    _target_: str = "logitlab.images.ImageFolderDataModule"
+    source: str = "image_folder"
+    root: Optional[str] = None  # noqa: UP045
+    image_size: Optional[list[int]] = None  # noqa: UP045  [height, width]; null: the images'
+    channels: Optional[int] = None  # noqa: UP045  1 (grayscale) or 3 (RGB); null: the images'
+    stats_samples: int = 10_000
+    pin_memory: Optional[bool] = None  # noqa: UP045  null: on when training on a GPU
+    transforms: ImageTransformsSchema = field(default_factory=ImageTransformsSchema)
 
 
 @dataclass
@@ -89,7 +117,7 @@ class MulticlassSchema:
     """MulticlassClassifier arguments (the loss and metrics come from their own groups)."""
 
     _target_: str = "logitlab.models.MulticlassClassifier"
-    num_classes: int = 10
+    num_classes: Optional[int] = 10  # noqa: UP045  (from data.num_classes, counted if null)
     net: Any = None  # model/net: any nn.Module by _target_, with its own arguments
     optimizer: Any = None
     scheduler: Any = None
@@ -134,6 +162,7 @@ def register() -> None:
     store = ConfigStore.instance()
     store.store(group="schema", name="trainer", node=TrainerSchema)
     store.store(group="schema", name="data", node=DataSchema)
+    store.store(group="schema", name="image_folder", node=ImageFolderSchema)
     store.store(group="schema", name="model_multiclass", node=MulticlassSchema)
     store.store(group="schema", name="model_binary", node=BinarySchema)
     store.store(group="schema", name="optimizer_adam", node=AdamSchema)

@@ -1,11 +1,13 @@
 """Where the data comes from: scikit-learn's bundled and generated sets, torchvision's MNIST family,
-and your own .npz file. Each source returns named parts, {"all": (x, y)} or {"train": ..., "test":
-...} for datasets with an official test split, as they are on disk (validation comes later).
+your own .npz or .csv file. Each source returns named parts, {"all": (x, y)} or {"train": ...,
+"test": ...} for datasets with an official test split, as they are on disk (validation comes
+later), and the class names when the data has them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,17 @@ from logitlab.errors import ConfigError
 
 Parts = dict[str, tuple[Any, Any]]
 
+
+@dataclass
+class Loaded:
+    """A source's parts and, when the data names its classes, those names in class-index order."""
+
+    parts: Parts
+    class_names: list[str] | None = None
+    feature_names: list[str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 MNIST_FILES = (
     "train-images-idx3-ubyte",
     "train-labels-idx1-ubyte",
@@ -25,12 +38,28 @@ MNIST_FILES = (
 TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST"}
 
 
-def load_digits(**_: Any) -> Parts:
+def load_digits(**_: Any) -> Loaded:
     """scikit-learn's bundled 8x8 handwritten digits: 1,797 grayscale images, 10 classes."""
     from sklearn.datasets import load_digits as sk_load_digits
 
     bunch = sk_load_digits()
-    return {"all": (bunch.images.astype(np.float32), bunch.target)}
+    return Loaded({"all": (bunch.images.astype(np.float32), bunch.target)})
+
+
+def load_sklearn_table(name: str, **_: Any) -> Loaded:
+    """One of scikit-learn's bundled real tables (no download), with its class and feature names.
+
+    breast_cancer: 569 tumours x 30 measurements, malignant (0) or benign (1);
+    wine: 178 wines x 13 chemical measurements, 3 cultivars; iris: 150 flowers x 4, 3 species.
+    """
+    import sklearn.datasets
+
+    bunch = getattr(sklearn.datasets, f"load_{name}")()
+    return Loaded(
+        {"all": (bunch.data.astype(np.float32), bunch.target)},
+        class_names=[str(n) for n in bunch.target_names],
+        feature_names=[str(n) for n in bunch.feature_names],
+    )
 
 
 def load_blobs(
@@ -40,7 +69,7 @@ def load_blobs(
     n_samples: int = 3000,
     cluster_std: float = 2.0,
     **_: Any,
-) -> Parts:
+) -> Loaded:
     """Isotropic Gaussian blobs from scikit-learn, one blob per class, seeded."""
     from sklearn.datasets import make_blobs
 
@@ -51,24 +80,26 @@ def load_blobs(
         cluster_std=cluster_std,
         random_state=seed,
     )
-    return {"all": (x.astype(np.float32), y)}
+    return Loaded({"all": (x.astype(np.float32), y)})
 
 
-def load_moons(seed: int, n_samples: int = 2000, noise: float = 0.2, **_: Any) -> Parts:
+def load_moons(seed: int, n_samples: int = 2000, noise: float = 0.2, **_: Any) -> Loaded:
     """Two interleaving half-circles from scikit-learn: a 2-feature binary problem, seeded."""
     from sklearn.datasets import make_moons
 
     x, y = make_moons(n_samples=n_samples, noise=noise, random_state=seed)
-    return {"all": (x.astype(np.float32), y)}
+    return Loaded({"all": (x.astype(np.float32), y)})
 
 
-def load_npz(path: str | None = None, **_: Any) -> Parts:
+def load_npz(path: str | None = None, **_: Any) -> Loaded:
     """Your own data: an .npz with arrays `x` (samples x features) and `y` (labels)."""
     if not path:
-        raise ConfigError("data.source=npz needs a file: set data.source_kwargs.path=/path/to.npz")
+        raise ConfigError("data=npz needs a file: set data.path=/path/to.npz")
     file = Path(path)
+    if file.is_dir():
+        raise ConfigError(f"data.path={path} is a folder; give an .npz file")
     if not file.is_file():
-        raise ConfigError(f"data.source_kwargs.path={path}: no such file; give an existing .npz")
+        raise ConfigError(f"data.path={path}: no such file; give an existing .npz")
     try:
         with np.load(file, allow_pickle=False) as npz:
             missing = {"x", "y"} - set(npz.files)
@@ -77,12 +108,12 @@ def load_npz(path: str | None = None, **_: Any) -> Parts:
                     f"{path} lacks array(s) {sorted(missing)}; save it with "
                     "np.savez(path, x=features, y=labels)"
                 )
-            return {"all": (npz["x"], npz["y"])}
+            return Loaded({"all": (npz["x"], npz["y"])})
     except (ValueError, OSError, EOFError) as error:
         raise ConfigError(f"{path} is not a readable .npz file ({error}); re-save it") from None
 
 
-def load_torchvision(name: str, data_dir: str, download: bool = False, **_: Any) -> Parts:
+def load_torchvision(name: str, data_dir: str, download: bool = False, **_: Any) -> Loaded:
     """MNIST, FashionMNIST or KMNIST through torchvision's own classes: 28x28 uint8 images."""
     import torchvision.datasets as tvd
 
@@ -107,7 +138,7 @@ def load_torchvision(name: str, data_dir: str, download: bool = False, **_: Any)
                 f"labels in {raw}; replace the files (data.download=true)"
             )
         parts[part] = (dataset.data, dataset.targets)
-    return parts
+    return Loaded(parts)
 
 
 def _raise_corrupt(raw: Path, name: str, error: BaseException) -> None:
@@ -125,8 +156,32 @@ def _raise_corrupt(raw: Path, name: str, error: BaseException) -> None:
     raise ConfigError(f"data={name}: files in {raw} could not be read ({error})") from None
 
 
-SOURCES: dict[str, Callable[..., Parts]] = {
+def load_csv(path: str | None = None, target: Any = None, **_: Any) -> Loaded:
+    """Your own table: a CSV of numeric feature columns and a label column (`data.target`)."""
+    from logitlab.tables import read_labelled_csv
+
+    if not path:
+        raise ConfigError("data=csv needs a file: set data.path=/path/to.csv")
+    if target is None:
+        raise ConfigError(
+            f"data=csv: set data.target to the label column of {path}, by name or index "
+            "(e.g. data.target=label or data.target=-1)"
+        )
+    table = read_labelled_csv(Path(path), target)
+    return Loaded(
+        {"all": (table.x, table.y)},
+        class_names=table.class_names,
+        feature_names=table.feature_names,
+        extra={"target": table.target_name, "target_index": table.target_index},
+    )
+
+
+SOURCES: dict[str, Callable[..., Loaded]] = {
     "digits": load_digits,
+    "breast_cancer": partial(load_sklearn_table, "breast_cancer"),
+    "wine": partial(load_sklearn_table, "wine"),
+    "iris": partial(load_sklearn_table, "iris"),
+    "csv": load_csv,
     "blobs": load_blobs,
     "moons": load_moons,
     "npz": load_npz,

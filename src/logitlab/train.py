@@ -82,6 +82,7 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
         fastpath.apply(trainer, model)
     if trainer.is_global_zero:
         datamodule.save_splits(Path(cfg.paths.output_dir) / "splits.npz")
+        datamodule.save_run_data(Path(cfg.paths.output_dir) / "data.json")
     return datamodule, model, trainer
 
 
