@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import shutil
 import statistics
 import sys
 import time
@@ -24,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-SPLIT_SIZES = {"train": 6000, "val": 1000, "test": 200}
+SPLIT_SIZES = {"train": 12000, "val": 2000, "test": 200}
 RSS_SIZES = (2000, 10000)
-CLASSES, SIDE, BATCH, WORKERS = 10, 28, 64, 2
+CLASSES, SIDE, WORKERS = 10, 28, 2
+BATCH = int(os.environ.get("BENCH_IMAGE_BATCH", "256"))
 NET = ["model.net.hidden_sizes=[256,128]", "model.net.dropout=0.0"]
 
 
@@ -48,9 +51,11 @@ def write_pngs(folder: Path, n: int, seed: int) -> None:
 def make_folders(out: Path) -> dict[str, Path]:
     """The epoch benchmark's split folder and the two RSS folders (written once, then reused)."""
     folders = {"epochs": out / "pngs", **{f"rss_{n}": out / f"pngs_{n}" for n in RSS_SIZES}}
-    done = out / "pngs.done"
+    done = out / f"pngs_{SPLIT_SIZES['train']}_{SPLIT_SIZES['val']}.done"
     if done.is_file():
         return folders
+    for folder in folders.values():
+        shutil.rmtree(folder, ignore_errors=True)  # written for other sizes
     for seed, (part, n) in enumerate(SPLIT_SIZES.items()):
         write_pngs(folders["epochs"] / part, n, seed + 1)
     for n in RSS_SIZES:
@@ -149,7 +154,6 @@ def run(
 
     The PNGs are written once under `out`; the runs go to `runs_dir` (emptied of earlier ones).
     """
-    import shutil
     import subprocess
 
     for old in runs_dir.glob("images_*"):

@@ -159,11 +159,17 @@ def test_a_second_run_never_writes_into_an_existing_run_folder(run_cli, tmp_path
     first = run_cli("logitlab.train", "debug=limit", f"hydra.run.dir={run_dir}")
     assert first.returncode == 0, first.stderr[-2000:]
     before = digest(run_dir)
-    for args in (["debug=limit"], ["loss=bce"], ["trainer.max_epochs=abc"]):
+    again = run_cli("logitlab.train", "debug=limit", f"hydra.run.dir={run_dir}")
+    assert again.returncode == 2
+    assert again.stderr.strip() == (
+        f"logitlab: error: hydra.run.dir={run_dir} already holds a run; continue it with "
+        f"resume={run_dir}, or give a new folder"
+    )
+    for args, message in (
+        (["loss=bce"], "loss=bce is a binary loss and does not fit model=multiclass"),
+        (["trainer.max_epochs=abc"], "could not be converted to Integer"),
+    ):  # a config mistake is answered first, the folder untouched all the same
         again = run_cli("logitlab.train", *args, f"hydra.run.dir={run_dir}")
         assert again.returncode == 2
-        assert again.stderr.strip() == (
-            f"logitlab: error: hydra.run.dir={run_dir} already holds a run; continue it with "
-            f"resume={run_dir}, or give a new folder"
-        )
+        assert len(again.stderr.strip().splitlines()) == 1 and message in again.stderr
     assert digest(run_dir) == before

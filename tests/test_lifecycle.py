@@ -186,7 +186,8 @@ def test_predict_refuses_bad_input(runs, tmp_path: Path, capsys) -> None:
     cases = {
         "narrow.npy": "input={p} has 10 features per sample but the model takes 64 (data=digits, "
         "samples of shape (1, 8, 8)); give 64 columns",
-        "text.csv": "input={p}: line 3, column 2 is 'oops', not a number; fix it",
+        "text.csv": "input={p}: column 'b' holds 'oops' (line 3), not a number; feature columns "
+        "must be numeric (encode or drop that column)",
     }
     for name, message in cases.items():
         path = tmp_path / name

@@ -112,10 +112,10 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues_the_same_tensorboard(
 def test_resume_takes_safe_overrides_and_refuses_the_rest(uninterrupted, run_cli, tmp_path):
     uninterrupted = Path(shutil.copytree(uninterrupted, tmp_path / "copy"))
     before = (uninterrupted / ".hydra" / "config.yaml").read_text()
-    refused = run_cli("logitlab.train", f"resume={uninterrupted}", "optimizer.lr=0.5")
+    refused = run_cli("logitlab.train", f"resume={uninterrupted}", "optimizer.weight_decay=0.5")
     assert refused.returncode == 2
     assert refused.stderr.strip().startswith(
-        "logitlab: error: resume: 'optimizer.lr=0.5' would change the run being resumed; "
+        "logitlab: error: resume: 'optimizer.weight_decay=0.5' would change the run being resumed; "
         "only trainer.max_epochs,"
     )
     nowhere = run_cli(
@@ -123,7 +123,7 @@ def test_resume_takes_safe_overrides_and_refuses_the_rest(uninterrupted, run_cli
     )
     assert nowhere.returncode == 2
     assert nowhere.stderr.strip() == (
-        f"logitlab: error: resume={tmp_path / 'nowhere'}: no .hydra/config.yaml there; "
+        f"logitlab: error: resume={tmp_path / 'nowhere'} does not exist; "
         "give the folder of a training run"
     )
     assert not (tmp_path / "nowhere").exists()

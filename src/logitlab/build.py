@@ -83,6 +83,12 @@ def build_model(cfg: DictConfig, datamodule: Any, loss: dict[str, Any] | None = 
     for key in ("_target_", "net"):
         settings.pop(key, None)
     metrics = OmegaConf.to_container(cfg.metrics, resolve=True) if cfg.get("metrics") else {}
+    if "num_classes" in settings and settings["num_classes"] != datamodule.num_classes:
+        raise ConfigError(
+            f"model.num_classes={settings['num_classes']} contradicts the data, which has "
+            f"{datamodule.num_classes} classes (data={datamodule.source}); leave model.num_classes "
+            "to follow data.num_classes"
+        )
     return head(
         net=build_net(cfg, datamodule),
         loss=loss or loss_config(cfg, datamodule),

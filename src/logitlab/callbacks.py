@@ -107,3 +107,25 @@ class EpochClock(L.Callback):
         seconds = time.perf_counter() - self.started
         samples = self.samples * trainer.world_size
         log_to_loggers(trainer, {"time/epoch_s": seconds, "time/samples_per_s": samples / seconds})
+
+
+class NewLearningRate(L.Callback):
+    """A resume with `optimizer.lr=...` (the rescue of a diverged run) trains at that rate.
+
+    Lightning restores the optimizer's state from the checkpoint, old learning rate included,
+    after the optimizer was built with the new one; this puts the new rate back once training
+    starts (and a scheduler's base rates with it).
+    """
+
+    def __init__(self, lr: float) -> None:
+        self.lr = lr
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = self.lr
+                if "initial_lr" in group:
+                    group["initial_lr"] = self.lr
+        for config in trainer.lr_scheduler_configs:
+            if hasattr(config.scheduler, "base_lrs"):
+                config.scheduler.base_lrs = [self.lr for _ in config.scheduler.base_lrs]

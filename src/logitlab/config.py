@@ -19,6 +19,20 @@ def model_class(cfg: DictConfig) -> type:
     return get_class(cfg.model._target_)
 
 
+# logitlab's own heads, known without importing them (and torch): config checks stay instant.
+HEADS = {
+    "logitlab.models.MulticlassClassifier": "multiclass",
+    "logitlab.models.BinaryClassifier": "binary",
+}
+MAX_SEED = 2**32 - 1
+
+
+def task_of(cfg: DictConfig) -> str:
+    """The head's task (multiclass or binary); a user's own head class is imported to ask it."""
+    target = str(cfg.model.get("_target_"))
+    return HEADS.get(target) or model_class(cfg).task
+
+
 def losses_for(task: str) -> list[str]:
     """The names of logitlab's own loss configs (conf/loss) that fit the `task` head."""
     folder = Path(__file__).resolve().parents[2] / "conf" / "loss"
@@ -86,7 +100,7 @@ def check_config(cfg: DictConfig) -> None:
     """Refuse a composition that cannot train, with one line that names the keys and the fix."""
     check_missing(cfg)
     check_data_keys(cfg)
-    task = model_class(cfg).task
+    task = task_of(cfg)
     if cfg.loss.get("head") != task:
         name = cfg.loss.get("name") or cfg.loss.get("_target_")
         raise ConfigError(loss_mismatch_message(name, cfg.loss.get("head"), task))
@@ -105,7 +119,11 @@ def check_config(cfg: DictConfig) -> None:
 
 def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:
     """(holds, message) for every value that has a valid range."""
+    from logitlab.sources import MAX_CLASSES
+
     lr = cfg.optimizer.get("lr", 1.0)
+    seed, eval_batch = cfg.get("seed", 0), cfg.data.get("eval_batch_size")
+    classes, model_classes = cfg.data.get("num_classes"), cfg.model.get("num_classes")
     net = cfg.model.get("net") or {}
     hidden = list(net.get("hidden_sizes", [1]) or [])
     dropout = net.get("dropout", 0.0)
@@ -131,7 +149,59 @@ def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:
             0 <= dropout < 1,
             f"model.net.dropout={dropout} must be in [0, 1), e.g. model.net.dropout=0.1",
         ),
+        (
+            isinstance(seed, int) and 0 <= seed <= MAX_SEED,
+            f"seed={seed} must be an integer in [0, {MAX_SEED}], e.g. seed=42",
+        ),
+        (
+            eval_batch is None or eval_batch > 0,
+            f"data.eval_batch_size={eval_batch} must be positive (null: max(batch_size, 1024))",
+        ),
+        (
+            classes is None or 2 <= classes <= MAX_CLASSES,
+            f"data.num_classes={classes} must be in [2, {MAX_CLASSES}] (null: counted from the "
+            "data)",
+        ),
+        (
+            model_classes is None or classes is None or model_classes == classes,
+            f"model.num_classes={model_classes} contradicts data.num_classes={classes}; set "
+            "data.num_classes instead (the model follows it)",
+        ),
     ]
+
+
+def check_runtime(cfg: DictConfig) -> None:
+    """What needs torch to check: the optimizer's and scheduler's classes, the accelerator."""
+    from hydra.utils import get_class
+
+    for key in ("optimizer", "model.scheduler"):
+        node = OmegaConf.select(cfg, key)
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        if not target:
+            continue
+        try:
+            get_class(target)
+        except Exception:
+            raise ConfigError(
+                f"{key}._target_={target} cannot be imported; check the name (e.g. "
+                "torch.optim.AdamW) and that its module is on PYTHONPATH"
+            ) from None
+    accelerator = str(cfg.trainer.get("accelerator"))
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"trainer.accelerator={accelerator} but no CUDA GPU is visible "
+                "(torch.cuda.is_available() is False); use trainer=cpu or trainer=auto"
+            )
+    if accelerator == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise ConfigError(
+                "trainer.accelerator=mps but Apple's MPS is not available here; use trainer=cpu"
+            )
 
 
 # Keys a resumed run may change: how long it trains and on what; not what it trains.
@@ -145,6 +215,10 @@ RESUME_SAFE = (
     "callbacks.early_stopping.patience",
     "callbacks.checkpoint_every_n_steps",
     "fastpath",
+    # the rescue of a diverged run: a lower learning rate, gradient clipping
+    "optimizer.lr",
+    "trainer.gradient_clip_val",
+    "trainer.gradient_clip_algorithm",
 )
 
 
@@ -191,25 +265,20 @@ def prepare_resume(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, P
     return resumed, last
 
 
-def preflight(argv: list[str], config_dir: str) -> None:
+def preflight(argv: list[str], config_dir: str) -> DictConfig | None:
     """Compose the command line once before Hydra runs it, so a mistake costs one clear line.
 
     Hydra's own report of an unknown option or key or a wrong type spans several lines; this
-    turns it into one. Sweeps (-m) and flags (--help, --cfg, ...) are left to Hydra.
+    turns it into one. A sweep (-m) is composed once per value of each swept key, so a bad value
+    is refused before any job starts; Optuna's search spaces are left to the sweeper. Then the
+    checks that need only the config run (check_config), without importing torch. Returns the
+    composed config (the first value of each swept key), or None for Hydra's own flags.
     """
-    import re
-
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import (
-        ConfigCompositionException,
-        MissingConfigException,
-        OverrideParseException,
-    )
+    from hydra.errors import OverrideParseException
 
     if any(arg.startswith("-") for arg in argv):
-        return
+        return None
     try:
         parsed = OverridesParser.create().parse_overrides(argv)
     except OverrideParseException as error:
@@ -217,22 +286,39 @@ def preflight(argv: list[str], config_dir: str) -> None:
         raise ConfigError(
             f"cannot parse an override ({first}); check its brackets and quotes"
         ) from None
-    if any(o.is_sweep_override() or o.get_key_element() == "hparams_search" for o in parsed):
-        return  # a sweep: Hydra composes each job itself
-    run_dir = next((a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")), None)
-    resuming = any(a.startswith("resume=") for a in argv)
-    if run_dir and not resuming and (Path(run_dir) / ".hydra" / "config.yaml").exists():
-        raise ConfigError(
-            f"hydra.run.dir={run_dir} already holds a run; continue it with resume={run_dir}, "
-            "or give a new folder"
-        )
+    plain = [arg for arg, o in zip(argv, parsed, strict=True) if not o.is_sweep_override()]
+    swept = [
+        (o.get_key_element(), list(o.sweep_string_iterator()))
+        for o in parsed
+        if o.is_sweep_override() and o.is_discrete_sweep()
+    ]
+    first = [f"{key}={values[0]}" for key, values in swept if values]
+    cfg = _compose(plain + first, config_dir)
+    for key, values in swept:
+        for value in values[1:]:
+            _compose([*plain, *first, f"{key}={value}"], config_dir)
+    searched = any(o.get_key_element() == "hparams_search" for o in parsed)
+    if not cfg.get("resume") and not searched:
+        check_config(cfg)
+    return cfg
+
+
+def _compose(argv: list[str], config_dir: str) -> DictConfig:
+    """conf/train.yaml with `argv`; Hydra's multi-line errors become one ConfigError line."""
+    import re
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-            composed = compose("train", overrides=argv)
-        if not resuming:
-            check_missing(composed)
-            check_data_keys(composed)
+            return compose("train", overrides=argv)
     except MissingConfigException as error:
         found = re.search(r"Could not find '([^']+)/([^']+)'", str(error))
         options = re.findall(r"^\t(\S+)$", str(error), flags=re.MULTILINE)

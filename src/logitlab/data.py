@@ -16,12 +16,11 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 from logitlab.augment import Augment
 from logitlab.errors import ConfigError
 from logitlab.files import atomic_path, write_json
-from logitlab.sources import SOURCES, Loaded
+from logitlab.sources import MAX_CLASSES, SOURCES, Loaded
 
 log = logging.getLogger(__name__)
 
 TASKS = ("multiclass", "binary")
-MAX_CLASSES = 100_000  # bounds the class count before anything is allocated by it
 LOADERS = ("tensor", "dataloader")
 
 
@@ -147,7 +146,17 @@ def validate_part(
     memory) for `as_features` to scale later.
     """
     where = f"data={dataset}, split '{part}'"
-    x_t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+    if isinstance(x, torch.Tensor):
+        if x.is_complex():
+            raise ConfigError(f"{where}: complex features; give real numbers (int or float)")
+        x_t = x
+    else:
+        x_np = np.asarray(x)
+        if x_np.dtype.kind not in "biuf":
+            raise ConfigError(
+                f"{where}: features of type {x_np.dtype}; give real numbers (int or float)"
+            )
+        x_t = torch.from_numpy(x_np)
     y_np = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
     if len(y_np) == 0:
         raise ConfigError(f"{where} is empty; check the data files or the split fractions")
@@ -567,6 +576,13 @@ class ClassificationDataModule(L.LightningDataModule):
             name: torch.bincount(yy, minlength=self.num_classes).tolist()
             for name, (_, yy) in self.splits.items()
         }
+        present = sum(c > 0 for c in counts["train"])
+        if present < 2:
+            raise ConfigError(
+                f"data={self.source}: the training split holds one class only "
+                f"({self.label_names()[counts['train'].index(max(counts['train']))]}); a "
+                "classifier needs two or more (check the labels, positive_classes, keep_classes)"
+            )
         log.info("data=%s task=%s class counts per split: %s", self.source, self.task, counts)
         if self.balance == "pos_weight":
             negatives, positives = counts["train"]
@@ -713,17 +729,36 @@ class ClassificationDataModule(L.LightningDataModule):
 
 def load_splits(path: str | Path, n: int) -> dict[str, np.ndarray]:
     """Split indices saved by `save_splits`, checked against the dataset size `n`."""
+    import zipfile
+
+    if Path(path).is_dir():
+        raise ConfigError(f"data.splits_file={path} is a folder; give a splits.npz file")
+    if not Path(path).is_file():
+        raise ConfigError(f"data.splits_file={path} does not exist; give a run's splits.npz")
     try:
         with np.load(path, allow_pickle=False) as saved:
-            index = {name: saved[name] for name in ("train", "val", "test")}
+            index = {name: np.asarray(saved[name]) for name in ("train", "val", "test")}
             saved_n = int(saved["n"])
-    except (OSError, KeyError, ValueError, EOFError) as error:
+    except KeyError as error:
         raise ConfigError(
-            f"data.splits_file={path} cannot be read ({error}); remove the setting"
+            f"data.splits_file={path} lacks {error}; give a splits.npz written by a run"
+        ) from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        raise ConfigError(
+            f"data.splits_file={path} is not a readable .npz file (truncated, or not written "
+            "by np.savez); give a run's splits.npz or remove the setting"
         ) from None
     if saved_n != n:
         raise ConfigError(
             f"data.splits_file={path} indexes {saved_n} samples but the dataset has {n}; "
             "it belongs to other data"
         )
+    for name, part in index.items():
+        if part.size and (not np.issubdtype(part.dtype, np.integer) or part.ndim != 1):
+            raise ConfigError(f"data.splits_file={path}: '{name}' is not a list of indices")
+        if part.size and (part.min() < 0 or part.max() >= n):
+            raise ConfigError(
+                f"data.splits_file={path}: '{name}' indexes samples up to {int(part.max())} "
+                f"(from {int(part.min())}), but the dataset has {n}; it belongs to other data"
+            )
     return index

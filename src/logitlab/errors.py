@@ -18,11 +18,15 @@ class TrainingDiverged(ConfigError):
     def __init__(self, step: int, epoch: int, what: str, last_finite: float | None) -> None:
         self.step, self.epoch, self.last_finite = step, epoch, last_finite
         last = f"{last_finite:.6g}" if last_finite is not None else "none yet"
+        self.advice = ""  # set by the trainer: how to go on, from a checkpoint or afresh
         super().__init__(
             f"training diverged at step {step} (epoch {epoch}): {what}, the last finite loss was "
-            f"{last}; lower optimizer.lr or set trainer.gradient_clip_val=1.0 "
-            "(checkpoints/last.ckpt keeps the last good weights)"
+            f"{last}; lower optimizer.lr or set trainer.gradient_clip_val=1.0"
         )
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        return f"{base} ({self.advice})" if self.advice else base
 
 
 @contextmanager

@@ -21,12 +21,33 @@ import numpy as np
 from logitlab.errors import ConfigError, user_errors
 
 USAGE = """python -m logitlab.predict run_dir=DIR [input=FILE] [output=FILE] [ckpt=best|last|PATH]
+                          [overwrite=true]
 
   run_dir  the run folder (outputs/<task_name>/<stamp>)
   input    a .npy or .csv feature matrix, or image files (a file or a folder of .png/.jpg)
            for a run on images (default: the run's test split)
   output   the CSV to write (default: <run_dir>/predictions.csv)
-  ckpt     best (default), last, or a .ckpt path"""
+  ckpt     best (default), last, or a .ckpt path
+  overwrite  true to replace an existing output file (never a file of the run, nor the input)"""
+
+
+def check_output(destination: Path, run_dir: Path, input: str | None, overwrite: bool) -> None:
+    """Refuse an output that would replace the input, a file of the run, or (without
+    overwrite=true) any other existing file; the run's own predictions.csv may be replaced."""
+    target = destination.resolve()
+    if input and Path(input).exists() and target == Path(input).resolve():
+        raise ConfigError(f"output={destination} is the input; give another output file")
+    if target.is_dir():
+        raise ConfigError(f"output={destination} is a folder; give a .csv file name")
+    inside = target.is_relative_to(run_dir.resolve())
+    if inside and target.exists() and target != (run_dir / "predictions.csv").resolve():
+        raise ConfigError(
+            f"output={destination} is one of the run's own files; give another file name"
+        )
+    if target.exists() and not inside and not overwrite:
+        raise ConfigError(
+            f"output={destination} exists; give overwrite=true to replace it, or another name"
+        )
 
 
 def read_features(path: Path, datamodule: Any = None) -> np.ndarray:
@@ -40,8 +61,11 @@ def read_features(path: Path, datamodule: Any = None) -> np.ndarray:
     if path.suffix == ".npy":
         try:
             array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as error:
-            raise ConfigError(f"input={path} is not a readable .npy file ({error})") from None
+        except (ValueError, OSError, EOFError):
+            raise ConfigError(
+                f"input={path} is not a readable .npy array (truncated, or another kind of "
+                "file); save it with np.save(path, features)"
+            ) from None
         if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
             raise ConfigError(
                 f"input={path} holds {array.dtype} {array.shape}; save a 2-D number matrix"
@@ -92,7 +116,11 @@ def read_images(path: Path, shape: tuple[int, ...]) -> tuple[Any, list[str]]:
 
 
 def predict(
-    run_dir: str, input: str | None = None, output: str | None = None, ckpt: str = "best"
+    run_dir: str,
+    input: str | None = None,
+    output: str | None = None,
+    ckpt: str = "best",
+    overwrite: bool = False,
 ) -> Path:
     """Write the predictions CSV and return its path."""
     import torch
@@ -101,6 +129,8 @@ def predict(
     from logitlab.restore import build_from_run, find_checkpoint, load_checkpoint, load_run_config
 
     folder, cfg = load_run_config(run_dir)
+    destination = Path(output) if output else folder / "predictions.csv"
+    check_output(destination, folder, input, overwrite)
     path = find_checkpoint(folder, ckpt)
     datamodule, model = build_from_run(cfg, folder, load_checkpoint(path), path)
     targets, names = None, None
@@ -133,7 +163,6 @@ def predict(
         if names is not None:
             cells.insert(1, '"' + names[i].replace('"', '""') + '"')  # CSV-quoted
         lines.append(",".join(cells))
-    destination = Path(output) if output else folder / "predictions.csv"
     return write_text(destination, "\n".join(lines) + "\n")
 
 
@@ -141,10 +170,24 @@ def main(argv: list[str] | None = None) -> None:
     """Parse key=value arguments and predict."""
     from logitlab.restore import parse_args
 
-    defaults = {"run_dir": None, "input": None, "output": None, "ckpt": "best"}
+    defaults = {
+        "run_dir": None,
+        "input": None,
+        "output": None,
+        "ckpt": "best",
+        "overwrite": "false",
+    }
     with user_errors():
         args = parse_args(sys.argv[1:] if argv is None else argv, defaults, USAGE)
-        written = predict(args["run_dir"], args["input"], args["output"], args["ckpt"])
+        if args["overwrite"] not in ("true", "false"):
+            raise ConfigError(f"overwrite={args['overwrite']} must be true or false")
+        written = predict(
+            args["run_dir"],
+            args["input"],
+            args["output"],
+            args["ckpt"],
+            args["overwrite"] == "true",
+        )
     print(f"predictions written to {written}")
 
 

@@ -35,6 +35,8 @@ def load_run_config(run_dir: str | Path) -> tuple[Path, DictConfig]:
     """The run folder and the config it was trained with (experiment and overrides included)."""
     folder = Path(run_dir)
     config = folder / ".hydra" / "config.yaml"
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"run_dir={run_dir} is a file; give the run folder (outputs/...)")
     if not folder.is_dir():
         raise ConfigError(f"run_dir={run_dir} does not exist; give a folder under outputs/")
     if not config.is_file():
@@ -56,6 +58,8 @@ def find_checkpoint(run_dir: Path, ckpt: str) -> Path:
             raise ConfigError(f"ckpt=best: no best-*.ckpt in {folder}; use ckpt=last or a path")
         return candidates[-1]
     path = folder / "last.ckpt" if ckpt == "last" else Path(ckpt)
+    if path.is_dir():
+        raise ConfigError(f"ckpt={ckpt} is a folder; give a .ckpt file (or ckpt=best, last)")
     if not path.is_file():
         raise ConfigError(f"ckpt={ckpt}: {path} does not exist; use ckpt=best, last or a path")
     return path
@@ -69,10 +73,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as error:
+        if "GLOBAL" in str(error) or "Unsupported global" in str(error):
+            raise ConfigError(
+                f"{path} needs arbitrary unpickling (it stores a class or function), which can "
+                "run code; refused. Re-save it with tensors and plain values only"
+            ) from None
         raise ConfigError(
-            f"{path} needs arbitrary unpickling (it stores a class or function), which can run "
-            "code; refused. Re-save it with tensors and plain values only"
+            f"{path} is not a checkpoint (torch.load cannot read it: neither a torch zip "
+            "archive nor a pickle of tensors); use a .ckpt written by a run"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -6,6 +6,7 @@ later), and the class names when the data has them.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,6 +18,7 @@ import numpy as np
 from logitlab.errors import ConfigError
 
 Parts = dict[str, tuple[Any, Any]]
+MAX_CLASSES = 100_000  # bounds the class count before anything is allocated by it
 
 
 @dataclass
@@ -109,8 +111,11 @@ def load_npz(path: str | None = None, **_: Any) -> Loaded:
                     "np.savez(path, x=features, y=labels)"
                 )
             return Loaded({"all": (npz["x"], npz["y"])})
-    except (ValueError, OSError, EOFError) as error:
-        raise ConfigError(f"{path} is not a readable .npz file ({error}); re-save it") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        raise ConfigError(
+            f"data.path={path} is not an .npz archive of arrays (truncated, or another kind of "
+            "file); save it with np.savez(path, x=features, y=labels)"
+        ) from None
 
 
 def load_torchvision(name: str, data_dir: str, download: bool = False, **_: Any) -> Loaded:

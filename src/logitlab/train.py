@@ -10,14 +10,17 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
-import logitlab.config
+import logitlab.config  # noqa: F401  (registers the schemas and resolvers before Hydra runs)
 from logitlab.errors import user_errors
+from logitlab.launch import Launch
 
 CONFIG_PATH = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("logitlab.train")
@@ -28,11 +31,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     import lightning as L
 
     from logitlab.components import quiet_lightning
-    from logitlab.config import check_config
+    from logitlab.config import check_config, check_runtime
 
     quiet_lightning()
     cfg, ckpt_path = starting_point(cfg)
     check_config(cfg)
+    check_runtime(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
     fitted = fit(trainer, model, datamodule, cfg, ckpt_path) if cfg.get("train") else {}
@@ -73,6 +77,10 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     progress_bar = cfg.trainer.get("enable_progress_bar", True)
     summary = cfg.trainer.get("enable_model_summary", True)
     callbacks = instantiate_callbacks(cfg.get("callbacks"), bool(loggers), progress_bar, summary)
+    if cfg.get("resume") and any(o.split("=")[0] == "optimizer.lr" for o in resume_overrides()):
+        from logitlab.callbacks import NewLearningRate
+
+        callbacks.append(NewLearningRate(float(cfg.optimizer.lr)))
     fast = fastpath.enabled(bool(cfg.get("fastpath")))
     # An object such as the fast path's profiler cannot go through the typed trainer config.
     quiet = {"profiler": fastpath.quiet_profiler()} if fast and not cfg.trainer.profiler else {}
@@ -80,9 +88,11 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     trainer = make_trainer(callbacks=callbacks, logger=loggers or False, **quiet)
     if fast:
         fastpath.apply(trainer, model)
-    if trainer.is_global_zero:
-        datamodule.save_splits(Path(cfg.paths.output_dir) / "splits.npz")
-        datamodule.save_run_data(Path(cfg.paths.output_dir) / "data.json")
+    folder = Path(cfg.paths.output_dir)
+    if trainer.is_global_zero and not (cfg.get("resume") and (folder / "splits.npz").is_file()):
+        datamodule.save_splits(folder / "splits.npz")  # a resume keeps the run's own
+    if trainer.is_global_zero and not (cfg.get("resume") and (folder / "data.json").is_file()):
+        datamodule.save_run_data(folder / "data.json")
     return datamodule, model, trainer
 
 
@@ -103,6 +113,14 @@ def fit(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig, ckpt_path: P
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except TrainingDiverged as diverged:
+        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        lower = f"{float(cfg.optimizer.get('lr', 1e-3)) / 10:g}"
+        diverged.advice = (
+            f"checkpoints/last.ckpt keeps the last good weights: python -m logitlab.train "
+            f"resume={cfg.paths.output_dir} optimizer.lr={lower} trainer.gradient_clip_val=1.0"
+            if last.is_file()
+            else "no checkpoint was written yet: start a new run with a lower optimizer.lr"
+        )
         if trainer.is_global_zero:
             failure = {
                 "status": "diverged",
@@ -180,6 +198,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     metrics: dict[str, float] = {}
     with (
         user_errors(),
+        refusal_undone(cfg.paths.output_dir, LAUNCH, sweeping),
         job_record(cfg.paths.output_dir, keep_going=sweeping),
         ddp_job(cfg.paths.output_dir, resume_overrides()),
         gpus_hidden(bool(cfg.get("fastpath")) and cfg.trainer.get("accelerator") == "cpu"),
@@ -198,14 +217,75 @@ def worst_value() -> float:
     return float("inf") if str(direction).lower() == "minimize" else float("-inf")
 
 
-def main() -> None:
-    """The entry point: `python -m logitlab.train` and the console script logitlab-train."""
-    from logitlab.ddp import ddp_child_argv
+@contextmanager
+def refusal_undone(run_dir: str, launch: Launch, sweeping: bool) -> Iterator[None]:
+    """A user mistake found after Hydra started (bad labels, a file that cannot be read)
+    changes nothing: a run folder this launch made goes again (unless it holds a checkpoint),
+    and a refused resume puts job.json and train.log back and drops its .hydra/resumed_*.
+    A sweep's job keeps its record (its row in summary.csv says why it failed)."""
+    import shutil
 
-    if not ddp_child_argv():  # a DDP child runs a job its parent already checked
-        with user_errors():
-            logitlab.config.preflight(sys.argv[1:], CONFIG_PATH)
-    hydra_main()
+    from logitlab.errors import ConfigError, TrainingDiverged
+
+    folder = Path(run_dir).resolve()
+    claimed = launch.folder.resolve() if launch.folder else None
+    if sweeping or launch.kind not in ("run", "resume") or claimed != folder:
+        yield
+        return
+    job, log_file = folder / "job.json", folder / "train.log"
+    saved_job, saved_log = launch.saved.get("job.json"), launch.saved.get("train.log", 0)
+    hydra_dirs = launch.saved.get("resumed", set())
+    try:
+        yield
+    except ConfigError as error:
+        if isinstance(error, TrainingDiverged):
+            raise
+        if launch.kind == "run":
+            if launch.fresh and not any((folder / "checkpoints").glob("*.ckpt")):
+                root = logging.getLogger()
+                for handler in list(root.handlers):  # Hydra's train.log handler lets go of it
+                    if isinstance(handler, logging.FileHandler) and Path(
+                        handler.baseFilename
+                    ).resolve().is_relative_to(folder):
+                        root.removeHandler(handler)
+                        handler.close()
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        for new in set((folder / ".hydra").glob("resumed_*")) - hydra_dirs:
+            shutil.rmtree(new, ignore_errors=True)
+        if saved_job is not None:
+            job.write_bytes(saved_job)
+        if log_file.is_file():
+            with log_file.open("r+b") as handle:
+                handle.truncate(saved_log)
+        raise
+
+
+LAUNCH = Launch([])
+
+
+def main() -> None:
+    """The entry point: `python -m logitlab.train` and the console script logitlab-train.
+
+    The command line is checked and the run's folder claimed before Hydra starts (launch.py);
+    the claim is released when the run ends, however it ends.
+    """
+    from logitlab.claim import release
+    from logitlab.ddp import ddp_child_argv
+    from logitlab.launch import prepare
+
+    global LAUNCH
+    if ddp_child_argv():  # a DDP child runs a job its parent already checked and claimed
+        hydra_main()
+        return
+    with user_errors():
+        LAUNCH = prepare(sys.argv[1:], CONFIG_PATH)
+    sys.argv = [sys.argv[0], *LAUNCH.argv]
+    try:
+        hydra_main()
+    finally:
+        if LAUNCH.folder is not None:
+            release(LAUNCH.folder)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,243 @@
+"""One run per folder under concurrency; refusals that change nothing; no run file overwritten."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, cli, digest
+from logitlab.claim import LOCK, claim, fresh_folder, release
+from logitlab.errors import ConfigError
+
+QUICK = ("train=false", "test=false")  # build everything, claim, write the run's files; no fit
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "logitlab.train", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=300)
+    return proc.returncode, err
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("finished") / "run"
+    result = cli("logitlab.train", "debug=limit", f"hydra.run.dir={run}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return run
+
+
+def copy_run(run: Path, where: Path) -> Path:
+    target = where / "copy"
+    shutil.copytree(run, target)
+    return target
+
+
+# --- claiming a folder --------------------------------------------------------------------------
+
+
+def test_claim_is_exclusive_and_a_dead_owners_lock_is_taken_over(tmp_path: Path) -> None:
+    lock = claim(tmp_path)
+    assert lock.name == LOCK and lock.is_file()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
+                          capture_output=True).stdout.strip()  # fmt: skip
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / LOCK).write_text(f'{{"pid": {dead}, "host": "{__import__("socket").gethostname()}"}}')
+    claim(other)  # its owner has exited: taken over
+    assert f'"pid": {__import__("os").getpid()}' in (other / LOCK).read_text()
+    release(tmp_path)
+    assert not lock.exists()
+    first, second = fresh_folder(tmp_path, "stamp"), fresh_folder(tmp_path, "stamp")
+    assert (first.name, second.name) == ("stamp", "stamp_1")
+
+
+def test_two_starts_into_one_folder_exactly_one_runs(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    procs = [start(*QUICK, f"hydra.run.dir={run}") for _ in range(2)]
+    results = sorted(finish(p) for p in procs)
+    codes = [code for code, _ in results]
+    assert codes == [0, 2], results
+    refused = results[1][1].strip().splitlines()
+    assert len(refused) == 1
+    assert "is in use by process" in refused[0] or "already holds a run" in refused[0]
+    assert (run / "splits.npz").is_file() and not (run / LOCK).exists()
+    assert len(list(run.glob(".hydra/config.yaml"))) == 1
+
+
+def test_two_default_named_runs_in_one_second_get_two_folders(tmp_path: Path) -> None:
+    args = (*QUICK, f"paths.output_root={tmp_path}", "task_name=twins")
+    procs = [start(*args) for _ in range(2)]
+    assert [finish(p)[0] for p in procs] == [0, 0]
+    folders = sorted(p.parent.parent for p in (tmp_path / "twins").glob("*/.hydra/config.yaml"))
+    assert len(folders) == 2
+    assert all((f / "splits.npz").is_file() and (f / "job.json").is_file() for f in folders)
+
+
+def test_a_folder_with_other_files_is_not_trained_into(tmp_path: Path) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "metrics.json").write_text("my own numbers\n")
+    result = cli("logitlab.train", *QUICK, f"hydra.run.dir={folder}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"logitlab: error: hydra.run.dir={folder} holds files that are not a logitlab run "
+        "(metrics.json); give an empty or new folder, so that none of them is overwritten"
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == ["metrics.json"]
+    assert (folder / "metrics.json").read_text() == "my own numbers\n"
+
+
+def test_a_second_sweep_into_a_used_sweep_folder_is_refused(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    first = cli("logitlab.train", "-m", *QUICK, "seed=1,2", f"hydra.sweep.dir={sweep}")
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = digest(sweep)
+    assert {"0/job.json", "1/job.json", "summary.csv"} <= set(before)
+    second = cli("logitlab.train", "-m", *QUICK, "seed=3,4", f"hydra.sweep.dir={sweep}")
+    assert second.returncode == 2
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"hydra.sweep.dir={sweep} already holds an earlier sweep" in lines[0]
+    assert digest(sweep) == before
+
+
+def test_a_sweeps_bad_value_is_one_line_before_any_job(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = cli("logitlab.train", "-m", "optimizer.lr=0.01,abc", f"paths.output_root={tmp_path}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "optimizer.lr=abc" in lines[0], lines
+    assert time.monotonic() - started < 60
+    assert not any(tmp_path.iterdir())
+
+
+# --- refused commands change nothing ------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("damage", "extra", "message"),
+    [
+        (None, "optimizer.weight_decay=0.5", "would change the run being resumed"),
+        ("truncate_last", "", "last.ckpt is truncated or corrupt"),
+        ("corrupt_metrics", "", "metrics.json is not readable JSON"),
+        ("random_last", "", "last.ckpt is not a checkpoint"),
+    ],
+)
+def test_a_refused_resume_changes_nothing(
+    finished_run: Path, tmp_path: Path, damage, extra, message
+) -> None:
+    run = copy_run(finished_run, tmp_path)
+    last = run / "checkpoints" / "last.ckpt"
+    if damage == "truncate_last":
+        last.write_bytes(last.read_bytes()[:2000])
+    elif damage == "random_last":
+        last.write_bytes(bytes(range(256)) * 8)
+    elif damage == "corrupt_metrics":
+        (run / "metrics.json").write_text("{not json")
+    before = digest(run)
+    out = tmp_path / "elsewhere"  # where a stray default run folder would appear
+    result = cli("logitlab.train", f"resume={run}", *extra.split(), env={"LOGITLAB_ROOT": str(out)})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert "arbitrary unpickling" not in lines[0]
+    assert digest(run) == before and not list(run.glob(".hydra/resumed_*"))
+    assert not out.exists()
+
+
+def test_resume_of_a_file_names_the_cause(tmp_path: Path) -> None:
+    file = tmp_path / "a.ckpt"
+    file.write_bytes(b"x")
+    result = cli("logitlab.train", f"resume={file}", f"paths.output_root={tmp_path / 'out'}")
+    assert result.returncode == 2
+    assert f"resume={file} is a file; give the run folder" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_resume_removes_stale_temporaries_and_takes_a_lower_lr(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    run = copy_run(finished_run, tmp_path)
+    stale = [run / "checkpoints" / ".last.ckpt.99999.tmp", run / ".metrics.json.99999.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    epochs = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] + 2
+    result = cli(
+        "logitlab.train",
+        f"resume={run}",
+        f"trainer.max_epochs={epochs}",
+        "optimizer.lr=0.0001",
+        "trainer.gradient_clip_val=1.0",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not any(path.exists() for path in stale)
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(1e-4)
+    (record,) = run.glob(".hydra/resumed_*/overrides.yaml")
+    assert "optimizer.lr=0.0001" in record.read_text()
+
+
+# --- outputs never land on files that matter ----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_predict_never_overwrites_a_run_file_or_its_input(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    run = copy_run(finished_run, tmp_path)
+    features = tmp_path / "x.npy"
+    np.save(features, np.zeros((3, 64), dtype=np.float32))
+    before = digest(run)
+    for output, message in (
+        (run / "metrics.json", "is one of the run's own files"),
+        (run / "checkpoints" / "last.ckpt", "is one of the run's own files"),
+        (features, "is the input"),
+    ):
+        result = cli("logitlab.predict", f"run_dir={run}", f"input={features}", f"output={output}")
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert digest(run) == before and np.load(features).shape == (3, 64)
+    mine = tmp_path / "mine.csv"
+    mine.write_text("keep me\n")
+    result = cli("logitlab.predict", f"run_dir={run}", f"input={features}", f"output={mine}")
+    assert result.returncode == 2 and "overwrite=true" in result.stderr
+    assert mine.read_text() == "keep me\n"
+    result = cli(
+        "logitlab.predict",
+        f"run_dir={run}",
+        f"input={features}",
+        f"output={mine}",
+        "overwrite=true",
+    )
+    assert result.returncode == 0 and mine.read_text().startswith("index,pred,")
+
+
+# --- messages that name the right cause ----------------------------------------------------------
+
+
+def test_divergence_advice_depends_on_a_checkpoint(tmp_path: Path) -> None:
+    from logitlab.errors import TrainingDiverged
+
+    error = TrainingDiverged(3, 0, "the loss is nan", None)
+    assert "last.ckpt" not in str(error)
+    error.advice = "no checkpoint was written yet: start a new run with a lower optimizer.lr"
+    assert str(error).endswith("(no checkpoint was written yet: start a new run with a lower "
+                               "optimizer.lr)")  # fmt: skip
+    assert isinstance(error, ConfigError)
