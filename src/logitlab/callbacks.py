@@ -11,6 +11,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import EarlyStopping as LightningEarlyStopping
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from logitlab.dashboards import log_to_loggers
@@ -129,3 +130,19 @@ class NewLearningRate(L.Callback):
         for config in trainer.lr_scheduler_configs:
             if hasattr(config.scheduler, "base_lrs"):
                 config.scheduler.base_lrs = [self.lr for _ in config.scheduler.base_lrs]
+
+
+class EarlyStopping(LightningEarlyStopping):
+    """Lightning's EarlyStopping, except that a resumed run keeps the patience it is given.
+
+    Lightning's restores the checkpoint's patience along with the count of epochs without
+    improvement, so `callbacks.early_stopping.patience=30` on resume had no effect; here the
+    count comes back and the patience stays the configured one.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        patience = self.patience
+        super().load_state_dict(state_dict)
+        self.patience = patience
+        if self.wait_count < patience:
+            self.stopped_epoch = 0  # it may train on: no longer a stopped run

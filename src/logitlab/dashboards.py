@@ -205,6 +205,7 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
         if group in cfg:
             walk(group, OmegaConf.to_container(cfg[group], resolve=True))
     flat["seed"], flat["task_name"] = cfg.get("seed"), cfg.get("task_name")
+    flat["tags"] = ",".join(str(tag) for tag in cfg.get("tags") or [])
     kept = ("optimizer/", "model/net/", "loss/")  # which optimizer, network and loss ran
     return {k: v for k, v in flat.items() if not k.endswith("_target_") or k.startswith(kept)}
 

@@ -21,6 +21,7 @@ from logitlab.sources import MAX_CLASSES, SOURCES, Loaded
 log = logging.getLogger(__name__)
 
 TASKS = ("multiclass", "binary")
+USER_DATA = ("npz", "csv", "image_folder")  # sources whose class count comes from the user's data
 LOADERS = ("tensor", "dataloader")
 
 
@@ -399,20 +400,31 @@ class ClassificationDataModule(L.LightningDataModule):
             self.class_names = list(loaded.class_names)
         self.feature_names = loaded.feature_names
         self.source_info = dict(loaded.extra)
-        if self.dataset_num_classes is None:
-            if self.class_names:
-                count = len(self.class_names)
-            else:
-                labels = [np.asarray(y) for _, y in loaded.parts.values()]
-                finite = [y[np.isfinite(y)] for y in labels if y.size and y.dtype.kind in "iuf"]
-                count = int(max(y.max() for y in finite if y.size)) + 1 if finite else 0
+        if self.class_names:
+            count = len(self.class_names)
+        else:
+            labels = [np.asarray(y) for _, y in loaded.parts.values()]
+            finite = [y[np.isfinite(y)] for y in labels if y.size and y.dtype.kind in "iuf"]
+            count = int(max(y.max() for y in finite if y.size)) + 1 if finite else 0
+        given = self.dataset_num_classes
+        if given is None:
             if not 2 <= count <= MAX_CLASSES:
                 raise ConfigError(
                     f"data={self.source} has {count} class(es); a classifier needs 2 to "
                     f"{MAX_CLASSES} (check the labels, or set data.num_classes)"
                 )
             self.dataset_num_classes = count
+            log.info("data=%s: %d classes, counted from the data", self.source, count)
+        elif self.source in USER_DATA and count and given > count:  # fewer: validate_part says
+            raise ConfigError(
+                f"data.num_classes={given} but data={self.source} has {count} classes "
+                f"({self._class_range(count)}); set data.num_classes={count}, or null to count them"
+            )
         self._resolve_class_names()
+
+    def _class_range(self, count: int) -> str:
+        names = self.class_names or [str(c) for c in range(count)]
+        return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
 
     def _resolve_class_names(self) -> None:
         """positive_classes / keep_classes given by class name become class indices."""

@@ -65,7 +65,9 @@ def prepare(argv: list[str], config_dir: str) -> Launch:
     from logitlab.config import preflight
 
     flags = [a for a in argv if a.startswith("-")]
-    multirun = any(a in ("-m", "--multirun") for a in flags)
+    # hparams_search configs set hydra.mode=MULTIRUN themselves: a sweep without -m
+    searched = any(a.split("=", 1)[0] == "hparams_search" for a in argv)
+    multirun = searched or any(a in ("-m", "--multirun") for a in flags)
     if any(a not in ("-m", "--multirun") for a in flags):
         return Launch(argv)  # --help, --cfg, --info, -c ...: Hydra's own answers
     overrides = [a for a in argv if not a.startswith("-")]
@@ -122,6 +124,25 @@ def prepare(argv: list[str], config_dir: str) -> Launch:
     return Launch(argv, folder, created, "run")
 
 
+def _check_early_stop(checkpoint: dict, resumed: DictConfig, folder: Path) -> None:
+    """Refuse a resume that early stopping would end at once; name the override that goes on."""
+    early = (resumed.get("callbacks") or {}).get("early_stopping")
+    if not early:
+        return
+    patience = int(early.get("patience", 0))
+    for key, state in (checkpoint.get("callbacks") or {}).items():
+        if not str(key).startswith("EarlyStopping") or not isinstance(state, dict):
+            continue
+        stopped, wait = int(state.get("stopped_epoch", 0)), int(state.get("wait_count", 0))
+        if stopped > 0 and wait >= patience:
+            raise ConfigError(
+                f"resume={folder}: early stopping ended this run after epoch {stopped} "
+                f"({early.get('monitor')} without improvement for {wait} epochs, patience "
+                f"{patience}); to train on, raise it: callbacks.early_stopping.patience="
+                f"{wait + max(patience, 5)}"
+            )
+
+
 def _is_sweep(folder: Path) -> bool:
     return (folder / "summary.csv").exists() or any(folder.glob("*/.hydra/overrides.yaml"))
 
@@ -149,12 +170,12 @@ def _resume(argv: list[str], overrides: list[str], cfg: DictConfig, folder: Path
     try:
         from logitlab.restore import load_checkpoint
 
-        load_checkpoint(last)  # weights_only=True: a truncated or unsafe file stops here
+        checkpoint = load_checkpoint(last)  # weights_only=True: a bad file stops here
+        _check_early_stop(checkpoint, resumed, folder)
     except ConfigError:
         release(folder)
         raise
     stale_temporaries(folder)
-    del resumed
     job, log_file = folder / "job.json", folder / "train.log"
     saved = {
         "job.json": job.read_bytes() if job.is_file() else None,

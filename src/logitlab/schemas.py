@@ -17,35 +17,54 @@ from hydra.core.config_store import ConfigStore
 
 @dataclass
 class TrainerSchema:
-    """Lightning Trainer arguments logitlab's trainer configs set."""
+    """Every lightning.Trainer argument, typed, but `logger` and `callbacks` (logitlab builds them
+    from the logger and callbacks groups). A misspelt key is still refused; tests check this
+    list against the installed Trainer's signature."""
 
     _target_: str = "lightning.pytorch.Trainer"
-    default_root_dir: Optional[str] = None  # noqa: UP045
     accelerator: str = "cpu"
-    devices: Any = 1  # an int, "auto", or a list of device indices
     strategy: Any = "auto"
+    devices: Any = 1  # an int, "auto", or a list of device indices
     num_nodes: int = 1
     precision: Any = "32-true"
+    fast_dev_run: Any = False  # bool or a number of batches
     max_epochs: Optional[int] = 30  # noqa: UP045
     min_epochs: Optional[int] = 1  # noqa: UP045
     max_steps: int = -1
-    check_val_every_n_epoch: Optional[int] = 1  # noqa: UP045
-    log_every_n_steps: int = 10
-    gradient_clip_val: Optional[float] = None  # noqa: UP045
-    deterministic: Any = False  # True, False or "warn"
-    benchmark: Optional[bool] = False  # noqa: UP045
-    enable_model_summary: bool = True
-    enable_progress_bar: bool = True
-    fast_dev_run: Any = False  # bool or a number of batches
-    overfit_batches: Any = 0.0  # a fraction (float) or a number of batches (int)
-    limit_train_batches: Any = None
+    min_steps: Optional[int] = None  # noqa: UP045
+    max_time: Any = None  # "DD:HH:MM:SS" or {days: ..., hours: ...}
+    limit_train_batches: Any = None  # a fraction (float) or a number of batches (int)
     limit_val_batches: Any = None
     limit_test_batches: Any = None
-    num_sanity_val_steps: int = 2
-    profiler: Optional[str] = None  # noqa: UP045
+    limit_predict_batches: Any = None
+    overfit_batches: Any = 0.0
+    val_check_interval: Any = None  # a fraction of an epoch (float) or a number of batches
+    check_val_every_n_epoch: Optional[int] = 1  # noqa: UP045
+    num_sanity_val_steps: Optional[int] = 2  # noqa: UP045
+    log_every_n_steps: Optional[int] = 10  # noqa: UP045
+    enable_checkpointing: Optional[bool] = None  # noqa: UP045
+    enable_progress_bar: Optional[bool] = True  # noqa: UP045
+    enable_model_summary: Optional[bool] = True  # noqa: UP045
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: Optional[float] = None  # noqa: UP045
+    gradient_clip_algorithm: Optional[str] = None  # noqa: UP045  "norm" (default) or "value"
+    deterministic: Any = False  # True, False or "warn"
+    benchmark: Optional[bool] = False  # noqa: UP045
+    inference_mode: bool = True
     use_distributed_sampler: bool = False  # logitlab shards batches itself (EpochOrder)
-    sync_batchnorm: bool = False
+    profiler: Optional[str] = None  # noqa: UP045
+    detect_anomaly: bool = False
+    barebones: bool = False
     plugins: Any = None  # a list of Lightning plugins, each a {_target_: ...} entry
+    sync_batchnorm: bool = False
+    reload_dataloaders_every_n_epochs: int = 0
+    default_root_dir: Optional[str] = None  # noqa: UP045
+    enable_autolog_hparams: bool = True
+    model_registry: Optional[str] = None  # noqa: UP045
+
+
+# Trainer arguments the schema leaves out on purpose: logitlab passes them itself.
+TRAINER_GIVEN = ("logger", "callbacks")
 
 
 @dataclass

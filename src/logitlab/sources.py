@@ -128,7 +128,15 @@ def load_torchvision(name: str, data_dir: str, download: bool = False, **_: Any)
     for part, train in (("train", True), ("test", False)):
         try:
             dataset = cls(root=data_dir, train=train, download=download)
-        except RuntimeError as error:
+        except (RuntimeError, OSError) as error:
+            missing = [f for f in MNIST_FILES if not (raw / f).is_file()]
+            if download and missing:
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise ConfigError(
+                    f"data={name}: data.download=true could not fetch {cls.__name__} ({reason}; "
+                    f"no network here?): {raw} lacks {', '.join(missing)}; copy the files there "
+                    "or download where the network is"
+                ) from None
             if "Dataset not found" not in str(error):
                 _raise_corrupt(raw, name, error)
             raise ConfigError(
@@ -151,6 +159,11 @@ def _raise_corrupt(raw: Path, name: str, error: BaseException) -> None:
     from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
 
     for file in MNIST_FILES:
+        if not (raw / file).is_file():
+            raise ConfigError(
+                f"data={name}: {raw / file} does not exist; set data.download=true or copy "
+                "the files there"
+            ) from None
         try:
             read_sn3_pascalvincent_tensor(str(raw / file), strict=True)
         except Exception:

@@ -24,7 +24,9 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger("logitlab.sweep")
 
 JOB_FILE = "job.json"
-COLUMNS = ("job", "overrides", "status", "val/acc_best", "test/acc", "test/loss", "wall_time_s")
+COLUMNS = (
+    "job", "overrides", "tags", "status", "val/acc_best", "test/acc", "test/loss", "wall_time_s"
+)  # fmt: skip
 
 
 def in_multirun() -> bool:
@@ -78,6 +80,7 @@ def summarize(sweep_dir: Path) -> list[dict[str, str]]:
         record = _read(job / JOB_FILE) or {"status": "unknown", "error": ""}
         metrics = _read(job / "metrics.json")
         row = {"job": job.name, "overrides": " ".join(overrides), "status": record["status"]}
+        row["tags"] = ",".join(str(t) for t in metrics.get("tags", []) if isinstance(t, str))
         for key in ("val/acc_best", "test/acc", "test/loss"):
             value = metrics.get(key)
             row[key] = f"{value:.4f}" if isinstance(value, float) else ""

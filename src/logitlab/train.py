@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import hydra
 from omegaconf import DictConfig
 
 import logitlab.config  # noqa: F401  (registers the schemas and resolvers before Hydra runs)
-from logitlab.errors import user_errors
+from logitlab.errors import ConfigError, user_errors
 from logitlab.launch import Launch
 
 CONFIG_PATH = str(Path(__file__).resolve().parents[2] / "conf")
@@ -37,11 +38,28 @@ def train(cfg: DictConfig) -> dict[str, float]:
     cfg, ckpt_path = starting_point(cfg)
     check_config(cfg)
     check_runtime(cfg)
+    if shows_console(cfg) and (cfg.get("extras") or {}).get("print_config", False):
+        from logitlab.console import print_config
+
+        print_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
+    if cfg.get("lr_find") and not cfg.get("resume"):
+        suggestion = find_lr(trainer, model, datamodule, cfg)
+        if not cfg.get("lr_find_apply"):
+            return {}
+        cfg.optimizer.lr = suggestion
+        datamodule, model, trainer = build(cfg)  # a fresh trainer and model at that rate
     fitted = fit(trainer, model, datamodule, cfg, ckpt_path) if cfg.get("train") else {}
     tested = test_best(trainer, model, datamodule) if cfg.get("test") else {}
     return record(trainer, cfg, fitted, tested)
+
+
+def shows_console(cfg: DictConfig) -> bool:
+    """Whether this process prints the config and results: rank 0 of a single run."""
+    from logitlab.sweep import in_multirun
+
+    return os.environ.get("LOCAL_RANK", "0") == "0" and not in_multirun()
 
 
 def starting_point(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
@@ -96,6 +114,45 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     return datamodule, model, trainer
 
 
+def find_lr(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig) -> float:
+    """Lightning's learning-rate finder: the curve to TensorBoard, lr_find.json, the suggestion."""
+    from lightning.pytorch.tuner import Tuner
+
+    from logitlab.dashboards import tensorboard
+    from logitlab.files import write_json
+
+    finder = Tuner(trainer).lr_find(model, datamodule=datamodule, update_attr=False)
+    if finder is None:  # another rank under DDP
+        return float(cfg.optimizer.lr)
+    suggestion = finder.suggestion()
+    if suggestion is None:
+        raise ConfigError(
+            "lr_find: the loss curve gave no suggestion (too few batches?); set "
+            "optimizer.lr by hand or use more data"
+        )
+    folder = Path(cfg.paths.output_dir)
+    write_json(
+        folder / "lr_find.json",
+        {
+            "suggestion": suggestion,
+            "lr": [float(v) for v in finder.results["lr"]],
+            "loss": [float(v) if math.isfinite(v) else None for v in finder.results["loss"]],
+        },
+    )
+    logger = tensorboard(trainer)
+    if logger is not None:
+        logger.experiment.add_figure("lr_find/curve", finder.plot(suggest=True), 0)
+        logger.experiment.flush()
+    log.info(
+        "lr_find: suggested optimizer.lr=%.3g (the curve: lr_find/curve in TensorBoard, "
+        "%s); train with: python -m logitlab.train optimizer.lr=%.3g",
+        suggestion, folder / "lr_find.json", suggestion,
+    )  # fmt: skip
+    if shows_console(cfg):
+        print(f"lr_find: suggested optimizer.lr={suggestion:.3g}", flush=True)
+    return float(suggestion)
+
+
 def has_conv(model: Any) -> bool:
     """Whether the network has 2-d convolutions (which run channels_last on a GPU)."""
     from torch import nn
@@ -136,6 +193,15 @@ def fit(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig, ckpt_path: P
             "stopped; continue with: python -m logitlab.train resume=%s", cfg.paths.output_dir
         )
         raise SystemExit(143) from None
+    for early in trainer.early_stopping_callbacks:
+        if early.stopped_epoch > 0:
+            log.info(
+                "early stopping: %s did not improve for %d epochs (patience %d); training ended "
+                "after epoch %d. Train on: python -m logitlab.train resume=%s "
+                "callbacks.early_stopping.patience=%d trainer.max_epochs=...",
+                early.monitor, early.wait_count, early.patience, early.stopped_epoch,
+                cfg.paths.output_dir, early.wait_count + max(early.patience, 5),
+            )  # fmt: skip
     return dict(trainer.callback_metrics)
 
 
@@ -158,8 +224,13 @@ def record(trainer: Any, cfg: DictConfig, fitted: dict, tested: dict) -> dict[st
     metrics = final_metrics(previous, fitted, tested)
     log_run_summary(trainer, cfg, metrics)
     if trainer.is_global_zero:
-        write_json(path, metrics)
+        tags = [str(t) for t in cfg.get("tags") or []]
+        write_json(path, {**metrics, **({"tags": tags} if tags else {})})
         log.info("final metrics written to %s", path)
+        if shows_console(cfg):
+            from logitlab.console import print_results
+
+            print_results(metrics, cfg.paths.output_dir)
     return metrics
 
 
