@@ -294,12 +294,15 @@ def preflight(argv: list[str], config_dir: str) -> DictConfig | None:
     ]
     first = [f"{key}={values[0]}" for key, values in swept if values]
     cfg = _compose(plain + first, config_dir)
-    for key, values in swept:
-        for value in values[1:]:
-            _compose([*plain, *first, f"{key}={value}"], config_dir)
+    variants = [
+        _compose([*plain, *first, f"{key}={value}"], config_dir)
+        for key, values in swept
+        for value in values[1:]
+    ]
     searched = any(o.get_key_element() == "hparams_search" for o in parsed)
     if not cfg.get("resume") and not searched:
-        check_config(cfg)
+        for composed in (cfg, *variants):
+            check_config(composed)
     return cfg
 
 

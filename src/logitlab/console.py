@@ -48,7 +48,7 @@ def results_table(metrics: dict[str, float], run_dir: str | Path) -> Any:
     """The run's test (and best validation) metrics as a rich Table."""
     from rich.table import Table
 
-    table = Table(title=f"results: {run_dir}", title_justify="left")
+    table = Table(title="results", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
     shown = [n for n in metrics if n.startswith("test/") and "/" not in n[5:]]
@@ -73,6 +73,5 @@ def print_results(metrics: dict[str, float], run_dir: str | Path) -> None:
     console = _console()
     if any(n.startswith(("test/", "val/")) for n in metrics):
         console.print(results_table(metrics, run_dir))
-    else:
-        console.print(f"run folder: {run_dir}")
-    console.print("next:\n  " + "\n  ".join(next_steps(run_dir)))
+    console.print(f"run folder: {run_dir}", soft_wrap=True)
+    console.print("next:\n  " + "\n  ".join(next_steps(run_dir)), soft_wrap=True)
