@@ -42,6 +42,9 @@ def evaluate(run_dir: str, ckpt: str = "best") -> dict[str, float]:
     )
     (results,) = trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = {name: float(value) for name, value in sorted(results.items())}
+    from logitlab.calibrate import calibrated_scores
+
+    metrics.update(calibrated_scores(folder, model, datamodule, path))
     write_json(folder / "eval_metrics.json", {**metrics, "checkpoint": str(path)})
     if (folder / "tensorboard").is_dir():
         from lightning.pytorch.loggers import TensorBoardLogger

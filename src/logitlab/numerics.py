@@ -113,3 +113,14 @@ def binary_cross_entropy_with_logits(logits: np.ndarray, targets: np.ndarray) ->
 def predict(logits: np.ndarray) -> np.ndarray:
     """The predicted class of each row: the argmax of its logits (= of its probabilities)."""
     return np.argmax(np.atleast_2d(logits), axis=-1)
+
+
+def temperature_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(z / T): temperature scaling (T > 1 softens over-confident probabilities)."""
+    return softmax(_float(logits) / temperature)
+
+
+def temperature_nll(logits: np.ndarray, targets: np.ndarray, temperature: float) -> float:
+    """The mean negative log-likelihood of softmax(z / T), the quantity temperature scaling
+    minimises over T on the validation split."""
+    return float(cross_entropy(_float(logits) / temperature, np.asarray(targets)).mean())

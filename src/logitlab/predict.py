@@ -21,14 +21,15 @@ import numpy as np
 from logitlab.errors import ConfigError, user_errors
 
 USAGE = """python -m logitlab.predict run_dir=DIR [input=FILE] [output=FILE] [ckpt=best|last|PATH]
-                          [overwrite=true]
+                          [overwrite=true] [calibrated=true|false]
 
   run_dir  the run folder (outputs/<task_name>/<stamp>)
   input    a .npy or .csv feature matrix, or image files (a file or a folder of .png/.jpg)
            for a run on images (default: the run's test split)
   output   the CSV to write (default: <run_dir>/predictions.csv)
   ckpt     best (default), last, or a .ckpt path
-  overwrite  true to replace an existing output file (never a file of the run, nor the input)"""
+  overwrite  true to replace an existing output file (never a file of the run, nor the input)
+  calibrated  with the run's calibration.json (logitlab.calibrate): true (default) or false"""
 
 
 def check_output(destination: Path, run_dir: Path, input: str | None, overwrite: bool) -> None:
@@ -121,6 +122,7 @@ def predict(
     output: str | None = None,
     ckpt: str = "best",
     overwrite: bool = False,
+    calibrated: bool = True,
 ) -> Path:
     """Write the predictions CSV and return its path."""
     import torch
@@ -133,6 +135,9 @@ def predict(
     check_output(destination, folder, input, overwrite)
     path = find_checkpoint(folder, ckpt)
     datamodule, model = build_from_run(cfg, folder, load_checkpoint(path), path)
+    from logitlab.calibrate import calibrated_probs, for_checkpoint
+
+    calibration = for_checkpoint(folder, path) if calibrated else None
     targets, names = None, None
     if input and is_image_input(Path(input)):
         images, names = read_images(Path(input), datamodule.input_shape)
@@ -145,12 +150,20 @@ def predict(
     chunks, labels = [], []
     with torch.inference_mode():
         for x, y in batches:
-            chunks += [model.predict_step(chunk, 0)["probs"] for chunk in x.split(4096)]
+            chunks += [
+                calibrated_probs(model(chunk), calibration, model.task)
+                if calibration
+                else model.predict_step(chunk, 0)["probs"]
+                for chunk in x.split(4096)
+            ]
             labels += [] if y is None else [y]
     probs = torch.cat(chunks)
     targets = torch.cat(labels) if labels else None
     preds = probs.argmax(dim=1)
     header = ["index", "pred", *(f"prob_{c}" for c in range(probs.shape[1]))]
+    method = calibration["method"] if calibration else "none"
+    if (calibrated and (folder / "calibration.json").is_file()) or not calibrated:
+        header.append("calibration")  # which probabilities these are
     if targets is not None:
         header.insert(2, "target")
     if names is not None:
@@ -158,6 +171,8 @@ def predict(
     lines = [",".join(header)]
     for i, (pred, row) in enumerate(zip(preds.tolist(), probs.tolist(), strict=True)):
         cells = [str(i), str(pred), *(f"{p:.6g}" for p in row)]
+        if header[-1] == "calibration":
+            cells.append(method)
         if targets is not None:
             cells.insert(2, str(int(targets[i])))
         if names is not None:
@@ -176,17 +191,20 @@ def main(argv: list[str] | None = None) -> None:
         "output": None,
         "ckpt": "best",
         "overwrite": "false",
+        "calibrated": "true",
     }
     with user_errors():
         args = parse_args(sys.argv[1:] if argv is None else argv, defaults, USAGE)
-        if args["overwrite"] not in ("true", "false"):
-            raise ConfigError(f"overwrite={args['overwrite']} must be true or false")
+        for flag in ("overwrite", "calibrated"):
+            if args[flag] not in ("true", "false"):
+                raise ConfigError(f"{flag}={args[flag]} must be true or false")
         written = predict(
             args["run_dir"],
             args["input"],
             args["output"],
             args["ckpt"],
             args["overwrite"] == "true",
+            args["calibrated"] == "true",
         )
     print(f"predictions written to {written}")
 

@@ -52,7 +52,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
         datamodule, model, trainer = build(cfg)  # a fresh trainer and model at that rate
     fitted = fit(trainer, model, datamodule, cfg, ckpt_path) if cfg.get("train") else {}
     tested = test_best(trainer, model, datamodule) if cfg.get("test") else {}
-    return record(trainer, cfg, fitted, tested)
+    metrics = record(trainer, cfg, fitted, tested)
+    if (cfg.get("callbacks") or {}).get("calibrate") and trainer.is_global_zero:
+        from logitlab.calibrate import calibrate
+
+        fitted_calibration = calibrate(cfg.paths.output_dir, "best")
+        log.info(
+            "calibrated (%s): test ECE %.4f -> %.4f, NLL %.4f -> %.4f; %s/calibration.json",
+            fitted_calibration["method"],
+            fitted_calibration["test/ece_before"], fitted_calibration["test/ece_after"],
+            fitted_calibration["test/nll_before"], fitted_calibration["test/nll_after"],
+            cfg.paths.output_dir,
+        )  # fmt: skip
+    return metrics
 
 
 def shows_console(cfg: DictConfig) -> bool:
