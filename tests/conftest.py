@@ -101,7 +101,7 @@ def shifted_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     for i, (dy, dx) in enumerate(rng.integers(0, 9, size=(n, 2))):
         images[i, dy : dy + 20, dx : dx + 20] = big[i]
     images = np.clip(images + rng.normal(0, 20, size=images.shape), 0, 255)
-    return images.round().astype(np.uint8), digits.target[pick]
+    return images.astype(np.uint8), digits.target[pick]  # truncated, as IDX files store them
 
 
 def write_png_folder(
@@ -118,23 +118,11 @@ def write_png_folder(
 
 
 def shifted_digits_mnist(root: Path, n: int = 3000, n_test: int = 500, seed: int = 0) -> Path:
-    """MNIST-format files of scikit-learn's 8x8 digits, upsampled to 20x20 and placed in a
-    28x28 frame at a random shift of up to 4 pixels each way: where a digit sits varies, as it
-    does in real scans, which a conv net handles and a plain MLP finds hard."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(digits.target), size=n)
-    small = torch.tensor(digits.images[pick], dtype=torch.float32)[:, None] / 16 * 255
-    big = torch.nn.functional.interpolate(small, size=(20, 20), mode="bilinear")[:, 0].numpy()
-    images = np.zeros((n, 28, 28))
-    for i, (dy, dx) in enumerate(rng.integers(0, 9, size=(n, 2))):
-        images[i, dy : dy + 20, dx : dx + 20] = big[i]
-    images = np.clip(images + rng.normal(0, 20, size=images.shape), 0, 255)
+    """MNIST-format files of `shifted_digits`: where a digit sits varies, as it does in real
+    scans, which a conv net handles and a plain MLP finds hard."""
+    images, labels = shifted_digits(n, seed)
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    labels = digits.target[pick]
     for prefix, part in (("train", slice(n_test, n)), ("t10k", slice(0, n_test))):
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images[part])
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels[part])
