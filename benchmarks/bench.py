@@ -292,7 +292,7 @@ def logitlab_run(
     )]  # fmt: skip
     wall, rss, _ = run_measured(command, run_dir.with_suffix(".log"))
     ends = []  # wall time of each epoch's end-of-epoch event
-    for events in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+    for events in sorted((run_dir / "tensorboard").rglob("events.out.tfevents.*")):
         accumulator = EventAccumulator(str(events))
         accumulator.Reload()
         if "time/epoch_s" in accumulator.Tags()["scalars"]:

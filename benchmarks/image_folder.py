@@ -131,7 +131,7 @@ def epoch_ends(run_dir: Path) -> list[float]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     ends: list[float] = []
-    for events in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+    for events in sorted((run_dir / "tensorboard").rglob("events.out.tfevents.*")):
         accumulator = EventAccumulator(str(events))
         accumulator.Reload()
         if "time/epoch_s" in accumulator.Tags()["scalars"]:

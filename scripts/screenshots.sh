@@ -28,7 +28,7 @@ mkdir -p docs
 import sys
 from pathlib import Path
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-for events in sorted(Path(sys.argv[1]).glob("events.out.tfevents.*")):
+for events in sorted(Path(sys.argv[1]).rglob("events.out.tfevents.*")):
     acc = EventAccumulator(str(events), size_guidance={"images": 0})
     acc.Reload()
     if "test/confusion_matrix" in acc.Tags()["images"]:

@@ -78,7 +78,7 @@ def test_calibrate_lowers_nll_and_ece_keeps_accuracy_and_predict_uses_it(long_ru
     assert record["test/acc_after"] == record["test/acc_before"]
     assert "temperature scaling: T = " in result.stdout
     images, scalars = [], []
-    for events in (long_run / "tensorboard").glob("events.out.tfevents.*"):
+    for events in (long_run / "tensorboard").rglob("events.out.tfevents.*"):
         accumulator = EventAccumulator(str(events))
         accumulator.Reload()
         images += accumulator.Tags()["images"]

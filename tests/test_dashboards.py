@@ -23,7 +23,7 @@ from logitlab.train import train
 
 def events(run_dir: Path) -> list[EventAccumulator]:
     accumulators = []
-    for path in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+    for path in sorted((run_dir / "tensorboard").rglob("events.out.tfevents.*")):
         acc = EventAccumulator(str(path), size_guidance={"images": 0, "tensors": 0, "scalars": 0})
         acc.Reload()
         accumulators.append(acc)
@@ -69,6 +69,19 @@ def hparams(run_dir: Path) -> tuple[dict, list[str]]:
         experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
         metric_names = [m.name.tag for m in experiment.experiment.metric_infos]
     return values, metric_names
+
+
+def hparam_columns(run_dir: Path) -> list[tuple[str, bool]]:
+    """HPARAMS columns as TensorBoard orders them: the ones marked as differing first, then by
+    name (tensorboard/plugins/hparams/backend_context.py); with the mark."""
+    for acc in events(run_dir):
+        try:
+            content = acc.PluginTagToContent("hparams")["_hparams_/experiment"]
+        except KeyError:
+            continue
+        infos = plugin_data_pb2.HParamsPluginData.FromString(content).experiment.hparam_infos
+        return sorted(((i.name, i.differs) for i in infos), key=lambda c: (not c[1], c[0]))
+    raise KeyError("no HPARAMS experiment")
 
 
 @pytest.fixture(scope="module")
@@ -120,14 +133,34 @@ def test_multiclass_images_scalars_and_text(runs) -> None:
 def test_hparams_row_has_the_config_and_final_metrics(runs) -> None:
     run = runs["multiclass"]
     values, metric_names = hparams(run)
-    assert values["model/net/hidden_sizes"] == "[128, 64]"  # a list, shown as text, not dropped
-    assert values["model/net/_target_"] == "logitlab.nets.MLP"  # which network ran
-    assert values["optimizer/lr"] == pytest.approx(1e-3)
-    assert values["loss/name"] == "cross_entropy"
-    assert values["model/scheduler"] == "None"
+    assert values["model.net.hidden_sizes"] == "[128, 64]"  # a list, shown as text, not dropped
+    assert values["model.net._target_"] == "logitlab.nets.MLP"  # which network ran
+    assert values["optimizer.lr"] == pytest.approx(1e-3)
+    assert values["loss"] == "cross_entropy" and values["model.net"] == "mlp"  # the choices
+    assert values["trainer.max_epochs"] == 5
+    # never paths, I/O flags, None or copies of another key (model.optimizer is ${optimizer})
+    for left_out in (
+        "data.data_dir",
+        "data.download",
+        "data.num_workers",
+        "model.scheduler",
+        "trainer.default_root_dir",
+        "trainer.enable_progress_bar",
+        "data.seed",
+    ):
+        assert left_out not in values
+    assert not [k for k in values if k.startswith(("model.optimizer", "paths", "hydra"))]
+    assert "data.positive_classes" not in values  # a binary-only key, on a multiclass run
+    assert len(values) < 45
+    # the overridden key (the fixture sets trainer.max_epochs) is the first column, ticked
+    assert hparam_columns(run)[0] == ("trainer.max_epochs", True)
+    assert sum(differs for _, differs in hparam_columns(run)) == 1
     assert set(metric_names) == {"hp/val_acc_best", "hp/test_acc", "hp/test_loss"}
     final = json.loads((run / "metrics.json").read_text())
     assert scalar(run, "hp/test_acc") == [pytest.approx(final["test/acc"])]
+    binary, _ = hparams(runs["binary"])
+    assert binary["experiment"] == "digits_binary"
+    assert binary["data.positive_classes"] == "[1, 3, 5, 7, 9]"
 
 
 @pytest.mark.slow
@@ -146,17 +179,29 @@ def test_binary_pr_curves_roc_and_auroc(runs) -> None:
 
 
 @pytest.mark.slow
-def test_four_job_sweep_gives_four_hparams_rows(run_cli, tmp_path: Path) -> None:
+def test_four_job_sweep_names_its_runs_and_puts_the_swept_columns_first(
+    run_cli, tmp_path: Path
+) -> None:
     sweep = tmp_path / "sweep"
     result = run_cli(
         "logitlab.train", "-m", "optimizer.lr=1e-3,1e-2", "loss=cross_entropy,nll",
-        "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}",
+        "trainer.max_epochs=1", "tags=[grid]", f"hydra.sweep.dir={sweep}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [hparams(sweep / str(job))[0] for job in range(4)]
-    assert {(r["optimizer/lr"], r["loss/name"]) for r in rows} == {
+    assert {(r["optimizer.lr"], r["loss"]) for r in rows} == {
         (1e-3, "cross_entropy"), (1e-2, "cross_entropy"), (1e-3, "nll"), (1e-2, "nll"),
     }  # fmt: skip
+    # each job is named by its swept values (not the shared trainer.max_epochs) and its tags
+    names = sorted(p.name for job in range(4) for p in (sweep / str(job) / "tensorboard").iterdir())
+    assert names == [
+        "optimizer.lr=0.001,loss=cross_entropy[grid]", "optimizer.lr=0.001,loss=nll[grid]",
+        "optimizer.lr=0.01,loss=cross_entropy[grid]", "optimizer.lr=0.01,loss=nll[grid]",
+    ]  # fmt: skip
+    columns = hparam_columns(sweep / "0")
+    assert columns[:3] == [("loss", True), ("optimizer.lr", True), ("trainer.max_epochs", True)]
+    assert not any(differs for _, differs in columns[3:])
+    assert rows[0]["tags"] == "grid"
     for job in range(4):
         final = json.loads((sweep / str(job) / "metrics.json").read_text())
         assert scalar(sweep / str(job), "hp/val_acc_best") == [pytest.approx(final["val/acc_best"])]
@@ -176,15 +221,21 @@ def test_tensorboard_server_serves_runs_and_scalars(runs) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         deadline, run_names = time.monotonic() + 90, []
-        while time.monotonic() < deadline and "multiclass/tensorboard" not in run_names:
+        wanted = {
+            "multiclass/tensorboard/trainer.max_epochs=5",
+            "binary/tensorboard/trainer.max_epochs=5,experiment=digits_binary",
+        }  # each run named by its overrides
+        while time.monotonic() < deadline and not wanted <= set(run_names):
             try:
                 with urllib.request.urlopen(f"{base}/data/runs", timeout=5) as response:
                     run_names = json.loads(response.read())
             except OSError:
                 pass
             time.sleep(0.5)
-        assert "multiclass/tensorboard" in run_names and "binary/tensorboard" in run_names
-        query = urllib.parse.urlencode({"run": "multiclass/tensorboard", "tag": "val/acc"})
+        assert wanted <= set(run_names), run_names
+        query = urllib.parse.urlencode(
+            {"run": "multiclass/tensorboard/trainer.max_epochs=5", "tag": "val/acc"}
+        )
         with urllib.request.urlopen(f"{base}/data/plugin/scalars/scalars?{query}", timeout=10) as r:
             served = [value for _, _, value in json.loads(r.read())]
         assert served == pytest.approx(scalar(runs["multiclass"], "val/acc"))

@@ -180,7 +180,7 @@ def test_lr_find_suggests_logs_the_curve_and_can_train_with_it(tmp_path: Path) -
     assert f"lr_find: suggested optimizer.lr={found['suggestion']:.3g}" in result.stdout
     assert not (run / "metrics.json").exists()  # it found, and stopped
     images = []
-    for events in (run / "tensorboard").glob("events.out.tfevents.*"):
+    for events in (run / "tensorboard").rglob("events.out.tfevents.*"):
         accumulator = EventAccumulator(str(events))
         accumulator.Reload()
         images += accumulator.Tags()["images"]

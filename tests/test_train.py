@@ -17,7 +17,7 @@ TAGS = {"train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/
 def scalar_tags(log_dir: Path) -> dict[str, list[float]]:
     """Every scalar series in the event files under `log_dir`, by tag."""
     series: dict[str, list[float]] = {}
-    for events in sorted(log_dir.glob("events.out.tfevents.*")):
+    for events in sorted(log_dir.rglob("events.out.tfevents.*")):
         acc = EventAccumulator(str(events))
         acc.Reload()
         for tag in acc.Tags()["scalars"]:

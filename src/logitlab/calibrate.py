@@ -179,14 +179,17 @@ def _log_tensorboard(
     task: str,
 ) -> None:
     """The before/after scalars and reliability diagrams in the run's TensorBoard folder."""
-    if not (folder / "tensorboard").is_dir():
+    from logitlab.naming import event_folder
+
+    events = event_folder(folder)
+    if events is None:
         return
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from logitlab.metrics import ReliabilityBins
     from logitlab.plots import reliability
 
-    logger = TensorBoardLogger(str(folder), name="tensorboard", version="")
+    logger = TensorBoardLogger(str(events), name="", version="")
     step = int(checkpoint.get("global_step", 0))
     scalars = {k: v for k, v in record.items() if k.startswith("test/")}
     logger.log_metrics({f"calibration/{k[5:]}": v for k, v in scalars.items()}, step)

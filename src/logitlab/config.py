@@ -96,10 +96,32 @@ def check_data_keys(cfg: DictConfig) -> None:
         raise ConfigError(f"data={data.get('source')} needs {keys}; e.g. {example}")
 
 
+# Loggers that need an optional extra: the class, the module it needs, the extra that has it.
+LOGGER_EXTRAS = {
+    "lightning.pytorch.loggers.MLFlowLogger": ("mlflow", "mlflow"),
+    "lightning.pytorch.loggers.WandbLogger": ("wandb", "wandb"),
+}
+
+
+def check_loggers(cfg: DictConfig) -> None:
+    """Refuse logger=mlflow / wandb when its package is not installed, naming the extra."""
+    from importlib.util import find_spec
+
+    for name, entry in (cfg.get("logger") or {}).items():
+        target = str((entry or {}).get("_target_", ""))
+        module, extra = LOGGER_EXTRAS.get(target, ("", ""))
+        if module and find_spec(module) is None:
+            raise ConfigError(
+                f"logger={name} needs the {module} package, which is not installed; "
+                f"pip install -e '.[{extra}]' (or choose logger=tensorboard)"
+            )
+
+
 def check_config(cfg: DictConfig) -> None:
     """Refuse a composition that cannot train, with one line that names the keys and the fix."""
     check_missing(cfg)
     check_data_keys(cfg)
+    check_loggers(cfg)
     task = task_of(cfg)
     if cfg.loss.get("head") != task:
         name = cfg.loss.get("name") or cfg.loss.get("_target_")

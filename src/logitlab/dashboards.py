@@ -5,8 +5,8 @@ torchmetrics objects and logs, per epoch: ECE, macro F1, per-class accuracy (mul
 AUROC and average precision (binary); every `image_every_n_epochs` epochs and always at test:
 the confusion matrix as a heatmap (and as a text table of counts), a reliability diagram, and
 for the binary head a native TensorBoard PR curve and a ROC image. `log_run_summary` writes the
-HPARAMS row (the flattened resolved config with the final metrics) and the config and git
-commit to the Text tab.
+HPARAMS row (the hyperparameters that matter, overridden ones first: logitlab.naming) with the
+final metrics, and the config and git commit to the Text tab.
 """
 
 from __future__ import annotations
@@ -188,28 +188,6 @@ class Diagnostics(L.Callback):
             )
 
 
-def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config, flattened to `group/key` with values TensorBoard can show."""
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(f"{prefix}/{key}" if prefix else str(key), value)
-        elif isinstance(node, bool | int | float | str):
-            flat[prefix] = node
-        else:  # lists, None: shown as text rather than dropped
-            flat[prefix] = str(node)
-
-    for group in ("model", "loss", "metrics", "optimizer", "data", "trainer"):
-        if group in cfg:
-            walk(group, OmegaConf.to_container(cfg[group], resolve=True))
-    flat["seed"], flat["task_name"] = cfg.get("seed"), cfg.get("task_name")
-    flat["tags"] = ",".join(str(tag) for tag in cfg.get("tags") or [])
-    kept = ("optimizer/", "model/net/", "loss/")  # which optimizer, network and loss ran
-    return {k: v for k, v in flat.items() if not k.endswith("_target_") or k.startswith(kept)}
-
-
 def git_commit() -> str:
     """The commit of the code that ran, with a mark when the tree had local changes."""
     root = Path(__file__).resolve().parents[2]
@@ -226,16 +204,48 @@ def git_commit() -> str:
 
 
 def log_run_summary(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
-    """HPARAMS row (config + final metrics) and the Text tab (config YAML, git commit)."""
+    """HPARAMS row (logitlab.naming's hyperparameters, the final metrics) on every logger,
+    and the config YAML and git commit in TensorBoard's Text tab."""
+    from logitlab.naming import hyperparameters
+
+    if not trainer.is_global_zero or not trainer.loggers:
+        return
+    values, overridden = hyperparameters(cfg, cfg.paths.output_dir)
+    for other in trainer.loggers:
+        if not isinstance(other, TensorBoardLogger):
+            other.log_hyperparams(values)  # MLflow params, W&B config, csv/hparams.yaml
     logger = tensorboard(trainer)
-    if logger is None or not trainer.is_global_zero:
+    if logger is None:
         return
     final = {
         f"hp/{name.replace('/', '_')}": metrics[name] for name in HPARAM_METRICS if name in metrics
     }
-    logger.log_hyperparams(flat_hparams(cfg), final or None)
+    write_hparams(logger, values, final, overridden)
     job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     yaml = OmegaConf.to_yaml(job, resolve=True)
     logger.experiment.add_text("run/config", f"```yaml\n{yaml}\n```", 0)
     logger.experiment.add_text("run/git_commit", git_commit(), 0)
     logger.experiment.flush()
+
+
+def write_hparams(
+    logger: TensorBoardLogger, values: dict[str, Any], final: dict[str, float], first: list[str]
+) -> None:
+    """The HPARAMS summaries, with the overridden keys marked as the ones that differ.
+
+    TensorBoard orders the table's columns by that mark, then by name, and ticks the first
+    five: a sweep's swept keys (and a run's overrides) come first and are shown.
+    """
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+    from torch.utils.tensorboard.summary import hparams
+
+    logger.log_metrics(final, 0)  # the values of the table's metric columns
+    experiment, start, end = hparams(values, final)
+    content = experiment.value[0].metadata.plugin_data
+    data = HParamsPluginData.FromString(content.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in first
+    content.content = data.SerializeToString()
+    writer = logger.experiment.file_writer
+    for summary in (experiment, start, end):
+        writer.add_summary(summary)

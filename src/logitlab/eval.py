@@ -43,13 +43,15 @@ def evaluate(run_dir: str, ckpt: str = "best") -> dict[str, float]:
     (results,) = trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = {name: float(value) for name, value in sorted(results.items())}
     from logitlab.calibrate import calibrated_scores
+    from logitlab.naming import event_folder
 
     metrics.update(calibrated_scores(folder, model, datamodule, path))
     write_json(folder / "eval_metrics.json", {**metrics, "checkpoint": str(path)})
-    if (folder / "tensorboard").is_dir():
+    events = event_folder(folder)
+    if events is not None:  # beside the run's own curves
         from lightning.pytorch.loggers import TensorBoardLogger
 
-        logger = TensorBoardLogger(str(folder), name="tensorboard", version="")
+        logger = TensorBoardLogger(str(events), name="", version="")
         step = int(checkpoint.get("global_step", 0))
         logger.log_metrics({n.replace("test/", "eval/"): v for n, v in metrics.items()}, step)
         logger.finalize("success")

@@ -80,6 +80,7 @@ def prepare(argv: list[str], config_dir: str) -> Launch:
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     root = Path(cfg.paths.output_root) / str(cfg.task_name)
     if multirun:
+        argv = [*argv, *_job_names(overrides)]
         explicit = _value(overrides, "hydra.sweep.dir")
         if explicit is None:
             folder = fresh_folder(root / "multirun", stamp, "hydra.sweep.dir")
@@ -122,6 +123,21 @@ def prepare(argv: list[str], config_dir: str) -> Launch:
     if requeued:
         stale_temporaries(folder)
     return Launch(argv, folder, created, "run")
+
+
+def _job_names(overrides: list[str]) -> list[str]:
+    """Name a sweep's jobs by what is swept: the keys every job shares are left out of
+    `hydra.job.override_dirname` (and so of the job's dashboard name, logitlab.naming)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    key = "hydra.job.config.override_dirname.exclude_keys"
+    if _value(overrides, key) is not None:
+        return []  # the user's own choice
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    shared = [o.key_or_group for o in parsed if not o.is_sweep_override()]
+    shared = [k for k in dict.fromkeys(shared) if not k.startswith("hydra.")]
+    quoted = ",".join("'" + k.replace("\\", "\\\\").replace("'", "\\'") + "'" for k in shared)
+    return [f"{key}=[{quoted}]"]
 
 
 def _check_early_stop(checkpoint: dict, resumed: DictConfig, folder: Path) -> None:

@@ -42,6 +42,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         from logitlab.console import print_config
 
         print_config(cfg)
+    if cfg.get("run_name") is None:  # named by its overrides and tags (logitlab.naming)
+        from logitlab.naming import dashboard_name
+
+        cfg.run_name = dashboard_name(cfg.paths.output_dir, cfg.get("tags") or [])
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
     if cfg.get("lr_find") and not cfg.get("resume"):
@@ -234,15 +238,15 @@ def record(trainer: Any, cfg: DictConfig, fitted: dict, tested: dict) -> dict[st
     path = Path(cfg.paths.output_dir) / "metrics.json"
     previous = json.loads(path.read_text()) if cfg.get("resume") and path.is_file() else {}
     metrics = final_metrics(previous, fitted, tested)
-    log_run_summary(trainer, cfg, metrics)
-    if trainer.is_global_zero:
+    if trainer.is_global_zero:  # first: a logger that fails cannot lose the results
         tags = [str(t) for t in cfg.get("tags") or []]
         write_json(path, {**metrics, **({"tags": tags} if tags else {})})
         log.info("final metrics written to %s", path)
-        if shows_console(cfg):
-            from logitlab.console import print_results
+    log_run_summary(trainer, cfg, metrics)
+    if trainer.is_global_zero and shows_console(cfg):
+        from logitlab.console import print_results
 
-            print_results(metrics, cfg.paths.output_dir)
+        print_results(metrics, cfg.paths.output_dir)
     return metrics
 
 
