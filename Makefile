@@ -35,9 +35,10 @@ tensorboard: $(STAMP) ## serve outputs/ on http://localhost:$(PORT)
 bench: $(STAMP) ## logitlab (defaults, fastpath=true) vs minimal Lightning and bare loops: outputs/bench/latest.json, docs/benchmarks.md
 	$(BIN)/python benchmarks/bench.py $(ARGS)
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check, format check and mypy (the hooks of .pre-commit-config.yaml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

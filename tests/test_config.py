@@ -53,7 +53,7 @@ def test_expected_options_exist() -> None:
     assert options("metrics") == ["binary_extra", "default", "multiclass_extra"]
     assert options("optimizer") == ["adam", "adamw", "sgd"]
     assert set(options("trainer")) >= {"cpu", "gpu", "mps", "auto", "ddp", "ddp_cpu"}
-    assert options("logger") == ["csv", "none", "tensorboard"]
+    assert options("logger") == ["csv", "mlflow", "none", "tensorboard", "wandb"]
     assert options("callbacks") == ["default", "none"]
     assert options("debug") == ["fdr", "limit", "overfit", "profiler"]
     assert {"digits_multiclass", "digits_binary"} <= set(options("experiment"))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -12,7 +14,7 @@ from logitlab.errors import ConfigError
 schemas.register()
 
 
-def model_class(cfg: DictConfig) -> type:
+def model_class(cfg: DictConfig) -> Any:
     """The LightningModule class that `cfg.model` names."""
     from hydra.utils import get_class
 
@@ -37,7 +39,9 @@ def losses_for(task: str) -> list[str]:
     """The names of logitlab's own loss configs (conf/loss) that fit the `task` head."""
     folder = Path(__file__).resolve().parents[2] / "conf" / "loss"
     return sorted(
-        path.stem for path in folder.glob("*.yaml") if OmegaConf.load(path).get("head") == task
+        path.stem
+        for path in folder.glob("*.yaml")
+        if OmegaConf.select(OmegaConf.load(path), "head") == task
     )
 
 
@@ -57,6 +61,7 @@ def check_missing(cfg: DictConfig) -> None:
     """Refuse a config with a required value (`???`) left unset, naming the first such key."""
 
     def walk(node: object, prefix: str) -> list[str]:
+        items: Iterable[tuple[Any, Any]]
         if isinstance(node, dict):
             items = node.items()
         elif isinstance(node, list):
@@ -271,7 +276,7 @@ def prepare_resume(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, P
         raise ConfigError(
             f"resume={cfg.resume}: no checkpoints/last.ckpt to resume from; start a new run"
         )
-    resumed = OmegaConf.load(saved)
+    resumed = cast(DictConfig, OmegaConf.load(saved))
     for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")
         if key == "resume" or key.startswith("hydra."):
@@ -304,9 +309,9 @@ def preflight(argv: list[str], config_dir: str) -> DictConfig | None:
     try:
         parsed = OverridesParser.create().parse_overrides(argv)
     except OverrideParseException as error:
-        first = str(error).splitlines()[0]
+        line = str(error).splitlines()[0]
         raise ConfigError(
-            f"cannot parse an override ({first}); check its brackets and quotes"
+            f"cannot parse an override ({line}); check its brackets and quotes"
         ) from None
     plain = [arg for arg, o in zip(argv, parsed, strict=True) if not o.is_sweep_override()]
     swept = [

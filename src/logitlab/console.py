@@ -25,8 +25,8 @@ def config_tree(cfg: DictConfig) -> Any:
     from rich.tree import Tree
 
     tree = Tree("[bold]config[/]")
-    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    keys = [k for k in ORDER if k in job] + [k for k in job if k not in ORDER]
+    job = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
+    keys = [k for k in ORDER if k in job] + [str(k) for k in job if k not in ORDER]
     for key in keys:
         value = job[key]
         if isinstance(value, DictConfig):

@@ -19,7 +19,7 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
     BinaryAUROC,
     BinaryAveragePrecision,
@@ -71,6 +71,7 @@ class Diagnostics(L.Callback):
         # Labels were validated once at setup and probabilities come from softmax / sigmoid:
         # no per-batch argument checks.
         for name in ("val", "test"):
+            metrics: dict[str, Metric | MetricCollection]
             if task == "binary":
                 metrics = {
                     "ece": BinaryCalibrationError(n_bins=self.n_bins, validate_args=False),
@@ -81,12 +82,13 @@ class Diagnostics(L.Callback):
                     "confusion": ConfusionMatrix(task="binary", validate_args=False),
                 }
             else:
-                checks = {"num_classes": n, "validate_args": False}
                 metrics = {
-                    "ece": MulticlassCalibrationError(n_bins=self.n_bins, **checks),
-                    "f1_macro": MulticlassF1Score(average="macro", **checks),
-                    "acc_class": MulticlassAccuracy(average=None, **checks),
-                    "confusion": ConfusionMatrix(task="multiclass", **checks),
+                    "ece": MulticlassCalibrationError(n, n_bins=self.n_bins, validate_args=False),
+                    "f1_macro": MulticlassF1Score(n, average="macro", validate_args=False),
+                    "acc_class": MulticlassAccuracy(n, average=None, validate_args=False),
+                    "confusion": ConfusionMatrix(
+                        task="multiclass", num_classes=n, validate_args=False
+                    ),
                 }
             self.stages[name] = MetricCollection(metrics, compute_groups=False).to(pl_module.device)
             self.bins[name] = ReliabilityBins(n_bins=self.n_bins).to(pl_module.device)
@@ -135,7 +137,8 @@ class Diagnostics(L.Callback):
     ) -> None:
         values = self.stages[stage].compute()  # computes sync across DDP ranks: on every rank
         bins = self.bins[stage].compute() if images else None
-        names = trainer.datamodule.label_names() if trainer.datamodule else None
+        datamodule = getattr(trainer, "datamodule", None)  # set by fit/test(datamodule=...)
+        names = datamodule.label_names() if datamodule else None
         scalars = {f"{stage}/ece": values["ece"]}
         if pl_module.task == "binary":
             scalars |= {
@@ -221,7 +224,7 @@ def log_run_summary(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, floa
         f"hp/{name.replace('/', '_')}": metrics[name] for name in HPARAM_METRICS if name in metrics
     }
     write_hparams(logger, values, final, overridden)
-    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    job = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
     yaml = OmegaConf.to_yaml(job, resolve=True)
     logger.experiment.add_text("run/config", f"```yaml\n{yaml}\n```", 0)
     logger.experiment.add_text("run/git_commit", git_commit(), 0)

@@ -6,7 +6,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import numpy as np
@@ -359,7 +359,7 @@ class ClassificationDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int:
         """Classes the model predicts: the dataset's for multiclass, 2 for the binary view."""
-        return 2 if self.task == "binary" else self.dataset_num_classes
+        return 2 if self.task == "binary" else cast(int, self.dataset_num_classes)
 
     def dataset_class_names(self) -> list[str]:
         """The dataset's class names (its own, data.class_names, or the class indices)."""
@@ -452,7 +452,7 @@ class ClassificationDataModule(L.LightningDataModule):
         parts = {}
         for part, (x, y) in loaded.parts.items():
             x_t, y_t = validate_part(
-                self.source, part, x, y, self.dataset_num_classes, keep_uint8=True
+                self.source, part, x, y, cast(int, self.dataset_num_classes), keep_uint8=True
             )
             features = math.prod(x_t.shape[1:])
             if self.num_features is not None and features != self.num_features:
@@ -551,8 +551,9 @@ class ClassificationDataModule(L.LightningDataModule):
                 self.mean = train_x.mean(dim=dims, keepdim=True)[0]
                 self.std = train_x.std(dim=dims, keepdim=True)[0]
                 self.std[self.std == 0] = 1.0  # constant features stay finite
+            mean, std = cast(torch.Tensor, self.mean), cast(torch.Tensor, self.std)
             for features, _ in self.splits.values():
-                features.sub_(self.mean).div_(self.std)
+                features.sub_(mean).div_(std)
         self._summarise()
 
     def _read_stats(self) -> bool:
@@ -626,7 +627,9 @@ class ClassificationDataModule(L.LightningDataModule):
                     f"give {math.prod(shape)} columns"
                 )
             x = x.reshape(len(x), *shape)  # flattened images
-        return (x - self.mean) / self.std if self.mean is not None else x
+        if self.mean is None or self.std is None:
+            return x
+        return (x - self.mean) / self.std
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment training image batches on their device (data.augment); never val or test."""
@@ -664,7 +667,8 @@ class ClassificationDataModule(L.LightningDataModule):
         path.parent.mkdir(parents=True, exist_ok=True)
         n = sum(len(index) for index in self.split_index.values())
         with atomic_path(path) as temporary, temporary.open("wb") as handle:
-            np.savez_compressed(handle, n=np.array(n), **self.split_index)
+            arrays: dict[str, Any] = {"n": np.array(n), **self.split_index}
+            np.savez_compressed(handle, **arrays)
         return path
 
     def _rank(self) -> tuple[int, int]:
@@ -723,7 +727,7 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> TensorBatches | DataLoader:
         """Shuffled training batches (a fixed order while overfitting a few batches)."""
-        overfitting = self.trainer is not None and self.trainer.overfit_batches > 0
+        overfitting = getattr(self.trainer, "overfit_batches", 0) > 0
         return self._batches("train", shuffle=not overfitting, pad=True)
 
     def val_dataloader(self) -> TensorBatches | DataLoader:

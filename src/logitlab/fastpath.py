@@ -105,11 +105,13 @@ def plain_hook_name_store(model: Any) -> None:
     if getattr(base, "_logitlab_fastpath", False):
         return
 
+    setter: Any = base.__setattr__
+
     def __setattr__(self: Any, name: str, value: Any) -> None:
         if name in _PLAIN:
             object.__setattr__(self, name, value)
         else:
-            base.__setattr__(self, name, value)
+            setter(self, name, value)
 
     model.__class__ = type(
         base.__name__,

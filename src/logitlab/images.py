@@ -267,13 +267,15 @@ class ImageFolderDataModule(ClassificationDataModule):
 
     def describe_shape(self) -> str:
         """E.g. '1x28x28 (grayscale)'."""
-        kind = "grayscale" if self.channels == 1 else "RGB"
-        return f"{self.channels}x{self.image_size[0]}x{self.image_size[1]} ({kind})"
+        channels, height, width = self.input_shape
+        return f"{channels}x{height}x{width} ({'grayscale' if channels == 1 else 'RGB'})"
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         """(channels, height, width), derived from the config or the images."""
-        return (self.channels, *self.image_size)
+        if self.channels is None or self.image_size is None:
+            raise RuntimeError("the image shape is known once the folder is scanned (setup)")
+        return (int(self.channels), int(self.image_size[0]), int(self.image_size[1]))
 
     def pipeline(self, train: bool, normalize: bool = True) -> Any:
         """The per-sample transforms: resize, training augmentation, scale to [0, 1], normalise.
@@ -282,7 +284,7 @@ class ImageFolderDataModule(ClassificationDataModule):
         """
         from torchvision.transforms import v2
 
-        size = list(self.image_size)
+        size = list(self.input_shape[1:])
         steps: list[Any] = [v2.Resize(size, antialias=True)]
         if train:
             settings = self.transforms
@@ -295,7 +297,7 @@ class ImageFolderDataModule(ClassificationDataModule):
                 steps.append(v2.RandomRotation(float(settings["rotation"])))
             steps.extend(settings.get("extra") or [])
         steps.append(v2.ToDtype(torch.float32, scale=True))
-        if normalize and self.mean is not None:
+        if normalize and self.mean is not None and self.std is not None:
             steps.append(v2.Normalize(self.mean.flatten().tolist(), self.std.flatten().tolist()))
         return v2.Compose(steps)
 
@@ -306,10 +308,11 @@ class ImageFolderDataModule(ClassificationDataModule):
             generator = torch.Generator().manual_seed(self.seed)
             pick = torch.randperm(len(ids), generator=generator)[: self.stats_samples]
             ids, y = ids[pick.sort().values], y[pick.sort().values]
-        dataset = ImageFiles(self.files[ids.numpy()], y, self.channels, self.pipeline(False, False))
+        channels = self.input_shape[0]
+        dataset = ImageFiles(self.files[ids.numpy()], y, channels, self.pipeline(False, False))
         loader = DataLoader(dataset, batch_size=256, num_workers=self.num_workers)
-        total = torch.zeros(self.channels, dtype=torch.float64)
-        squares = torch.zeros(self.channels, dtype=torch.float64)
+        total = torch.zeros(channels, dtype=torch.float64)
+        squares = torch.zeros(channels, dtype=torch.float64)
         count = 0
         for x, _ in loader:
             x = x.to(torch.float64)
@@ -336,7 +339,7 @@ class ImageFolderDataModule(ClassificationDataModule):
 
     def _dataset(self, split: str, train: bool) -> ImageFiles:
         ids, y = self.splits[split]
-        return ImageFiles(self.files[ids.numpy()], y, self.channels, self.pipeline(train))
+        return ImageFiles(self.files[ids.numpy()], y, self.input_shape[0], self.pipeline(train))
 
     def _batches(self, split: str, shuffle: bool, pad: bool) -> DataLoader:
         sampler, batch_size = self._sampler(split, shuffle, pad)

@@ -22,6 +22,10 @@ class LossAccuracy(Metric):
     is_differentiable = False
     higher_is_better = None
 
+    loss_sum: torch.Tensor  # states (add_state)
+    correct: torch.Tensor
+    count: torch.Tensor
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.add_state("loss_sum", torch.tensor(0.0), dist_reduce_fx="sum")
@@ -54,6 +58,10 @@ class ReliabilityBins(Metric):
     full_state_update = False
     is_differentiable = False
     higher_is_better = None
+
+    confidence: torch.Tensor  # states (add_state)
+    correct: torch.Tensor
+    count: torch.Tensor
 
     def __init__(self, n_bins: int = 15, **kwargs: Any) -> None:
         super().__init__(**kwargs)

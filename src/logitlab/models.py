@@ -182,11 +182,11 @@ class ClassifierModule(L.LightningModule):
         from hydra.utils import instantiate
 
         optimizer = instantiate(
-            self.hparams.optimizer or DEFAULT_OPTIMIZER, params=self.parameters()
+            self.hparams["optimizer"] or DEFAULT_OPTIMIZER, params=self.parameters()
         )
-        if not self.hparams.scheduler:
+        if not self.hparams["scheduler"]:
             return optimizer
-        scheduler = instantiate(self.hparams.scheduler, optimizer=optimizer)
+        scheduler = instantiate(self.hparams["scheduler"], optimizer=optimizer)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
@@ -223,7 +223,7 @@ class MulticlassClassifier(ClassifierModule):
         return num_classes
 
     def loss_inputs(self, logits: torch.Tensor) -> torch.Tensor:
-        kind = self.hparams.loss.get("input", "logits")
+        kind = self.hparams["loss"].get("input", "logits")
         if kind == "log_probs":
             return F.log_softmax(logits, dim=-1)
         return torch.softmax(logits, dim=-1) if kind == "probs" else logits
@@ -262,7 +262,7 @@ class BinaryClassifier(ClassifierModule):
         return self.net(x).squeeze(-1)
 
     def loss_inputs(self, logits: torch.Tensor) -> torch.Tensor:
-        kind = self.hparams.loss.get("input", "logits")
+        kind = self.hparams["loss"].get("input", "logits")
         if kind == "log_probs":
             return F.logsigmoid(logits)
         # The notebook's bce: probabilities first, then BCELoss.

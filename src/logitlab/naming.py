@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -55,7 +55,8 @@ def hydra_record(run_dir: str | Path) -> DictConfig:
     path = Path(run_dir) / ".hydra" / "hydra.yaml"
     if path.is_file():
         return OmegaConf.load(path).hydra
-    return HydraConfig.get() if HydraConfig.initialized() else OmegaConf.create({})
+    live: Any = HydraConfig.get() if HydraConfig.initialized() else OmegaConf.create({})
+    return live
 
 
 def overrides_of(record: DictConfig) -> list[tuple[str, str]]:
@@ -152,11 +153,11 @@ def _walk(cfg: DictConfig, prefix: str, values: dict[str, Any], skip: Iterable[s
     node = OmegaConf.select(cfg, prefix, default=None)
     if not isinstance(node, DictConfig):
         return
-    for key in node:
+    for key in map(str, node):
         name = f"{prefix}.{key}"
         if key in skip or name in values or not _named(name) or key in ("in_shape", "num_outputs"):
             continue
-        raw = OmegaConf.to_container(node, resolve=False)[key]  # type: ignore[index]
+        raw = cast(dict, OmegaConf.to_container(node, resolve=False))[key]
         if isinstance(raw, str) and _REFERENCE.match(raw):
             continue  # a copy of another key's value
         value = node.get(key)

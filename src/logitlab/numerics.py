@@ -9,6 +9,7 @@ textbook `exp(x) / sum(exp(x))` overflows to nan. The tests hold these definitio
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 EPS = 1e-12
 
@@ -47,7 +48,7 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
-def one_hot(targets: np.ndarray, num_classes: int, dtype: np.dtype = np.float64) -> np.ndarray:
+def one_hot(targets: np.ndarray, num_classes: int, dtype: DTypeLike = np.float64) -> np.ndarray:
     """Rows of zeros with a one at each target's class index."""
     targets = np.asarray(targets)
     return np.eye(num_classes, dtype=dtype)[targets]

@@ -147,7 +147,8 @@ def predict(
         batches = [(datamodule.transform(features, name=f"input={input}"), None)]
     else:  # the run's own test split, with its true labels (and files, for image folders)
         batches, names = datamodule.sample_batches("test"), datamodule.sample_names("test")
-    chunks, labels = [], []
+    chunks: list[Any] = []
+    labels: list[Any] = []
     with torch.inference_mode():
         for x, y in batches:
             chunks += [

@@ -7,7 +7,7 @@ unpickling (one that pickles a class or a function) is refused, never executed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -43,7 +43,7 @@ def load_run_config(run_dir: str | Path) -> tuple[Path, DictConfig]:
         raise ConfigError(
             f"run_dir={run_dir} has no .hydra/config.yaml; give the folder of a training run"
         )
-    cfg = OmegaConf.load(config)
+    cfg = cast(DictConfig, OmegaConf.load(config))
     # The saved config points its run folder at Hydra's runtime; outside that run, it is here.
     cfg.paths.output_dir = str(folder)
     return folder, cfg

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from logitlab import numerics as nx
 
@@ -33,7 +34,7 @@ class Section:
     explanation: str = ""
 
 
-def _vec(values: np.ndarray, digits: int = 4) -> str:
+def _vec(values: ArrayLike, digits: int = 4) -> str:
     return "[" + ", ".join(f"{v:.{digits}f}" for v in np.asarray(values).ravel()) + "]"
 
 
@@ -175,9 +176,9 @@ def comparisons() -> list[Section]:
     good3 = [[0.1, 1.0, 2.1], [2.0, 1.0, 0.1], [2.0, 3.0, 0.1]]
     bad3 = [[2.1, 1.0, 0.1], [0.0, 2.0, 0.1], [2.0, 1.0, 4.1]]
     rows = []
-    for i, z in enumerate((good3, bad3), start=1):
-        lt = ce(torch.tensor(z), torch.tensor(y3)).item()
-        ln = nx.cross_entropy(np.array(z), np.array(y3))
+    for i, batch in enumerate((good3, bad3), start=1):
+        lt = ce(torch.tensor(batch), torch.tensor(y3)).item()
+        ln = nx.cross_entropy(np.array(batch), np.array(y3))
         rows.append(
             Row(f"Loss {i}, mean over 3 samples", "targets [2, 0, 1]", f"{ln:.4f}", f"{lt:.4f}")
         )
@@ -185,8 +186,8 @@ def comparisons() -> list[Section]:
             Row(
                 f"predictions {i}",
                 "argmax per row",
-                _ints(nx.predict(np.array(z))),
-                str(torch.max(torch.tensor(z), dim=1).indices),
+                _ints(nx.predict(np.array(batch))),
+                str(torch.max(torch.tensor(batch), dim=1).indices),
             )
         )
     rows[0].note, rows[2].note = "notebook: 0.3846, [2, 0, 1]", "notebook: 2.6299, [0, 1, 2]"
