@@ -46,5 +46,5 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 
 clean: ## remove run folders and caches (keeps .venv; `rm -rf .venv` for a fresh set-up)
 	find outputs -mindepth 1 -not -name .gitkeep -prune -exec rm -rf {} +
-	rm -rf .pytest_cache .ruff_cache .hypothesis
+	rm -rf .pytest_cache .ruff_cache .mypy_cache .hypothesis
 	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +
