@@ -136,6 +136,19 @@ def test_help_lists_the_config_groups_without_importing_torch(run_cli) -> None:
     )
     probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert probe.stdout.strip().splitlines()[-1] == "modules: False False"
+    assert "== Config ==" in result.stdout and "\ntask_name: train\n" in result.stdout
+    # a user's config folder adds its options; overrides shape the config shown
+    user = run_cli(
+        "logitlab.train", "--help", "hydra.searchpath=[file://tests/user_conf]", "model=binary"
+    )
+    assert user.returncode == 0, user.stderr
+    assert "model/net: cnn, linear, mlp, resnet, tiny_conv" in user.stdout
+    assert "_target_: logitlab.models.BinaryClassifier" in user.stdout
+    wrong = run_cli("logitlab.train", "--help", "model=nope")
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip().splitlines() == [
+        "logitlab: error: model=nope is not an option of 'model'; choose one of binary, multiclass"
+    ]
 
 
 @pytest.mark.parametrize(

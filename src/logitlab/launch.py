@@ -68,8 +68,11 @@ def prepare(argv: list[str], config_dir: str) -> Launch:
     # hparams_search configs set hydra.mode=MULTIRUN themselves: a sweep without -m
     searched = any(a.split("=", 1)[0] == "hparams_search" for a in argv)
     multirun = searched or any(a in ("-m", "--multirun") for a in flags)
+    if flags in (["--help"], ["-h"]):
+        print(help_text([a for a in argv if not a.startswith("-")], config_dir), end="")
+        raise SystemExit(0)
     if any(a not in ("-m", "--multirun") for a in flags):
-        return Launch(argv)  # --help, --cfg, --info, -c ...: Hydra's own answers
+        return Launch(argv)  # --cfg, --info, --hydra-help, -c ...: Hydra's own answers
     overrides = [a for a in argv if not a.startswith("-")]
     cfg = preflight(overrides, config_dir)
     if cfg is None:
@@ -123,6 +126,51 @@ def prepare(argv: list[str], config_dir: str) -> Launch:
     if requeued:
         stale_temporaries(folder)
     return Launch(argv, folder, created, "run")
+
+
+def help_text(overrides: list[str], config_dir: str) -> str:
+    """`--help`: the config groups and their options, then the composed config, as Hydra's own
+    help prints them. Hydra builds its group list by composing once per group (seconds); here
+    the groups are read from the config folders (conf/ and any `hydra.searchpath` folder)."""
+    from omegaconf import OmegaConf
+
+    from logitlab.config import _compose
+
+    folders = [Path(config_dir)]
+    paths = _value(overrides, "hydra.searchpath")
+    for entry in (paths or "").strip("[]").split(","):
+        entry = entry.strip().strip("'\"")
+        if entry.startswith("pkg://"):
+            from importlib.util import find_spec
+
+            package, _, sub = entry.removeprefix("pkg://").partition("/")
+            spec = find_spec(package)
+            for location in (spec.submodule_search_locations or []) if spec else []:
+                folders.append(Path(location) / sub)
+        elif entry:
+            folders.append(Path(entry.removeprefix("file://")))
+    groups: dict[str, set[str]] = {}
+    for folder in folders:
+        for path in folder.rglob("*.yaml") if folder.is_dir() else []:
+            group = path.parent.relative_to(folder).as_posix()
+            if group != "." and group.split("/")[0] != "hydra":
+                groups.setdefault(group, set()).add(path.stem)
+    cfg = _compose(overrides, config_dir)
+    lines = [
+        "logitlab-train: python -m logitlab.train [group=option ...] [key=value ...] [-m]",
+        "(Hydra's own flags: --hydra-help; the config without running: --cfg job)",
+        "",
+        "== Configuration groups ==",
+        "Compose your configuration from those groups (group=option)",
+        "",
+        *(f"{group}: {', '.join(sorted(groups[group]))}" for group in sorted(groups)),
+        "",
+        "== Config ==",
+        "Override anything in the config (foo.bar=value)",
+        "",
+        OmegaConf.to_yaml(cfg, resolve=False),
+    ]
+    return "\n".join(lines)
 
 
 def _job_names(overrides: list[str]) -> list[str]:
