@@ -117,6 +117,8 @@ CATALOGUE = [
     ("predict", "run_dir={run} input={root}/narrow.npy", "has 10 features per sample but the model takes 64"),
     ("predict", "run_dir={run} input={root}/text.csv", "column 'column 1' holds 'oops' (line 2), not a number"),
     ("train", "seed=-1", "seed=-1 must be an integer in [0, 4294967295]"),
+    ("train", "run_name=../../elsewhere", "run_name=../../elsewhere must be a plain name"),
+    ("train", "logger=mlflow run_name=..", "run_name=.. must be a plain name"),
     ("train", "data.eval_batch_size=-5", "data.eval_batch_size=-5 must be positive"),
     ("train", "data.num_classes=1000000000", "data.num_classes=1000000000 must be in [2, 100000]"),
     ("train", "model.num_classes=3", "model.num_classes=3 contradicts data.num_classes=10"),

@@ -155,7 +155,14 @@ def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:
     hidden = list(net.get("hidden_sizes", [1]) or [])
     dropout = net.get("dropout", 0.0)
     epochs, steps = cfg.trainer.get("max_epochs", 1), cfg.trainer.get("max_steps", -1)
+    name = cfg.get("run_name")
     return [
+        (
+            name is None
+            or (str(name) not in ("", ".", "..") and not set(str(name)) & {"/", "\\", "\0"}),
+            f"run_name={name} must be a plain name (no / or \\): it names the run's folder of "
+            "event files, inside the run; e.g. run_name=baseline_lr3",
+        ),
         (
             isinstance(lr, int | float) and lr > 0,
             f"optimizer.lr={lr} must be a positive number, e.g. optimizer.lr=1e-3",
