@@ -14,8 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from logitlab.calibrate import _logits, calibrated_probs, load_calibration
-from logitlab.metrics import ReliabilityBins
-from logitlab.restore import build_from_run, load_checkpoint, load_run_config
+from logitlab.models.metrics import ReliabilityBins
+from logitlab.run.restore import build_from_run, load_checkpoint, load_run_config
 
 
 def main(run_dir: str, out: str = "docs/calibration.png") -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +22,29 @@ from omegaconf import DictConfig, open_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+CPU_REPORT = os.environ.get("LOGITLAB_TEST_CPU")  # a file: CPU seconds of each test, children too
+
+
+def _cpu_seconds() -> float:
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """With LOGITLAB_TEST_CPU=<file>: append each test's CPU seconds (setup, call, teardown)."""
+    if not CPU_REPORT:
+        return (yield)
+    start, wall = _cpu_seconds(), time.monotonic()
+    try:
+        return (yield)
+    finally:
+        with open(CPU_REPORT, "a") as report:
+            cpu, elapsed = _cpu_seconds() - start, time.monotonic() - wall
+            report.write(f"{cpu:.2f}\t{elapsed:.2f}\t{item.nodeid}\n")
 
 
 def digest(folder: Path) -> dict[str, str]:

@@ -12,7 +12,7 @@ import torch
 
 from conftest import cli, digest
 from logitlab.calibrate import calibrated_probs, fit_platt, fit_temperature, scores
-from logitlab.numerics import temperature_nll, temperature_softmax
+from logitlab.notebook.numerics import temperature_nll, temperature_softmax
 
 
 def overconfident(n: int = 600, classes: int = 5, seed: int = 0) -> tuple[torch.Tensor, ...]:

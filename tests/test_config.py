@@ -11,7 +11,7 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from conftest import CONF, compose_train
-from logitlab.config import check_config
+from logitlab.config.rules import check_config
 from logitlab.errors import ConfigError
 
 GROUPS = [*sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra"), "model/net"]
@@ -42,7 +42,7 @@ def test_every_option_composes_and_resolves(group: str, option: str, tmp_path: P
     resolved = OmegaConf.to_container(OmegaConf.create(job), resolve=True)
     assert resolved["paths"]["output_dir"] == str(tmp_path)
     assert resolved["loss"]["head"] == get_class(resolved["model"]["_target_"]).task
-    assert resolved["model"]["net"]["_target_"].startswith("logitlab.nets.")
+    assert resolved["model"]["net"]["_target_"].startswith("logitlab.models.nets.")
     check_config(cfg)
 
 
@@ -143,7 +143,7 @@ def test_help_lists_the_config_groups_without_importing_torch(run_cli) -> None:
     )
     assert user.returncode == 0, user.stderr
     assert "model/net: cnn, linear, mlp, resnet, tiny_conv" in user.stdout
-    assert "_target_: logitlab.models.BinaryClassifier" in user.stdout
+    assert "_target_: logitlab.models.heads.BinaryClassifier" in user.stdout
     wrong = run_cli("logitlab.train", "--help", "model=nope")
     assert wrong.returncode == 2
     assert wrong.stderr.strip().splitlines() == [

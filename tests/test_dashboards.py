@@ -134,7 +134,7 @@ def test_hparams_row_has_the_config_and_final_metrics(runs) -> None:
     run = runs["multiclass"]
     values, metric_names = hparams(run)
     assert values["model.net.hidden_sizes"] == "[128, 64]"  # a list, shown as text, not dropped
-    assert values["model.net._target_"] == "logitlab.nets.MLP"  # which network ran
+    assert values["model.net._target_"] == "logitlab.models.nets.MLP"  # which network ran
     assert values["optimizer.lr"] == pytest.approx(1e-3)
     assert values["loss"] == "cross_entropy" and values["model.net"] == "mlp"  # the choices
     assert values["trainer.max_epochs"] == 5
@@ -252,7 +252,7 @@ def test_reliability_bins_imply_torchmetrics_calibration_error(task: str) -> Non
         multiclass_calibration_error,
     )
 
-    from logitlab.metrics import ReliabilityBins
+    from logitlab.models.metrics import ReliabilityBins
 
     g = torch.Generator().manual_seed(0)
     bins, n = ReliabilityBins(n_bins=15), 0

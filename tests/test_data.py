@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from logitlab.data import ClassificationDataModule, EpochOrder, TensorBatches
+from logitlab.data.datamodule import ClassificationDataModule, EpochOrder, TensorBatches
 from logitlab.errors import ConfigError
 
 

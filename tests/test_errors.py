@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import compose_train, digest
-from logitlab.config import check_config
+from logitlab.config.rules import check_config
 from logitlab.errors import ConfigError
 
 

@@ -13,8 +13,8 @@ import torch
 from lightning import Callback, seed_everything
 from lightning.pytorch.profilers import PassThroughProfiler, SimpleProfiler
 
-from logitlab import fastpath
-from logitlab.models import MulticlassClassifier
+from logitlab.models.heads import MulticlassClassifier
+from logitlab.run import fastpath
 from logitlab.train import build
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "logitlab"
@@ -95,9 +95,9 @@ def test_an_untested_lightning_gets_one_warning_and_the_stock_path(
 
     assert fastpath.supported("2.6.6") and not fastpath.supported("2.7.0")
     monkeypatch.setattr(lightning, "__version__", "2.7.0")
-    with caplog.at_level(logging.WARNING, logger="logitlab.fastpath"):
+    with caplog.at_level(logging.WARNING, logger="logitlab.run.fastpath"):
         _, model, trainer = build(make_cfg("fastpath=true"))
-    (record,) = [r for r in caplog.records if r.name == "logitlab.fastpath"]
+    (record,) = [r for r in caplog.records if r.name == "logitlab.run.fastpath"]
     assert record.getMessage() == (
         "fastpath=true: Lightning 2.7.0 is not among the tested releases (2.5, 2.6); running "
         "with Lightning's stock behaviour"

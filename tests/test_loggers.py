@@ -40,7 +40,7 @@ def test_mlflow_writes_a_run_to_the_local_file_store(run_cli, tmp_path: Path) ->
     name = "trainer.max_epochs=2,optimizer.lr=0.002[t1]"
     assert (mlrun / "tags" / "mlflow.runName").read_text() == name
     assert (mlrun / "params" / "optimizer.lr").read_text() == "0.002"
-    assert (mlrun / "params" / "model.net._target_").read_text() == "logitlab.nets.MLP"
+    assert (mlrun / "params" / "model.net._target_").read_text() == "logitlab.models.nets.MLP"
     assert not (mlrun / "params" / "data.data_dir").exists()  # no paths among the params
     _, epochs = last_value(mlrun / "metrics" / "val" / "acc")
     assert epochs == 2
@@ -129,7 +129,7 @@ def test_a_logger_without_its_package_is_one_line(monkeypatch, logger: str, extr
     import importlib.util
 
     from conftest import CONF
-    from logitlab.config import preflight
+    from logitlab.config.rules import preflight
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

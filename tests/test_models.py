@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from logitlab.errors import ConfigError
-from logitlab.models import BinaryClassifier, MulticlassClassifier
-from logitlab.nets import MLP
+from logitlab.models.heads import BinaryClassifier, MulticlassClassifier
+from logitlab.models.nets import MLP
 
 BCE = {"name": "bce", "head": "binary", "input": "probs", "_target_": "torch.nn.BCELoss"}
 NLL = {"name": "nll", "head": "multiclass", "input": "log_probs", "_target_": "torch.nn.NLLLoss"}
@@ -143,7 +143,7 @@ def test_stage_metric_equals_torchmetrics_mean_and_accuracy(task: str) -> None:
     from torchmetrics import MeanMetric
     from torchmetrics.classification import BinaryAccuracy, MulticlassAccuracy
 
-    from logitlab.metrics import LossAccuracy
+    from logitlab.models.metrics import LossAccuracy
 
     g = torch.Generator().manual_seed(3)
     ours, mean = LossAccuracy(), MeanMetric()

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from conftest import ROOT, shifted_digits_mnist
-from logitlab.augment import Augment
+from logitlab.data.augment import Augment
 from logitlab.errors import ConfigError
-from logitlab.nets import CNN, MLP, Linear, ResNet
+from logitlab.models.nets import CNN, MLP, Linear, ResNet
 from logitlab.train import build, train
 
 USER = [f"hydra.searchpath=[file://{ROOT / 'tests' / 'user_conf'}]", "model/net=tiny_conv"]

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from torch import nn
 
-from logitlab import numerics as nx
-from logitlab.models import BinaryClassifier, MulticlassClassifier
+from logitlab.models.heads import BinaryClassifier, MulticlassClassifier
+from logitlab.notebook import numerics as nx
 
 TOL = 1e-6
 
@@ -132,7 +132,7 @@ def test_the_heads_train_with_the_reference_mathematics(loss: str) -> None:
     from omegaconf import OmegaConf
 
     from conftest import CONF
-    from logitlab.nets import MLP
+    from logitlab.models.nets import MLP
 
     spec = OmegaConf.to_container(OmegaConf.load(CONF / "loss" / f"{loss}.yaml"))  # as shipped
     if loss in ("cross_entropy", "nll"):

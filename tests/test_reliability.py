@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from conftest import ROOT, cli, digest
-from logitlab.claim import LOCK, claim, fresh_folder, release
 from logitlab.errors import ConfigError
+from logitlab.run.lock import LOCK, claim, fresh_folder, release
 
 QUICK = ("train=false", "test=false")  # build everything, claim, write the run's files; no fit
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-import logitlab.config  # noqa: F401  (the schemas, registered for compose)
+import logitlab.config.rules  # noqa: F401  (the schemas, registered for compose)
 from conftest import ROOT, cli
 from logitlab.errors import ConfigError
 
@@ -24,14 +24,14 @@ from logitlab.errors import ConfigError
 def test_the_trainer_schema_takes_every_trainer_argument(make_cfg) -> None:
     import lightning
 
-    from logitlab.schemas import TRAINER_GIVEN, TrainerSchema
+    from logitlab.config.schemas import TRAINER_GIVEN, TrainerSchema
 
     signature = set(inspect.signature(lightning.pytorch.Trainer.__init__).parameters) - {"self"}
     fields = {f.name for f in dataclasses.fields(TrainerSchema)} - {"_target_"}
     assert fields == signature - set(TRAINER_GIVEN)
     cfg = make_cfg("trainer.accumulate_grad_batches=4", "trainer.val_check_interval=0.5")
     assert (cfg.trainer.accumulate_grad_batches, cfg.trainer.val_check_interval) == (4, 0.5)
-    from logitlab.config import preflight
+    from logitlab.config.rules import preflight
 
     with pytest.raises(ConfigError, match=r"trainer\.accumulate_grad_batch is not a key"):
         preflight(["trainer.accumulate_grad_batch=4"], str(ROOT / "conf"))
@@ -68,7 +68,7 @@ def test_config_mistakes_are_instant_import_no_torch_and_write_nothing(
 
 
 def test_npz_sizes_come_from_the_data(make_cfg, tmp_path: Path) -> None:
-    from logitlab.build import build_data, build_model
+    from logitlab.config.build import build_data, build_model
 
     path = tmp_path / "wine.npz"
     from sklearn.datasets import load_wine
@@ -156,7 +156,7 @@ def test_an_optuna_study_in_sqlite_continues(tmp_path: Path) -> None:
 def test_an_offline_download_names_the_real_cause(tmp_path: Path, monkeypatch) -> None:
     import torchvision.datasets as tvd
 
-    from logitlab.sources import load_torchvision
+    from logitlab.data.sources import load_torchvision
 
     def offline(self) -> None:
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")

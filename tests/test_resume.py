@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from logitlab.checkpoint_io import AtomicCheckpointIO
+from logitlab.run.checkpoint_io import AtomicCheckpointIO
 from test_train import scalar_tags
 
 ARGS = [
@@ -198,7 +198,7 @@ def test_checkpoint_write_replaces_whole_files_and_a_failed_one_keeps_the_old(tm
 
 
 def test_atomic_writes_keep_the_usual_permissions_and_leave_no_temporary_file(tmp_path) -> None:
-    from logitlab.files import write_json
+    from logitlab.run.files import write_json
 
     old_umask = os.umask(0o022)
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from logitlab.seed import comparisons
+from logitlab.notebook.demo import comparisons
 
 NOTEBOOK = [
     "[0.65900114 0.24243297 0.09856589]",

@@ -16,7 +16,7 @@ def test_mypy_catches_a_wrong_argument_type(tmp_path: Path) -> None:
     use = tmp_path / "use.py"
     use.write_text(
         "from pathlib import Path\n"
-        "from logitlab.naming import run_name\n\n"
+        "from logitlab.dashboards.naming import run_name\n\n"
         "run_name(Path('outputs/x'), tags=['a'])  # right\n"
         "run_name(3)  # wrong: an int for the run folder\n"
     )

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from conftest import shifted_digits, write_png_folder
-from logitlab.data import ClassificationDataModule
+from logitlab.data.datamodule import ClassificationDataModule
+from logitlab.data.images import ImageFolderDataModule, read_image
+from logitlab.data.tables import read_feature_csv, read_labelled_csv
 from logitlab.errors import ConfigError
-from logitlab.images import ImageFolderDataModule, read_image
 from logitlab.predict import read_features
-from logitlab.tables import read_feature_csv, read_labelled_csv
 
 
 def breast_cancer_csv(path: Path, bom: bool = True) -> Path:
@@ -187,7 +187,7 @@ def test_image_folder_resizes_mixed_sizes_when_asked(small_pngs: Path) -> None:
 
 
 def test_image_folder_extra_transform_from_config(small_pngs: Path, make_cfg) -> None:
-    from logitlab.build import build_data
+    from logitlab.config.build import build_data
 
     cfg = make_cfg(
         "data=image_folder",

@@ -93,7 +93,7 @@ def scores(probs: Any, targets: Any) -> dict[str, float]:
     """NLL, ECE (15 bins, top-class confidence), Brier score and accuracy of (N, C) probs."""
     import torch
 
-    from logitlab.metrics import ReliabilityBins
+    from logitlab.models.metrics import ReliabilityBins
 
     eps = torch.finfo(torch.float64).tiny
     p = probs.double()
@@ -124,9 +124,14 @@ def _logits(model: Any, datamodule: Any, split: str) -> tuple[Any, Any]:
 
 def calibrate(run_dir: str, ckpt: str = "best", method: str = "auto") -> dict[str, Any]:
     """Fit the calibration on the validation split, measure it on the test split, record it."""
-    from logitlab.components import quiet_lightning
-    from logitlab.files import write_json
-    from logitlab.restore import build_from_run, find_checkpoint, load_checkpoint, load_run_config
+    from logitlab.config.instantiate import quiet_lightning
+    from logitlab.run.files import write_json
+    from logitlab.run.restore import (
+        build_from_run,
+        find_checkpoint,
+        load_checkpoint,
+        load_run_config,
+    )
 
     if method not in METHODS:
         raise ConfigError(f"method={method} is not known; use one of {', '.join(METHODS)}")
@@ -179,15 +184,15 @@ def _log_tensorboard(
     task: str,
 ) -> None:
     """The before/after scalars and reliability diagrams in the run's TensorBoard folder."""
-    from logitlab.naming import event_folder
+    from logitlab.dashboards.naming import event_folder
 
     events = event_folder(folder)
     if events is None:
         return
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from logitlab.metrics import ReliabilityBins
-    from logitlab.plots import reliability
+    from logitlab.dashboards.plots import reliability
+    from logitlab.models.metrics import ReliabilityBins
 
     logger = TensorBoardLogger(str(events), name="", version="")
     step = int(checkpoint.get("global_step", 0))
@@ -258,7 +263,7 @@ def for_checkpoint(folder: Path, checkpoint: Path) -> dict[str, Any] | None:
 
 def main(argv: list[str] | None = None) -> None:
     """Parse key=value arguments and calibrate."""
-    from logitlab.restore import parse_args
+    from logitlab.run.restore import parse_args
 
     defaults = {"run_dir": None, "ckpt": "best", "method": "auto"}
     with user_errors():

@@ -22,9 +22,14 @@ def evaluate(run_dir: str, ckpt: str = "best") -> dict[str, float]:
     """Test `ckpt` of `run_dir` and record the result in the run folder."""
     import lightning as L
 
-    from logitlab.components import quiet_lightning
-    from logitlab.files import write_json
-    from logitlab.restore import build_from_run, find_checkpoint, load_checkpoint, load_run_config
+    from logitlab.config.instantiate import quiet_lightning
+    from logitlab.run.files import write_json
+    from logitlab.run.restore import (
+        build_from_run,
+        find_checkpoint,
+        load_checkpoint,
+        load_run_config,
+    )
 
     quiet_lightning()
     folder, cfg = load_run_config(run_dir)
@@ -43,7 +48,7 @@ def evaluate(run_dir: str, ckpt: str = "best") -> dict[str, float]:
     (results,) = trainer.test(model, datamodule=datamodule, verbose=False)
     metrics = {name: float(value) for name, value in sorted(results.items())}
     from logitlab.calibrate import calibrated_scores
-    from logitlab.naming import event_folder
+    from logitlab.dashboards.naming import event_folder
 
     metrics.update(calibrated_scores(folder, model, datamodule, path))
     write_json(folder / "eval_metrics.json", {**metrics, "checkpoint": str(path)})
@@ -60,7 +65,7 @@ def evaluate(run_dir: str, ckpt: str = "best") -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     """Parse key=value arguments and evaluate."""
-    from logitlab.restore import parse_args
+    from logitlab.run.restore import parse_args
 
     with user_errors():
         args = parse_args(

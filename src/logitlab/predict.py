@@ -53,7 +53,7 @@ def check_output(destination: Path, run_dir: Path, input: str | None, overwrite:
 
 def read_features(path: Path, datamodule: Any = None) -> np.ndarray:
     """A samples x features matrix from .npy or .csv (a header row picks the training columns)."""
-    from logitlab.tables import read_feature_csv
+    from logitlab.data.tables import read_feature_csv
 
     if path.is_dir():
         raise ConfigError(f"input={path} is a folder; give a .npy or .csv feature matrix")
@@ -81,7 +81,7 @@ def read_features(path: Path, datamodule: Any = None) -> np.ndarray:
 
 def is_image_input(path: Path) -> bool:
     """Whether `input` names an image file or a folder (of images)."""
-    from logitlab.images import IMAGE_SUFFIXES
+    from logitlab.data.images import IMAGE_SUFFIXES
 
     return path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES
 
@@ -91,7 +91,7 @@ def read_images(path: Path, shape: tuple[int, ...]) -> tuple[Any, list[str]]:
     import torch
     from torchvision.transforms.v2.functional import resize
 
-    from logitlab.images import IMAGE_SUFFIXES, read_image
+    from logitlab.data.images import IMAGE_SUFFIXES, read_image
 
     if len(shape) != 3:
         raise ConfigError(
@@ -127,8 +127,13 @@ def predict(
     """Write the predictions CSV and return its path."""
     import torch
 
-    from logitlab.files import write_text
-    from logitlab.restore import build_from_run, find_checkpoint, load_checkpoint, load_run_config
+    from logitlab.run.files import write_text
+    from logitlab.run.restore import (
+        build_from_run,
+        find_checkpoint,
+        load_checkpoint,
+        load_run_config,
+    )
 
     folder, cfg = load_run_config(run_dir)
     destination = Path(output) if output else folder / "predictions.csv"
@@ -184,7 +189,7 @@ def predict(
 
 def main(argv: list[str] | None = None) -> None:
     """Parse key=value arguments and predict."""
-    from logitlab.restore import parse_args
+    from logitlab.run.restore import parse_args
 
     defaults = {
         "run_dir": None,

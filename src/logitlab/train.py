@@ -19,11 +19,12 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-import logitlab.config  # noqa: F401  (registers the schemas and resolvers before Hydra runs)
+import logitlab.config.rules  # noqa: F401  (registers the schemas and resolvers before Hydra runs)
+from logitlab.config import CONFIG_DIR
 from logitlab.errors import ConfigError, user_errors
-from logitlab.launch import Launch
+from logitlab.run.launch import Launch
 
-CONFIG_PATH = str(Path(__file__).resolve().parents[2] / "conf")
+CONFIG_PATH = str(CONFIG_DIR)
 log = logging.getLogger("logitlab.train")
 
 
@@ -31,19 +32,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Instantiate data, model, callbacks, loggers and trainer from `cfg`; fit, test, record."""
     import lightning as L
 
-    from logitlab.components import quiet_lightning
-    from logitlab.config import check_config, check_runtime
+    from logitlab.config.instantiate import quiet_lightning
+    from logitlab.config.rules import check_config, check_runtime
 
     quiet_lightning()
     cfg, ckpt_path = starting_point(cfg)
     check_config(cfg)
     check_runtime(cfg)
-    if shows_console(cfg) and (cfg.get("extras") or {}).get("print_config", False):
-        from logitlab.console import print_config
+    if shows_console() and (cfg.get("extras") or {}).get("print_config", False):
+        from logitlab.dashboards.console import print_config
 
         print_config(cfg)
-    if cfg.get("run_name") is None:  # named by its overrides and tags (logitlab.naming)
-        from logitlab.naming import dashboard_name
+    if cfg.get("run_name") is None:  # named by its overrides and tags (logitlab.dashboards.naming)
+        from logitlab.dashboards.naming import dashboard_name
 
         cfg.run_name = dashboard_name(cfg.paths.output_dir, cfg.get("tags") or [])
     L.seed_everything(cfg.seed, workers=True)
@@ -71,16 +72,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def shows_console(cfg: DictConfig) -> bool:
+def shows_console() -> bool:
     """Whether this process prints the config and results: rank 0 of a single run."""
-    from logitlab.sweep import in_multirun
+    from logitlab.run.ddp import is_rank_zero
+    from logitlab.run.sweep import in_multirun
 
-    return os.environ.get("LOCAL_RANK", "0") == "0" and not in_multirun()
+    return is_rank_zero() and not in_multirun()
 
 
 def starting_point(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
     """The config to run and the checkpoint to start from (a resume, a SLURM requeue, or none)."""
-    from logitlab.config import prepare_resume
+    from logitlab.config.rules import prepare_resume
 
     if cfg.get("resume"):
         cfg, ckpt_path = prepare_resume(cfg, resume_overrides())
@@ -95,9 +97,9 @@ def starting_point(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
 
 def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     """DataModule (loaded and validated), model and Trainer, all from the config."""
-    from logitlab import fastpath
-    from logitlab.build import build_data, build_model
-    from logitlab.components import instantiate, instantiate_callbacks, instantiate_loggers
+    from logitlab.config.build import build_data, build_model
+    from logitlab.config.instantiate import instantiate, instantiate_callbacks, instantiate_loggers
+    from logitlab.run import fastpath
 
     datamodule = build_data(cfg)  # load and validate once, before anything trains
     model = build_model(cfg, datamodule)
@@ -112,7 +114,7 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     summary = cfg.trainer.get("enable_model_summary", True)
     callbacks = instantiate_callbacks(cfg.get("callbacks"), bool(loggers), progress_bar, summary)
     if cfg.get("resume") and any(o.split("=")[0] == "optimizer.lr" for o in resume_overrides()):
-        from logitlab.callbacks import NewLearningRate
+        from logitlab.run.callbacks import NewLearningRate
 
         callbacks.append(NewLearningRate(float(cfg.optimizer.lr)))
     fast = fastpath.enabled(bool(cfg.get("fastpath")))
@@ -134,8 +136,8 @@ def find_lr(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig) -> float
     """Lightning's learning-rate finder: the curve to TensorBoard, lr_find.json, the suggestion."""
     from lightning.pytorch.tuner import Tuner
 
-    from logitlab.dashboards import tensorboard
-    from logitlab.files import write_json
+    from logitlab.dashboards.diagnostics import tensorboard
+    from logitlab.run.files import write_json
 
     finder = Tuner(trainer).lr_find(model, datamodule=datamodule, update_attr=False)
     if finder is None:  # another rank under DDP
@@ -164,7 +166,7 @@ def find_lr(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig) -> float
         "%s); train with: python -m logitlab.train optimizer.lr=%.3g",
         suggestion, folder / "lr_find.json", suggestion,
     )  # fmt: skip
-    if shows_console(cfg):
+    if shows_console():
         print(f"lr_find: suggested optimizer.lr={suggestion:.3g}", flush=True)
     return float(suggestion)
 
@@ -181,7 +183,7 @@ def fit(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig, ckpt_path: P
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from logitlab.errors import TrainingDiverged
-    from logitlab.files import write_json
+    from logitlab.run.files import write_json
 
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -232,8 +234,8 @@ def test_best(trainer: Any, model: Any, datamodule: Any) -> dict:
 
 def record(trainer: Any, cfg: DictConfig, fitted: dict, tested: dict) -> dict[str, float]:
     """metrics.json (a resume keeps what it does not recompute) and the TensorBoard summary."""
-    from logitlab.dashboards import log_run_summary
-    from logitlab.files import write_json
+    from logitlab.dashboards.diagnostics import log_run_summary
+    from logitlab.run.files import write_json
 
     path = Path(cfg.paths.output_dir) / "metrics.json"
     previous = json.loads(path.read_text()) if cfg.get("resume") and path.is_file() else {}
@@ -243,8 +245,8 @@ def record(trainer: Any, cfg: DictConfig, fitted: dict, tested: dict) -> dict[st
         write_json(path, {**metrics, **({"tags": tags} if tags else {})})
         log.info("final metrics written to %s", path)
     log_run_summary(trainer, cfg, metrics)
-    if trainer.is_global_zero and shows_console(cfg):
-        from logitlab.console import print_results
+    if trainer.is_global_zero and shows_console():
+        from logitlab.dashboards.console import print_results
 
         print_results(metrics, cfg.paths.output_dir)
     return metrics
@@ -277,9 +279,9 @@ def resume_overrides() -> list[str]:
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
     """Train one configuration; returns the metric a Hydra sweeper optimises."""
-    from logitlab.ddp import ddp_job
-    from logitlab.fastpath import gpus_hidden
-    from logitlab.sweep import in_multirun, job_record
+    from logitlab.run.ddp import ddp_job
+    from logitlab.run.fastpath import gpus_hidden
+    from logitlab.run.sweep import in_multirun, job_record
 
     sweeping = in_multirun()
     metrics: dict[str, float] = {}
@@ -357,9 +359,9 @@ def main() -> None:
     The command line is checked and the run's folder claimed before Hydra starts (launch.py);
     the claim is released when the run ends, however it ends.
     """
-    from logitlab.claim import release
-    from logitlab.ddp import ddp_child_argv
-    from logitlab.launch import prepare
+    from logitlab.run.ddp import ddp_child_argv
+    from logitlab.run.launch import prepare
+    from logitlab.run.lock import release
 
     global LAUNCH
     if ddp_child_argv():  # a DDP child runs a job its parent already checked and claimed

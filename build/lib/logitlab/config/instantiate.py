@@ -1,0 +1,82 @@
+"""The run's components from config: hydra instantiate with one-line errors, loggers, callbacks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig
+
+from logitlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def instantiate(node: Any, **kwargs: Any) -> Any:
+    """hydra.utils.instantiate, letting a ConfigError from the constructor reach the user as is."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+
+    try:
+        return hydra_instantiate(node, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, ConfigError):
+            raise error.__cause__ from None
+        raise
+
+
+def instantiate_loggers(cfg: DictConfig | None) -> list[Any]:
+    """One logger per non-null entry of the `logger` group."""
+    return [instantiate(entry) for entry in (cfg or {}).values() if entry is not None]
+
+
+def instantiate_callbacks(
+    cfg: DictConfig | None, has_logger: bool, progress_bar: bool = True, model_summary: bool = True
+) -> list[Any]:
+    """One callback per non-null entry of the `callbacks` group.
+
+    LearningRateMonitor needs a logger, a progress bar trainer.enable_progress_bar and a model
+    summary trainer.enable_model_summary; without them these are left out instead of failing
+    (or, for the summary, printing although turned off).
+    """
+    callbacks = []
+    for name, entry in (cfg or {}).items():
+        if not isinstance(entry, Mapping):
+            continue  # a setting such as checkpoint_every_n_steps, not a callback
+        if name == "step_checkpoint" and not entry.get("every_n_train_steps"):
+            continue  # step checkpoints are off
+        target = entry.get("_target_", "")
+        if not has_logger and target.endswith("LearningRateMonitor"):
+            log.info("callbacks.%s left out: it needs a logger", name)
+            continue
+        if not progress_bar and target.endswith("ProgressBar"):
+            continue
+        if not model_summary and target.endswith("ModelSummary"):
+            continue
+        callbacks.append(instantiate(entry))
+    return callbacks
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡")
+
+
+def quiet_lightning() -> None:
+    """Lightning's messages without its adverts; eval and predict show only its warnings."""
+    import warnings
+
+    package = logging.getLogger("lightning")
+    if logging.getLogger().handlers:
+        # A Hydra run: its root handlers print to the console and write train.log. Lightning's
+        # package adds a console handler of its own at import, which would print each message
+        # a second time; its messages reach Hydra's handlers by propagation.
+        for handler in list(package.handlers):
+            package.removeHandler(handler)
+    else:  # eval and predict, outside a Hydra run
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTips())
+    # Lightning 2.6's own pytree helper builds torch's deprecated LeafSpec (torch >= 2.10): the
+    # notice is Lightning's to fix and says nothing about the run.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")

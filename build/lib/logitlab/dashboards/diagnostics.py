@@ -1,0 +1,254 @@
+"""TensorBoard views beyond loss and accuracy: calibration, mistakes, curves, hyperparameters.
+
+`Diagnostics` (a callback) collects the probabilities of every validation and test batch into
+torchmetrics objects and logs, per epoch: ECE, macro F1, per-class accuracy (multiclass) or
+AUROC and average precision (binary); every `image_every_n_epochs` epochs and always at test:
+the confusion matrix as a heatmap (and as a text table of counts), a reliability diagram, and
+for the binary head a native TensorBoard PR curve and a ROC image. `log_run_summary` writes the
+HPARAMS row (the hyperparameters that matter, overridden ones first: dashboards/naming.py) with the
+final metrics, and the config and git commit to the Text tab.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.classification import (
+    BinaryAUROC,
+    BinaryAveragePrecision,
+    BinaryCalibrationError,
+    BinaryF1Score,
+    BinaryROC,
+    ConfusionMatrix,
+    MulticlassAccuracy,
+    MulticlassCalibrationError,
+    MulticlassF1Score,
+)
+
+from logitlab.models.metrics import ReliabilityBins
+
+HPARAM_METRICS = ("val/acc_best", "test/acc", "test/loss")
+
+
+def tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
+    """The run's TensorBoard logger, if it has one."""
+    return next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+
+
+def log_to_loggers(trainer: L.Trainer, scalars: dict[str, Any]) -> None:
+    """Write scalars to the run's loggers at the current step, from rank zero.
+
+    For values that are shown but never monitored (no checkpoint or early stopping watches
+    them, and they stay out of callback_metrics and metrics.json). The values must already be
+    global, as torchmetrics' compute() makes them under DDP.
+    """
+    if not scalars or not trainer.is_global_zero:
+        return
+    values = {name: float(value) for name, value in scalars.items()}
+    for logger in trainer.loggers:
+        logger.log_metrics(values, step=trainer.global_step)
+
+
+class Diagnostics(L.Callback):
+    """Calibration, per-class and curve metrics at validation and test, with images."""
+
+    def __init__(self, image_every_n_epochs: int = 5, n_bins: int = 15) -> None:
+        self.image_every_n_epochs = image_every_n_epochs
+        self.n_bins = n_bins
+        self.stages: dict[str, MetricCollection] = {}
+        self.bins: dict[str, ReliabilityBins] = {}  # apart: its compute() returns a dict
+        self.curve_data: dict[str, list[torch.Tensor]] = {}
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        task, n = pl_module.task, getattr(pl_module, "num_classes", 2)
+        # Labels were validated once at setup and probabilities come from softmax / sigmoid:
+        # no per-batch argument checks.
+        for name in ("val", "test"):
+            metrics: dict[str, Metric | MetricCollection]
+            if task == "binary":
+                metrics = {
+                    "ece": BinaryCalibrationError(n_bins=self.n_bins, validate_args=False),
+                    "f1": BinaryF1Score(validate_args=False),
+                    "auroc": BinaryAUROC(validate_args=False),
+                    "ap": BinaryAveragePrecision(validate_args=False),
+                    "roc": BinaryROC(validate_args=False),
+                    "confusion": ConfusionMatrix(task="binary", validate_args=False),
+                }
+            else:
+                metrics = {
+                    "ece": MulticlassCalibrationError(n, n_bins=self.n_bins, validate_args=False),
+                    "f1_macro": MulticlassF1Score(n, average="macro", validate_args=False),
+                    "acc_class": MulticlassAccuracy(n, average=None, validate_args=False),
+                    "confusion": ConfusionMatrix(
+                        task="multiclass", num_classes=n, validate_args=False
+                    ),
+                }
+            self.stages[name] = MetricCollection(metrics, compute_groups=False).to(pl_module.device)
+            self.bins[name] = ReliabilityBins(n_bins=self.n_bins).to(pl_module.device)
+
+    def _update(self, stage: str, pl_module: Any, logits: torch.Tensor, batch: Any) -> None:
+        """Update the stage's metrics with one batch's logits and targets."""
+        targets = batch[1]
+        probs = pl_module.probabilities(logits.detach())
+        if pl_module.task == "binary":
+            scores = probs[:, 1]
+            self.curve_data.setdefault(stage, []).append(
+                torch.stack([scores, targets.to(scores)], 1)
+            )
+            self.stages[stage].update(scores, targets)
+            self.bins[stage].update(scores, targets)
+            return
+        # calibration needs the probabilities; the class metrics get the classes, found once
+        preds = pl_module.predict_classes(logits)
+        for name, metric in self.stages[stage].items(keep_base=True):
+            metric.update(probs if name == "ece" else preds, targets)
+        self.bins[stage].update(probs, targets)
+
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, idx: int, dl: int = 0
+    ) -> None:
+        if not trainer.sanity_checking:
+            self._update("val", pl_module, outputs, batch)
+
+    def on_test_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, idx: int, dl: int = 0
+    ) -> None:
+        self._update("test", pl_module, outputs, batch)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        every = self.image_every_n_epochs
+        images = every > 0 and (trainer.current_epoch + 1) % every == 0
+        self._report("val", trainer, pl_module, images)
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._report("test", trainer, pl_module, images=True)
+
+    def _report(
+        self, stage: str, trainer: L.Trainer, pl_module: L.LightningModule, images: bool
+    ) -> None:
+        values = self.stages[stage].compute()  # computes sync across DDP ranks: on every rank
+        bins = self.bins[stage].compute() if images else None
+        datamodule = getattr(trainer, "datamodule", None)  # set by fit/test(datamodule=...)
+        names = datamodule.label_names() if datamodule else None
+        scalars = {f"{stage}/ece": values["ece"]}
+        if pl_module.task == "binary":
+            scalars |= {
+                f"{stage}/f1": values["f1"],
+                f"{stage}/auroc": values["auroc"],
+                f"{stage}/ap": values["ap"],
+            }
+        else:
+            scalars[f"{stage}/f1_macro"] = values["f1_macro"]
+        per_class = {
+            f"{stage}/acc_class/{names[i] if names else i}": acc
+            for i, acc in enumerate(values.get("acc_class", []))
+        }
+        if stage == "test":  # once: also in callback_metrics, so in metrics.json
+            scalars |= per_class
+        else:  # every epoch: shown, never monitored, so straight to the loggers
+            log_to_loggers(trainer, per_class)
+        pl_module.log_dict(scalars, sync_dist=True)
+        logger = tensorboard(trainer)
+        if images and logger is not None and trainer.is_global_zero:
+            self._images(stage, values, bins, names, logger, trainer.global_step, pl_module.task)
+        self.stages[stage].reset()
+        self.bins[stage].reset()
+        self.curve_data.pop(stage, None)
+
+    def _images(self, stage, values, bins, names, logger, step, task) -> None:
+        from logitlab.dashboards import plots
+
+        writer = logger.experiment
+        confusion = values["confusion"].cpu()
+        labels = names or [str(i) for i in range(len(confusion))]
+        writer.add_figure(f"{stage}/confusion_matrix", plots.confusion(confusion, labels), step)
+        writer.add_text(
+            f"{stage}/confusion_counts", plots.confusion_markdown(confusion, labels), step
+        )
+        writer.add_figure(
+            f"{stage}/reliability",
+            plots.reliability(
+                (bins["confidence"].cpu(), bins["accuracy"].cpu(), bins["count"].cpu()),
+                float(values["ece"]),
+            ),
+            step,
+        )
+        if task == "binary":
+            data = torch.cat(self.curve_data.get(stage, [torch.zeros(0, 2)])).cpu()
+            writer.add_pr_curve(f"{stage}/pr_curve", data[:, 1].long(), data[:, 0], step)
+            fpr, tpr, _ = values["roc"]
+            writer.add_figure(
+                f"{stage}/roc", plots.roc(fpr.cpu(), tpr.cpu(), float(values["auroc"])), step
+            )
+
+
+def git_commit() -> str:
+    """The commit of the code that ran, with a mark when the tree had local changes."""
+    root = Path(__file__).resolve().parent  # git finds the checkout from inside it
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    return (commit or "unknown (not a git checkout)") + (" (with local changes)" if dirty else "")
+
+
+def log_run_summary(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
+    """HPARAMS row (naming.py's hyperparameters, the final metrics) on every logger,
+    and the config YAML and git commit in TensorBoard's Text tab."""
+    from logitlab.dashboards.naming import hyperparameters
+
+    if not trainer.is_global_zero or not trainer.loggers:
+        return
+    values, overridden = hyperparameters(cfg, cfg.paths.output_dir)
+    for other in trainer.loggers:
+        if not isinstance(other, TensorBoardLogger):
+            other.log_hyperparams(values)  # MLflow params, W&B config, csv/hparams.yaml
+    logger = tensorboard(trainer)
+    if logger is None:
+        return
+    final = {
+        f"hp/{name.replace('/', '_')}": metrics[name] for name in HPARAM_METRICS if name in metrics
+    }
+    write_hparams(logger, values, final, overridden)
+    job = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
+    yaml = OmegaConf.to_yaml(job, resolve=True)
+    logger.experiment.add_text("run/config", f"```yaml\n{yaml}\n```", 0)
+    logger.experiment.add_text("run/git_commit", git_commit(), 0)
+    logger.experiment.flush()
+
+
+def write_hparams(
+    logger: TensorBoardLogger, values: dict[str, Any], final: dict[str, float], first: list[str]
+) -> None:
+    """The HPARAMS summaries, with the overridden keys marked as the ones that differ.
+
+    TensorBoard orders the table's columns by that mark, then by name, and ticks the first
+    five: a sweep's swept keys (and a run's overrides) come first and are shown.
+    """
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+    from torch.utils.tensorboard.summary import hparams
+
+    logger.log_metrics(final, 0)  # the values of the table's metric columns
+    experiment, start, end = hparams(values, final)
+    content = experiment.value[0].metadata.plugin_data
+    data = HParamsPluginData.FromString(content.content)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in first
+    content.content = data.SerializeToString()
+    writer = logger.experiment.file_writer
+    for summary in (experiment, start, end):
+        writer.add_summary(summary)

@@ -1,0 +1,51 @@
+"""Errors meant for people: one line that says what is wrong, where, and how to fix it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class ConfigError(ValueError):
+    """A setting or an input that cannot work; its message is the whole explanation."""
+
+
+class TrainingDiverged(ConfigError):
+    """The loss or the weights became NaN or inf; the run stopped at that step."""
+
+    def __init__(self, step: int, epoch: int, what: str, last_finite: float | None) -> None:
+        self.step, self.epoch, self.last_finite = step, epoch, last_finite
+        last = f"{last_finite:.6g}" if last_finite is not None else "none yet"
+        self.advice = ""  # set by the trainer: how to go on, from a checkpoint or afresh
+        super().__init__(
+            f"training diverged at step {step} (epoch {epoch}): {what}, the last finite loss was "
+            f"{last}; lower optimizer.lr or set trainer.gradient_clip_val=1.0"
+        )
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        return f"{base} ({self.advice})" if self.advice else base
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn a ConfigError into one line on stderr and exit 2 (full trace: HYDRA_FULL_ERROR=1)."""
+    try:
+        yield
+    except ConfigError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"logitlab: error: {one_line(error)}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def one_line(error: ConfigError) -> str:
+    """The message itself, also when a DataLoader worker raised it: torch re-raises a worker's
+    error with the worker's whole traceback in the message, and the last line is ours."""
+    text = str(error)
+    if "\n" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    return last.split("ConfigError: ", 1)[-1].strip()

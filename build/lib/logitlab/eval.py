@@ -1,0 +1,82 @@
+"""`python -m logitlab.eval run_dir=DIR [ckpt=best|last|PATH]` (console script logitlab-eval).
+
+Rebuilds data and model from the run's own saved config and splits, tests the checkpoint,
+writes <run_dir>/eval_metrics.json and logs eval/* scalars to the run's TensorBoard folder.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from logitlab.errors import user_errors
+
+USAGE = """python -m logitlab.eval run_dir=DIR [ckpt=best|last|PATH]
+
+Tests a checkpoint of a finished run on that run's test split, with that run's config.
+  run_dir  the run folder (outputs/<task_name>/<stamp>)
+  ckpt     best (default): the best val/acc checkpoint; last: last.ckpt; or a .ckpt path"""
+
+
+def evaluate(run_dir: str, ckpt: str = "best") -> dict[str, float]:
+    """Test `ckpt` of `run_dir` and record the result in the run folder."""
+    import lightning as L
+
+    from logitlab.config.instantiate import quiet_lightning
+    from logitlab.run.files import write_json
+    from logitlab.run.restore import (
+        build_from_run,
+        find_checkpoint,
+        load_checkpoint,
+        load_run_config,
+    )
+
+    quiet_lightning()
+    folder, cfg = load_run_config(run_dir)
+    path = find_checkpoint(folder, ckpt)
+    checkpoint = load_checkpoint(path)
+    datamodule, model = build_from_run(cfg, folder, checkpoint, path)
+    trainer = L.Trainer(
+        accelerator=cfg.trainer.get("accelerator", "cpu"),
+        devices=1,
+        precision=cfg.trainer.get("precision", "32-true"),
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+    )
+    (results,) = trainer.test(model, datamodule=datamodule, verbose=False)
+    metrics = {name: float(value) for name, value in sorted(results.items())}
+    from logitlab.calibrate import calibrated_scores
+    from logitlab.dashboards.naming import event_folder
+
+    metrics.update(calibrated_scores(folder, model, datamodule, path))
+    write_json(folder / "eval_metrics.json", {**metrics, "checkpoint": str(path)})
+    events = event_folder(folder)
+    if events is not None:  # beside the run's own curves
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        logger = TensorBoardLogger(str(events), name="", version="")
+        step = int(checkpoint.get("global_step", 0))
+        logger.log_metrics({n.replace("test/", "eval/"): v for n, v in metrics.items()}, step)
+        logger.finalize("success")
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse key=value arguments and evaluate."""
+    from logitlab.run.restore import parse_args
+
+    with user_errors():
+        args = parse_args(
+            sys.argv[1:] if argv is None else argv, {"run_dir": None, "ckpt": "best"}, USAGE
+        )
+        metrics = evaluate(args["run_dir"], args["ckpt"])
+    width = max(len(n) for n in metrics)
+    for name, value in metrics.items():
+        print(f"{name:<{width}}  {value:.6f}")
+    print(f"written to {Path(args['run_dir']) / 'eval_metrics.json'}")
+
+
+if __name__ == "__main__":
+    main()

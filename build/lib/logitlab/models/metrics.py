@@ -1,0 +1,107 @@
+"""logitlab's own torchmetrics: a stage's loss and accuracy, and reliability-diagram bins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torchmetrics import Metric, MetricCollection
+
+
+class LossAccuracy(Metric):
+    """Mean loss (weighted by batch size) and accuracy of a stage, computed once per epoch.
+
+    The values of MeanMetric(weight=batch size) and top-1 Accuracy (tests/test_models.py checks
+    it against both), as one metric with three sums as its states: DDP sync sums them and
+    checkpoints carry them. It takes the loss, the predicted classes and the targets, which a
+    step already has, so no argument checks run per step. Training stops on a non-finite loss
+    before it reaches this metric; a NaN validation loss shows as NaN.
+    """
+
+    full_state_update = False
+    is_differentiable = False
+    higher_is_better = None
+
+    loss_sum: torch.Tensor  # states (add_state)
+    correct: torch.Tensor
+    count: torch.Tensor
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("loss_sum", torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("correct", torch.tensor(0), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, loss: torch.Tensor, preds: torch.Tensor, targets: torch.Tensor) -> None:
+        """Add one batch: its mean loss, predicted classes and true classes."""
+        n = len(targets)
+        self.loss_sum.add_(loss.detach().float(), alpha=n)
+        self.correct.add_((preds == targets).sum())
+        self.count.add_(n)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """{"loss": sample-weighted mean loss, "acc": fraction of correct predictions}."""
+        count = self.count.clamp(min=1).to(self.loss_sum.dtype)
+        return {"loss": self.loss_sum / count, "acc": self.correct / count}
+
+
+class ReliabilityBins(Metric):
+    """Per confidence bin: the mean confidence, the accuracy and the sample count.
+
+    The data of a reliability diagram, binned as torchmetrics' calibration error bins it, so
+    the ECE it implies equals MulticlassCalibrationError / BinaryCalibrationError
+    (tests/test_dashboards.py checks it): `n_bins` equal-width bins of the top-class
+    probability for (N, C) probabilities, or of the positive-class probability, against the
+    fraction of positives, for (N,) binary scores.
+    """
+
+    full_state_update = False
+    is_differentiable = False
+    higher_is_better = None
+
+    confidence: torch.Tensor  # states (add_state)
+    correct: torch.Tensor
+    count: torch.Tensor
+
+    def __init__(self, n_bins: int = 15, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.n_bins = n_bins
+        self.add_state("confidence", torch.zeros(n_bins, dtype=torch.float64), "sum")
+        self.add_state("correct", torch.zeros(n_bins, dtype=torch.float64), "sum")
+        self.add_state("count", torch.zeros(n_bins, dtype=torch.float64), "sum")
+
+    def update(self, probs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Add a batch: class probabilities (N, C) or positive-class scores (N,), and targets."""
+        if probs.ndim == 1:
+            confidence, correct = probs.float(), targets.double()
+        else:
+            confidence, preds = probs.float().max(dim=-1)
+            correct = (preds == targets).double()
+        bins = torch.clamp((confidence * self.n_bins).long(), max=self.n_bins - 1)
+        self.confidence.index_add_(0, bins, confidence.double())
+        self.correct.index_add_(0, bins, correct)
+        self.count.index_add_(0, bins, torch.ones_like(confidence, dtype=torch.float64))
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """{"confidence", "accuracy", "count"} per bin, and the expected calibration error."""
+        count = self.count.clamp(min=1)
+        confidence, accuracy = self.confidence / count, self.correct / count
+        ece = (self.count / self.count.sum().clamp(min=1) * (accuracy - confidence).abs()).sum()
+        return {
+            "confidence": confidence.float(),
+            "accuracy": accuracy.float(),
+            "count": self.count.float(),
+            "ece": ece.float(),
+        }
+
+
+def build_metric_collection(metrics: dict[str, Any]) -> MetricCollection:
+    """A MetricCollection of the configured torchmetrics, by name (`input` is logitlab's key:
+    whether the metric takes probabilities or predicted classes)."""
+    from hydra.utils import instantiate
+
+    built = {
+        name: instantiate({key: value for key, value in spec.items() if key != "input"})
+        for name, spec in metrics.items()
+    }
+    return MetricCollection(built, compute_groups=False)

@@ -1,0 +1,219 @@
+"""`python -m logitlab.predict run_dir=DIR [input=FILE] [output=FILE] [ckpt=best|last|PATH]`.
+
+Writes a CSV with one row per sample: index, predicted class and the probability of every class
+(`prob_<class>`: softmax for the multiclass head, sigmoid for the binary head). Without `input`
+it predicts the run's own test split (and adds the true `target`). `input` is a .npy or .csv
+feature matrix in the dataset's raw units (the run's standardisation is applied to it; a CSV
+with a header gives the training columns by name, its label column ignored), or, for a run on
+images, an image file (.png, .jpg, .jpeg, .bmp) or a folder of them: each is read as 8-bit
+pixels in the run's channels (grayscale or RGB), resized to the run's image size, scaled to
+[0, 1] and normalised as the training images were; the CSV then names each row's file.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from logitlab.errors import ConfigError, user_errors
+
+USAGE = """python -m logitlab.predict run_dir=DIR [input=FILE] [output=FILE] [ckpt=best|last|PATH]
+                          [overwrite=true] [calibrated=true|false]
+
+  run_dir  the run folder (outputs/<task_name>/<stamp>)
+  input    a .npy or .csv feature matrix, or image files (a file or a folder of .png/.jpg)
+           for a run on images (default: the run's test split)
+  output   the CSV to write (default: <run_dir>/predictions.csv)
+  ckpt     best (default), last, or a .ckpt path
+  overwrite  true to replace an existing output file (never a file of the run, nor the input)
+  calibrated  with the run's calibration.json (logitlab.calibrate): true (default) or false"""
+
+
+def check_output(destination: Path, run_dir: Path, input: str | None, overwrite: bool) -> None:
+    """Refuse an output that would replace the input, a file of the run, or (without
+    overwrite=true) any other existing file; the run's own predictions.csv may be replaced."""
+    target = destination.resolve()
+    if input and Path(input).exists() and target == Path(input).resolve():
+        raise ConfigError(f"output={destination} is the input; give another output file")
+    if target.is_dir():
+        raise ConfigError(f"output={destination} is a folder; give a .csv file name")
+    inside = target.is_relative_to(run_dir.resolve())
+    if inside and target.exists() and target != (run_dir / "predictions.csv").resolve():
+        raise ConfigError(
+            f"output={destination} is one of the run's own files; give another file name"
+        )
+    if target.exists() and not inside and not overwrite:
+        raise ConfigError(
+            f"output={destination} exists; give overwrite=true to replace it, or another name"
+        )
+
+
+def read_features(path: Path, datamodule: Any = None) -> np.ndarray:
+    """A samples x features matrix from .npy or .csv (a header row picks the training columns)."""
+    from logitlab.data.tables import read_feature_csv
+
+    if path.is_dir():
+        raise ConfigError(f"input={path} is a folder; give a .npy or .csv feature matrix")
+    if not path.is_file():
+        raise ConfigError(f"input={path} does not exist; give a .npy or .csv feature matrix")
+    if path.suffix == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError):
+            raise ConfigError(
+                f"input={path} is not a readable .npy array (truncated, or another kind of "
+                "file); save it with np.save(path, features)"
+            ) from None
+        if array.ndim != 2 or not np.issubdtype(array.dtype, np.number):
+            raise ConfigError(
+                f"input={path} holds {array.dtype} {array.shape}; save a 2-D number matrix"
+            )
+        return array
+    if path.suffix.lower() != ".csv":
+        raise ConfigError(f"input={path}: use a .npy or .csv file")
+    names = getattr(datamodule, "feature_names", None)
+    info = getattr(datamodule, "source_info", None) or {}
+    return read_feature_csv(path, names, info if "target_index" in info else None)
+
+
+def is_image_input(path: Path) -> bool:
+    """Whether `input` names an image file or a folder (of images)."""
+    from logitlab.data.images import IMAGE_SUFFIXES
+
+    return path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_images(path: Path, shape: tuple[int, ...]) -> tuple[Any, list[str]]:
+    """uint8 images (N, C, H, W) of `shape` (C, H, W) from an image file or a folder of them."""
+    import torch
+    from torchvision.transforms.v2.functional import resize
+
+    from logitlab.data.images import IMAGE_SUFFIXES, read_image
+
+    if len(shape) != 3:
+        raise ConfigError(
+            f"input={path} is an image, but this run trains on tables of {shape[0]} features; "
+            "give a .npy or .csv feature matrix"
+        )
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ConfigError(f"input={path} holds no {'/'.join(IMAGE_SUFFIXES)} files")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise ConfigError(f"input={path} does not exist; give an image file or a folder of them")
+    channels, height, width = shape
+    images = []
+    for file in files:
+        image = read_image(file, channels)  # as the training images were read
+        if tuple(image.shape[1:]) != (height, width):
+            image = resize(image, [height, width], antialias=True)
+        images.append(image)
+    return torch.stack(images), [str(file) for file in files]
+
+
+def predict(
+    run_dir: str,
+    input: str | None = None,
+    output: str | None = None,
+    ckpt: str = "best",
+    overwrite: bool = False,
+    calibrated: bool = True,
+) -> Path:
+    """Write the predictions CSV and return its path."""
+    import torch
+
+    from logitlab.run.files import write_text
+    from logitlab.run.restore import (
+        build_from_run,
+        find_checkpoint,
+        load_checkpoint,
+        load_run_config,
+    )
+
+    folder, cfg = load_run_config(run_dir)
+    destination = Path(output) if output else folder / "predictions.csv"
+    check_output(destination, folder, input, overwrite)
+    path = find_checkpoint(folder, ckpt)
+    datamodule, model = build_from_run(cfg, folder, load_checkpoint(path), path)
+    from logitlab.calibrate import calibrated_probs, for_checkpoint
+
+    calibration = for_checkpoint(folder, path) if calibrated else None
+    targets, names = None, None
+    if input and is_image_input(Path(input)):
+        images, names = read_images(Path(input), datamodule.input_shape)
+        batches = [(datamodule.transform(images, name=f"input={input}"), None)]
+    elif input:
+        features = read_features(Path(input), datamodule)
+        batches = [(datamodule.transform(features, name=f"input={input}"), None)]
+    else:  # the run's own test split, with its true labels (and files, for image folders)
+        batches, names = datamodule.sample_batches("test"), datamodule.sample_names("test")
+    chunks: list[Any] = []
+    labels: list[Any] = []
+    with torch.inference_mode():
+        for x, y in batches:
+            chunks += [
+                calibrated_probs(model(chunk), calibration, model.task)
+                if calibration
+                else model.predict_step(chunk, 0)["probs"]
+                for chunk in x.split(4096)
+            ]
+            labels += [] if y is None else [y]
+    probs = torch.cat(chunks)
+    targets = torch.cat(labels) if labels else None
+    preds = probs.argmax(dim=1)
+    header = ["index", "pred", *(f"prob_{c}" for c in range(probs.shape[1]))]
+    method = calibration["method"] if calibration else "none"
+    if (calibrated and (folder / "calibration.json").is_file()) or not calibrated:
+        header.append("calibration")  # which probabilities these are
+    if targets is not None:
+        header.insert(2, "target")
+    if names is not None:
+        header.insert(1, "path")
+    lines = [",".join(header)]
+    for i, (pred, row) in enumerate(zip(preds.tolist(), probs.tolist(), strict=True)):
+        cells = [str(i), str(pred), *(f"{p:.6g}" for p in row)]
+        if header[-1] == "calibration":
+            cells.append(method)
+        if targets is not None:
+            cells.insert(2, str(int(targets[i])))
+        if names is not None:
+            cells.insert(1, '"' + names[i].replace('"', '""') + '"')  # CSV-quoted
+        lines.append(",".join(cells))
+    return write_text(destination, "\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse key=value arguments and predict."""
+    from logitlab.run.restore import parse_args
+
+    defaults = {
+        "run_dir": None,
+        "input": None,
+        "output": None,
+        "ckpt": "best",
+        "overwrite": "false",
+        "calibrated": "true",
+    }
+    with user_errors():
+        args = parse_args(sys.argv[1:] if argv is None else argv, defaults, USAGE)
+        for flag in ("overwrite", "calibrated"):
+            if args[flag] not in ("true", "false"):
+                raise ConfigError(f"{flag}={args[flag]} must be true or false")
+        written = predict(
+            args["run_dir"],
+            args["input"],
+            args["output"],
+            args["ckpt"],
+            args["overwrite"] == "true",
+            args["calibrated"] == "true",
+        )
+    print(f"predictions written to {written}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Rebuild a finished run from its folder alone: its saved config, its splits, its checkpoints.
+
+Checkpoints are always read with `torch.load(weights_only=True)`: a file that needs arbitrary
+unpickling (one that pickles a class or a function) is refused, never executed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+from omegaconf import DictConfig, OmegaConf
+
+from logitlab.errors import ConfigError
+
+
+def parse_args(argv: list[str], allowed: dict[str, Any], usage: str) -> dict[str, Any]:
+    """`key=value` arguments (Hydra's override style) checked against `allowed` (the defaults)."""
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(usage)
+        raise SystemExit(0)
+    values = dict(allowed)
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key not in allowed:
+            keys = ", ".join(f"{k}=..." for k in allowed)
+            raise ConfigError(f"unknown argument '{arg}'; this command takes {keys}")
+        values[key] = value
+    if not values.get("run_dir"):
+        raise ConfigError(f"run_dir is required; usage: {usage.splitlines()[0]}")
+    return values
+
+
+def load_run_config(run_dir: str | Path) -> tuple[Path, DictConfig]:
+    """The run folder and the config it was trained with (experiment and overrides included)."""
+    folder = Path(run_dir)
+    config = folder / ".hydra" / "config.yaml"
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"run_dir={run_dir} is a file; give the run folder (outputs/...)")
+    if not folder.is_dir():
+        raise ConfigError(f"run_dir={run_dir} does not exist; give a folder under outputs/")
+    if not config.is_file():
+        raise ConfigError(
+            f"run_dir={run_dir} has no .hydra/config.yaml; give the folder of a training run"
+        )
+    cfg = cast(DictConfig, OmegaConf.load(config))
+    # The saved config points its run folder at Hydra's runtime; outside that run, it is here.
+    cfg.paths.output_dir = str(folder)
+    return folder, cfg
+
+
+def find_checkpoint(run_dir: Path, ckpt: str) -> Path:
+    """`best` (the best-*.ckpt of the run), `last` (last.ckpt) or a path to a .ckpt file."""
+    folder = run_dir / "checkpoints"
+    if ckpt == "best":
+        candidates = sorted(folder.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
+        if not candidates:
+            raise ConfigError(f"ckpt=best: no best-*.ckpt in {folder}; use ckpt=last or a path")
+        return candidates[-1]
+    path = folder / "last.ckpt" if ckpt == "last" else Path(ckpt)
+    if path.is_dir():
+        raise ConfigError(f"ckpt={ckpt} is a folder; give a .ckpt file (or ckpt=best, last)")
+    if not path.is_file():
+        raise ConfigError(f"ckpt={ckpt}: {path} does not exist; use ckpt=best, last or a path")
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's contents, read with weights_only=True; refused if that is not enough."""
+    import pickle
+
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "GLOBAL" in str(error) or "Unsupported global" in str(error):
+            raise ConfigError(
+                f"{path} needs arbitrary unpickling (it stores a class or function), which can "
+                "run code; refused. Re-save it with tensors and plain values only"
+            ) from None
+        raise ConfigError(
+            f"{path} is not a checkpoint (torch.load cannot read it: neither a torch zip "
+            "archive nor a pickle of tensors); use a .ckpt written by a run"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(
+            f"{path} is truncated or corrupt ({reason}); use another checkpoint"
+        ) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ConfigError(f"{path} is not a Lightning checkpoint (no state_dict); use a .ckpt")
+    return checkpoint
+
+
+def build_from_run(cfg: DictConfig, run_dir: Path, checkpoint: dict[str, Any], ckpt_path: Path):
+    """The run's DataModule (its saved splits) and model with the checkpoint's weights."""
+    from logitlab.config.build import build_data, build_model
+    from logitlab.config.rules import model_class
+
+    loss = checkpoint.get("hyper_parameters", {}).get("loss")
+    task = model_class(cfg).task
+    if isinstance(loss, dict) and loss.get("head") not in (None, task):
+        raise ConfigError(
+            f"{ckpt_path} is a checkpoint of the {loss['head']} head but {run_dir} trains the "
+            f"{task} head; use this run's own checkpoint"
+        )
+    splits, stats = run_dir / "splits.npz", run_dir / "data.json"
+    datamodule = build_data(
+        cfg,
+        "test",
+        str(splits) if splits.is_file() else None,
+        str(stats) if stats.is_file() else None,
+    )
+    # the loss as trained, class weights from the training split included
+    model = build_model(cfg, datamodule, loss=loss if isinstance(loss, dict) else None)
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:
+        import re
+
+        found = re.search(r"size mismatch for [\w.]+|(Missing|Unexpected) key\(s\)", str(error))
+        raise ConfigError(
+            f"{ckpt_path} does not fit the network of {run_dir} (model/net "
+            f"{cfg.model.net.get('_target_')}; {found.group(0) if found else error}: a different "
+            "head or network); use this run's own checkpoint"
+        ) from None
+    return datamodule, model.eval()

@@ -1,0 +1,138 @@
+"""Sweeps: every job records how it ended; the sweep root gets a summary table of all of them.
+
+A job that fails is written down as failed with its error line and the sweep goes on; at the end
+`summary.csv` lists every job (overrides, status, val/acc_best, test/acc, test/loss, wall time),
+the same table is printed, and the sweep exits non-zero if any job failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("logitlab.run.sweep")
+
+JOB_FILE = "job.json"
+COLUMNS = (
+    "job", "overrides", "tags", "status", "val/acc_best", "test/acc", "test/loss", "wall_time_s"
+)  # fmt: skip
+
+
+def in_multirun() -> bool:
+    """Whether this process runs a job of a Hydra sweep (-m)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@contextmanager
+def job_record(run_dir: str | Path, keep_going: bool) -> Iterator[None]:
+    """Write <run_dir>/job.json with the job's status, error line and wall time.
+
+    With `keep_going` (a sweep job), an error is logged and recorded instead of raised, so the
+    other jobs of the sweep still run.
+    """
+    from logitlab.run.ddp import is_rank_zero
+    from logitlab.run.files import write_json
+
+    start = time.monotonic()
+    record: dict[str, Any] = {"status": "completed", "error": ""}
+    try:
+        yield
+    except Exception as error:
+        record = {
+            "status": "failed",
+            "error": str(error).strip().splitlines()[0] if str(error) else type(error).__name__,
+        }
+        if not keep_going:
+            raise
+        log.error("job failed: %s", record["error"])
+    except SystemExit as exit:
+        if exit.code in (0, None):
+            raise
+        record = {"status": "failed", "error": f"exited with status {exit.code}"}
+        raise
+    finally:
+        record["wall_time_s"] = round(time.monotonic() - start, 3)
+        if Path(run_dir).is_dir() and is_rank_zero():
+            write_json(Path(run_dir) / JOB_FILE, record)
+
+
+def summarize(sweep_dir: Path) -> list[dict[str, str]]:
+    """One row per job folder under `sweep_dir`, in job order."""
+    rows = []
+    jobs = [p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")]
+    for job in sorted(
+        jobs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name)
+    ):
+        overrides = OmegaConf.load(job / ".hydra" / "overrides.yaml")
+        record = _read(job / JOB_FILE) or {"status": "unknown", "error": ""}
+        metrics = _read(job / "metrics.json")
+        row = {"job": job.name, "overrides": " ".join(overrides), "status": record["status"]}
+        row["tags"] = ",".join(str(t) for t in metrics.get("tags", []) if isinstance(t, str))
+        for key in ("val/acc_best", "test/acc", "test/loss"):
+            value = metrics.get(key)
+            row[key] = f"{value:.4f}" if isinstance(value, float) else ""
+        row["wall_time_s"] = f"{record.get('wall_time_s', 0.0):.1f}"
+        row["error"] = record.get("error", "")
+        rows.append(row)
+    return rows
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_summary(sweep_dir: Path, rows: list[dict[str, str]]) -> Path:
+    """summary.csv at the sweep root, written atomically."""
+    from logitlab.run.files import write_text
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, "error"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text(sweep_dir / "summary.csv", buffer.getvalue())
+
+
+def print_summary(rows: list[dict[str, str]], path: Path) -> None:
+    """The summary as a rich table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"sweep summary ({path})", title_justify="left")
+    for column in (*COLUMNS, "error"):
+        table.add_column(column, overflow="fold", justify="right" if "/" in column else "left")
+    for row in rows:
+        style = "red" if row["status"] != "completed" else None
+        table.add_row(*(row[c] for c in (*COLUMNS, "error")), style=style)
+    Console(width=None if Console().is_terminal else 160).print(table)
+
+
+class SweepSummary(Callback):
+    """Hydra callback: at the end of a multirun, write and print the sweep summary."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = summarize(sweep_dir)
+        if not rows:
+            return
+        path = write_summary(sweep_dir, rows)
+        print_summary(rows, path)
+        failed = sum(row["status"] != "completed" for row in rows)
+        if failed:
+            log.error("%d of %d jobs failed; see %s", failed, len(rows), path)
+            raise SystemExit(1)

@@ -1,0 +1,381 @@
+"""Training entry point: `python -m logitlab.train [key=value ...]` (console script logitlab-train).
+
+Composes conf/train.yaml, trains, tests the best checkpoint and writes <run_dir>/metrics.json.
+Heavy imports (torch, lightning) happen inside `train`, so `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+import logitlab.config.rules  # noqa: F401  (registers the schemas and resolvers before Hydra runs)
+from logitlab.config import CONFIG_DIR
+from logitlab.errors import ConfigError, user_errors
+from logitlab.run.launch import Launch
+
+CONFIG_PATH = str(CONFIG_DIR)
+log = logging.getLogger("logitlab.train")
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Instantiate data, model, callbacks, loggers and trainer from `cfg`; fit, test, record."""
+    import lightning as L
+
+    from logitlab.config.instantiate import quiet_lightning
+    from logitlab.config.rules import check_config, check_runtime
+
+    quiet_lightning()
+    cfg, ckpt_path = starting_point(cfg)
+    check_config(cfg)
+    check_runtime(cfg)
+    if shows_console() and (cfg.get("extras") or {}).get("print_config", False):
+        from logitlab.dashboards.console import print_config
+
+        print_config(cfg)
+    if cfg.get("run_name") is None:  # named by its overrides and tags (logitlab.dashboards.naming)
+        from logitlab.dashboards.naming import dashboard_name
+
+        cfg.run_name = dashboard_name(cfg.paths.output_dir, cfg.get("tags") or [])
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule, model, trainer = build(cfg)
+    if cfg.get("lr_find") and not cfg.get("resume"):
+        suggestion = find_lr(trainer, model, datamodule, cfg)
+        if not cfg.get("lr_find_apply"):
+            return {}
+        cfg.optimizer.lr = suggestion
+        datamodule, model, trainer = build(cfg)  # a fresh trainer and model at that rate
+    fitted = fit(trainer, model, datamodule, cfg, ckpt_path) if cfg.get("train") else {}
+    tested = test_best(trainer, model, datamodule) if cfg.get("test") else {}
+    metrics = record(trainer, cfg, fitted, tested)
+    if (cfg.get("callbacks") or {}).get("calibrate") and trainer.is_global_zero:
+        from logitlab.calibrate import calibrate
+
+        fitted_calibration = calibrate(cfg.paths.output_dir, "best")
+        log.info(
+            "calibrated (%s): test ECE %.4f -> %.4f, NLL %.4f -> %.4f; %s/calibration.json",
+            fitted_calibration["method"],
+            fitted_calibration["test/ece_before"], fitted_calibration["test/ece_after"],
+            fitted_calibration["test/nll_before"], fitted_calibration["test/nll_after"],
+            cfg.paths.output_dir,
+        )  # fmt: skip
+    return metrics
+
+
+def shows_console() -> bool:
+    """Whether this process prints the config and results: rank 0 of a single run."""
+    from logitlab.run.ddp import is_rank_zero
+    from logitlab.run.sweep import in_multirun
+
+    return is_rank_zero() and not in_multirun()
+
+
+def starting_point(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
+    """The config to run and the checkpoint to start from (a resume, a SLURM requeue, or none)."""
+    from logitlab.config.rules import prepare_resume
+
+    if cfg.get("resume"):
+        cfg, ckpt_path = prepare_resume(cfg, resume_overrides())
+        log.info("resuming %s from %s", cfg.resume, ckpt_path)
+        return cfg, ckpt_path
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    if int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0 and last.is_file():
+        log.info("SLURM requeued this job: resuming from %s", last)
+        return cfg, last
+    return cfg, None
+
+
+def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
+    """DataModule (loaded and validated), model and Trainer, all from the config."""
+    from logitlab.config.build import build_data, build_model
+    from logitlab.config.instantiate import instantiate, instantiate_callbacks, instantiate_loggers
+    from logitlab.run import fastpath
+
+    datamodule = build_data(cfg)  # load and validate once, before anything trains
+    model = build_model(cfg, datamodule)
+    if cfg.trainer.get("accelerator") in ("gpu", "cuda") and has_conv(model):
+        import torch
+
+        model = model.to(memory_format=torch.channels_last)  # conv nets are faster so on a GPU
+    if cfg.get("compile"):
+        model.net.compile()  # in place: checkpoints keep their plain parameter names
+    loggers = instantiate_loggers(cfg.get("logger"))
+    progress_bar = cfg.trainer.get("enable_progress_bar", True)
+    summary = cfg.trainer.get("enable_model_summary", True)
+    callbacks = instantiate_callbacks(cfg.get("callbacks"), bool(loggers), progress_bar, summary)
+    if cfg.get("resume") and any(o.split("=")[0] == "optimizer.lr" for o in resume_overrides()):
+        from logitlab.run.callbacks import NewLearningRate
+
+        callbacks.append(NewLearningRate(float(cfg.optimizer.lr)))
+    fast = fastpath.enabled(bool(cfg.get("fastpath")))
+    # An object such as the fast path's profiler cannot go through the typed trainer config.
+    quiet = {"profiler": fastpath.quiet_profiler()} if fast and not cfg.trainer.profiler else {}
+    make_trainer = instantiate(cfg.trainer, _partial_=True)
+    trainer = make_trainer(callbacks=callbacks, logger=loggers or False, **quiet)
+    if fast:
+        fastpath.apply(trainer, model)
+    folder = Path(cfg.paths.output_dir)
+    if trainer.is_global_zero and not (cfg.get("resume") and (folder / "splits.npz").is_file()):
+        datamodule.save_splits(folder / "splits.npz")  # a resume keeps the run's own
+    if trainer.is_global_zero and not (cfg.get("resume") and (folder / "data.json").is_file()):
+        datamodule.save_run_data(folder / "data.json")
+    return datamodule, model, trainer
+
+
+def find_lr(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig) -> float:
+    """Lightning's learning-rate finder: the curve to TensorBoard, lr_find.json, the suggestion."""
+    from lightning.pytorch.tuner import Tuner
+
+    from logitlab.dashboards.diagnostics import tensorboard
+    from logitlab.run.files import write_json
+
+    finder = Tuner(trainer).lr_find(model, datamodule=datamodule, update_attr=False)
+    if finder is None:  # another rank under DDP
+        return float(cfg.optimizer.lr)
+    suggestion = finder.suggestion()
+    if suggestion is None:
+        raise ConfigError(
+            "lr_find: the loss curve gave no suggestion (too few batches?); set "
+            "optimizer.lr by hand or use more data"
+        )
+    folder = Path(cfg.paths.output_dir)
+    write_json(
+        folder / "lr_find.json",
+        {
+            "suggestion": suggestion,
+            "lr": [float(v) for v in finder.results["lr"]],
+            "loss": [float(v) if math.isfinite(v) else None for v in finder.results["loss"]],
+        },
+    )
+    logger = tensorboard(trainer)
+    if logger is not None:
+        logger.experiment.add_figure("lr_find/curve", finder.plot(suggest=True), 0)
+        logger.experiment.flush()
+    log.info(
+        "lr_find: suggested optimizer.lr=%.3g (the curve: lr_find/curve in TensorBoard, "
+        "%s); train with: python -m logitlab.train optimizer.lr=%.3g",
+        suggestion, folder / "lr_find.json", suggestion,
+    )  # fmt: skip
+    if shows_console():
+        print(f"lr_find: suggested optimizer.lr={suggestion:.3g}", flush=True)
+    return float(suggestion)
+
+
+def has_conv(model: Any) -> bool:
+    """Whether the network has 2-d convolutions (which run channels_last on a GPU)."""
+    from torch import nn
+
+    return any(isinstance(module, nn.Conv2d) for module in model.modules())
+
+
+def fit(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig, ckpt_path: Path | None) -> dict:
+    """Train; a divergence is recorded in metrics.json, a SIGTERM/Ctrl+C exits 143."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from logitlab.errors import TrainingDiverged
+    from logitlab.run.files import write_json
+
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except TrainingDiverged as diverged:
+        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        lower = f"{float(cfg.optimizer.get('lr', 1e-3)) / 10:g}"
+        diverged.advice = (
+            f"checkpoints/last.ckpt keeps the last good weights: python -m logitlab.train "
+            f"resume={cfg.paths.output_dir} optimizer.lr={lower} trainer.gradient_clip_val=1.0"
+            if last.is_file()
+            else "no checkpoint was written yet: start a new run with a lower optimizer.lr"
+        )
+        if trainer.is_global_zero:
+            failure = {
+                "status": "diverged",
+                "diverged_at_step": diverged.step,
+                "diverged_at_epoch": diverged.epoch,
+                "last_finite_loss": diverged.last_finite,
+                "error": str(diverged),
+            }
+            write_json(Path(cfg.paths.output_dir) / "metrics.json", failure)
+        raise
+    except SIGTERMException:
+        log.warning(
+            "stopped; continue with: python -m logitlab.train resume=%s", cfg.paths.output_dir
+        )
+        raise SystemExit(143) from None
+    for early in trainer.early_stopping_callbacks:
+        if early.stopped_epoch > 0:
+            log.info(
+                "early stopping: %s did not improve for %d epochs (patience %d); training ended "
+                "after epoch %d. Train on: python -m logitlab.train resume=%s "
+                "callbacks.early_stopping.patience=%d trainer.max_epochs=...",
+                early.monitor, early.wait_count, early.patience, early.stopped_epoch,
+                cfg.paths.output_dir, early.wait_count + max(early.patience, 5),
+            )  # fmt: skip
+    return dict(trainer.callback_metrics)
+
+
+def test_best(trainer: Any, model: Any, datamodule: Any) -> dict:
+    """Test the best checkpoint (highest val/acc), or the final weights when there is none."""
+    best = next((c.best_model_path for c in trainer.checkpoint_callbacks if c.monitor), "")
+    if not best:
+        log.warning("no best checkpoint (checkpointing off or fast_dev_run): testing final weights")
+    results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    return results[0] if results else {}
+
+
+def record(trainer: Any, cfg: DictConfig, fitted: dict, tested: dict) -> dict[str, float]:
+    """metrics.json (a resume keeps what it does not recompute) and the TensorBoard summary."""
+    from logitlab.dashboards.diagnostics import log_run_summary
+    from logitlab.run.files import write_json
+
+    path = Path(cfg.paths.output_dir) / "metrics.json"
+    previous = json.loads(path.read_text()) if cfg.get("resume") and path.is_file() else {}
+    metrics = final_metrics(previous, fitted, tested)
+    if trainer.is_global_zero:  # first: a logger that fails cannot lose the results
+        tags = [str(t) for t in cfg.get("tags") or []]
+        write_json(path, {**metrics, **({"tags": tags} if tags else {})})
+        log.info("final metrics written to %s", path)
+    log_run_summary(trainer, cfg, metrics)
+    if trainer.is_global_zero and shows_console():
+        from logitlab.dashboards.console import print_results
+
+        print_results(metrics, cfg.paths.output_dir)
+    return metrics
+
+
+def final_metrics(*stages: dict[str, Any]) -> dict[str, float]:
+    """Flat {name: float} of the `stage/name` metrics, later stages winning.
+
+    Timings (`time/...`) stay in TensorBoard: metrics.json holds results, which reruns reproduce.
+    """
+    merged: dict[str, float] = {}
+    for metrics in stages:
+        for name, value in metrics.items():
+            if (
+                "/" in name
+                and not name.startswith("time/")
+                and not name.endswith(("_step", "_epoch"))
+            ):
+                merged[name] = float(value)
+    return dict(sorted(merged.items()))
+
+
+def resume_overrides() -> list[str]:
+    """The command-line overrides of this invocation (empty outside a Hydra run)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
+def hydra_main(cfg: DictConfig) -> float | None:
+    """Train one configuration; returns the metric a Hydra sweeper optimises."""
+    from logitlab.run.ddp import ddp_job
+    from logitlab.run.fastpath import gpus_hidden
+    from logitlab.run.sweep import in_multirun, job_record
+
+    sweeping = in_multirun()
+    metrics: dict[str, float] = {}
+    with (
+        user_errors(),
+        refusal_undone(cfg.paths.output_dir, LAUNCH, sweeping),
+        job_record(cfg.paths.output_dir, keep_going=sweeping),
+        ddp_job(cfg.paths.output_dir, resume_overrides()),
+        gpus_hidden(bool(cfg.get("fastpath")) and cfg.trainer.get("accelerator") == "cpu"),
+    ):
+        metrics = train(cfg)
+    return metrics.get(cfg.get("optimized_metric") or "", worst_value())
+
+
+def worst_value() -> float:
+    """What a failed sweep job returns: the worst score, so an Optuna search goes on past it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    direction = (
+        HydraConfig.get().sweeper.get("direction", "maximize") if HydraConfig.initialized() else ""
+    )
+    return float("inf") if str(direction).lower() == "minimize" else float("-inf")
+
+
+@contextmanager
+def refusal_undone(run_dir: str, launch: Launch, sweeping: bool) -> Iterator[None]:
+    """A user mistake found after Hydra started (bad labels, a file that cannot be read)
+    changes nothing: a run folder this launch made goes again (unless it holds a checkpoint),
+    and a refused resume puts job.json and train.log back and drops its .hydra/resumed_*.
+    A sweep's job keeps its record (its row in summary.csv says why it failed)."""
+    import shutil
+
+    from logitlab.errors import ConfigError, TrainingDiverged
+
+    folder = Path(run_dir).resolve()
+    claimed = launch.folder.resolve() if launch.folder else None
+    if sweeping or launch.kind not in ("run", "resume") or claimed != folder:
+        yield
+        return
+    job, log_file = folder / "job.json", folder / "train.log"
+    saved_job, saved_log = launch.saved.get("job.json"), launch.saved.get("train.log", 0)
+    hydra_dirs = launch.saved.get("resumed", set())
+    try:
+        yield
+    except ConfigError as error:
+        if isinstance(error, TrainingDiverged):
+            raise
+        if launch.kind == "run":
+            if launch.fresh and not any((folder / "checkpoints").glob("*.ckpt")):
+                root = logging.getLogger()
+                for handler in list(root.handlers):  # Hydra's train.log handler lets go of it
+                    if isinstance(handler, logging.FileHandler) and Path(
+                        handler.baseFilename
+                    ).resolve().is_relative_to(folder):
+                        root.removeHandler(handler)
+                        handler.close()
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        for new in set((folder / ".hydra").glob("resumed_*")) - hydra_dirs:
+            shutil.rmtree(new, ignore_errors=True)
+        if saved_job is not None:
+            job.write_bytes(saved_job)
+        if log_file.is_file():
+            with log_file.open("r+b") as handle:
+                handle.truncate(saved_log)
+        raise
+
+
+LAUNCH = Launch([])
+
+
+def main() -> None:
+    """The entry point: `python -m logitlab.train` and the console script logitlab-train.
+
+    The command line is checked and the run's folder claimed before Hydra starts (launch.py);
+    the claim is released when the run ends, however it ends.
+    """
+    from logitlab.run.ddp import ddp_child_argv
+    from logitlab.run.launch import prepare
+    from logitlab.run.lock import release
+
+    global LAUNCH
+    if ddp_child_argv():  # a DDP child runs a job its parent already checked and claimed
+        hydra_main()
+        return
+    with user_errors():
+        LAUNCH = prepare(sys.argv[1:], CONFIG_PATH)
+    sys.argv = [sys.argv[0], *LAUNCH.argv]
+    try:
+        hydra_main()
+    finally:
+        if LAUNCH.folder is not None:
+            release(LAUNCH.folder)
+
+
+if __name__ == "__main__":
+    main()

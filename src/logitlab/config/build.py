@@ -1,0 +1,97 @@
+"""One build path for data and model, shared by train, eval, predict and resume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from logitlab.config.instantiate import instantiate
+from logitlab.config.rules import model_class
+from logitlab.errors import ConfigError
+
+
+def build_data(
+    cfg: DictConfig,
+    stage: str = "fit",
+    splits_file: str | None = None,
+    stats_file: str | None = None,
+) -> Any:
+    """The run's DataModule for `cfg`, loaded and validated (setup) once.
+
+    A `data.num_classes` left null is filled in `cfg` from the data (class folders, CSV labels),
+    so `${data.num_classes}` in the model and metrics configs resolves to it.
+    """
+    extra = {"splits_file": splits_file} if splits_file else {}
+    if stats_file:
+        extra["stats_file"] = stats_file
+    datamodule = instantiate(cfg.data, task=model_class(cfg).task, **extra)
+    if stage == "fit":
+        datamodule.prepare_data()
+    datamodule.setup(stage)
+    if cfg.data.get("num_classes") is None:
+        cfg.data.num_classes = datamodule.dataset_num_classes
+    return datamodule
+
+
+def loss_config(cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
+    """The loss config as a plain dict, with the class weights the data asks for."""
+    loss: dict[str, Any] = OmegaConf.to_container(cfg.loss, resolve=True)  # type: ignore[assignment]
+    name = loss.get("name", cfg.loss.get("_target_"))
+    for key, value in (("pos_weight", datamodule.pos_weight), ("weight", datamodule.class_weight)):
+        if value is None:
+            continue
+        if key not in loss:
+            raise ConfigError(
+                f"data.balance={datamodule.balance} sets the loss's {key}, which loss={name} "
+                f"does not take; use a loss with {key} or data.balance=null"
+            )
+        loss[key] = value
+    return loss
+
+
+def build_net(cfg: DictConfig, datamodule: Any) -> Any:
+    """The network of `model/net`, given the data's sample shape and the head's output width."""
+    from hydra.errors import InstantiationException
+
+    head = model_class(cfg)
+    target = cfg.model.net.get("_target_")
+    try:
+        return instantiate(
+            cfg.model.net,
+            in_shape=list(datamodule.input_shape),
+            num_outputs=head.num_outputs(datamodule.num_classes),
+        )
+    except InstantiationException as error:
+        cause = error.__cause__
+        if cause is None or "Error locating target" in str(error):
+            raise ConfigError(
+                f"model.net._target_={target} cannot be imported; check the name and put its "
+                "module on PYTHONPATH"
+            ) from None
+        first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        raise ConfigError(
+            f"model.net: {target} could not be built ({type(cause).__name__}: {first}); it takes "
+            "in_shape and num_outputs from logitlab and its own arguments from the YAML"
+        ) from None
+
+
+def build_model(cfg: DictConfig, datamodule: Any, loss: dict[str, Any] | None = None) -> Any:
+    """The head of `cfg.model` around the network of `model/net`, with the run's loss."""
+    head = model_class(cfg)
+    settings: dict[str, Any] = OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[assignment]
+    for key in ("_target_", "net"):
+        settings.pop(key, None)
+    metrics = OmegaConf.to_container(cfg.metrics, resolve=True) if cfg.get("metrics") else {}
+    if "num_classes" in settings and settings["num_classes"] != datamodule.num_classes:
+        raise ConfigError(
+            f"model.num_classes={settings['num_classes']} contradicts the data, which has "
+            f"{datamodule.num_classes} classes (data={datamodule.source}); leave model.num_classes "
+            "to follow data.num_classes"
+        )
+    return head(
+        net=build_net(cfg, datamodule),
+        loss=loss or loss_config(cfg, datamodule),
+        metrics=metrics,
+        **settings,
+    )

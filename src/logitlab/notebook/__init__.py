@@ -1,0 +1,1 @@
+"""The notebook room: the teaching notebook reproduced (logitlab.seed), its NumPy reference."""

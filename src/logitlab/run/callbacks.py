@@ -1,0 +1,177 @@
+"""Callbacks for what Lightning's own do not cover: an interrupt-safe last.ckpt with the RNG
+state, and the epoch's wall time and throughput."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping as LightningEarlyStopping
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from logitlab.dashboards.diagnostics import log_to_loggers
+from logitlab.errors import TrainingDiverged
+
+log = logging.getLogger(__name__)
+
+
+class Resumable(L.Callback):
+    """Save last.ckpt when SIGTERM or SIGINT arrives, and carry the RNG state in checkpoints.
+
+    Lightning stops at the next batch boundary on SIGTERM (raising SIGTERMException, which
+    reaches `on_exception`) but writes no checkpoint then, and Ctrl+C (SIGINT) interrupts
+    wherever it lands, possibly between two parameter updates of one optimizer step. Here SIGINT
+    is turned into SIGTERM, so both stop at a batch boundary and last.ckpt holds a finished step.
+    The torch RNG state travels in the checkpoint (Lightning restores none), so a resumed run
+    draws the same dropout masks as an uninterrupted one. Checkpoint paths in a resumed
+    checkpoint follow the run folder, wherever it was moved or copied to.
+    """
+
+    def __init__(self, dirpath: str) -> None:
+        self.dirpath = Path(dirpath)
+        self.signal_received: int | None = None
+        self._previous_sigint: Any = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        def on_sigint(signum: int, frame: Any) -> None:
+            self.signal_received = signum
+            signal.raise_signal(signal.SIGTERM)  # Lightning's handler: stop at the batch's end
+
+        if trainer.is_global_zero or trainer.world_size == 1:
+            self._previous_sigint = signal.signal(signal.SIGINT, on_sigint)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._previous_sigint is not None:
+            signal.signal(signal.SIGINT, self._previous_sigint)
+            self._previous_sigint = None
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, SIGTERMException):
+            return
+        self.signal_received = self.signal_received or signal.SIGTERM
+        path = self.dirpath / "last.ckpt"
+        trainer.save_checkpoint(path)
+        log.warning(
+            "%s received at step %d (epoch %d): saved %s",
+            signal.Signals(self.signal_received).name,
+            trainer.global_step,
+            trainer.current_epoch,
+            path,
+        )
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # Never let NaN weights overwrite the last good checkpoint.
+        for name, tensor in pl_module.named_parameters():
+            if not torch.isfinite(tensor).all():
+                raise TrainingDiverged(
+                    trainer.global_step,
+                    trainer.current_epoch,
+                    f"the weights {name} are not finite",
+                    getattr(pl_module, "last_finite_loss", None),
+                )
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # Before the checkpoint callbacks read their state: a run folder moved or copied since
+        # this checkpoint finds its best checkpoint in the folder it is in now.
+        states = checkpoint.get("callbacks") or {}
+        for callback in trainer.checkpoint_callbacks:
+            state, dirpath = states.get(callback.state_key), getattr(callback, "dirpath", None)
+            if isinstance(state, dict) and dirpath:
+                states[callback.state_key] = relocated(state, str(dirpath))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"torch_rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch_rng"])
+
+
+def relocated(state: dict[str, Any], dirpath: str) -> dict[str, Any]:
+    """A ModelCheckpoint's saved state with its paths moved from its saved dirpath to `dirpath`."""
+    old = state.get("dirpath")
+    if not isinstance(old, str) or old == dirpath:
+        return state
+
+    def move(value: Any) -> Any:
+        if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
+            return dirpath + value[len(old) :]
+        if isinstance(value, dict):
+            return {move(key): move(item) for key, item in value.items()}
+        return value
+
+    return {key: move(value) for key, value in state.items()}
+
+
+class EpochClock(L.Callback):
+    """`time/epoch_s` (a training epoch with its validation) and `time/samples_per_s`.
+
+    Samples are those of all DDP ranks; an epoch resumed midway counts from the resume. Timings
+    are not results: they go to the loggers (TensorBoard), not to metrics.json.
+    """
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.samples = 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started, self.samples = time.perf_counter(), 0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
+    ) -> None:
+        self.samples += len(batch[1])
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        seconds = time.perf_counter() - self.started
+        samples = self.samples * trainer.world_size
+        log_to_loggers(trainer, {"time/epoch_s": seconds, "time/samples_per_s": samples / seconds})
+
+
+class NewLearningRate(L.Callback):
+    """A resume with `optimizer.lr=...` (the rescue of a diverged run) trains at that rate.
+
+    Lightning restores the optimizer's state from the checkpoint, old learning rate included,
+    after the optimizer was built with the new one; this puts the new rate back once training
+    starts (and a scheduler's base rates with it).
+    """
+
+    def __init__(self, lr: float) -> None:
+        self.lr = lr
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = self.lr
+                if "initial_lr" in group:
+                    group["initial_lr"] = self.lr
+        for config in trainer.lr_scheduler_configs:
+            if hasattr(config.scheduler, "base_lrs"):
+                config.scheduler.base_lrs = [self.lr for _ in config.scheduler.base_lrs]
+
+
+class EarlyStopping(LightningEarlyStopping):
+    """Lightning's EarlyStopping, except that a resumed run keeps the patience it is given.
+
+    Lightning's restores the checkpoint's patience along with the count of epochs without
+    improvement, so `callbacks.early_stopping.patience=30` on resume had no effect; here the
+    count comes back and the patience stays the configured one.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        patience = self.patience
+        super().load_state_dict(state_dict)
+        self.patience = patience
+        if self.wait_count < patience:
+            self.stopped_epoch = 0  # it may train on: no longer a stopped run

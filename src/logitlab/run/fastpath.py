@@ -1,0 +1,135 @@
+"""Opt-in speed levers that reach into Lightning's internals: `fastpath=true`.
+
+Off by default. Each lever saves microseconds per training step, which shows on a small model
+on a CPU (an MLP step of a few hundred microseconds) and nowhere else: a CNN or a GPU step
+dwarfs it. `make bench` measures logitlab with and without them (docs/benchmarks.md).
+
+Every lever depends on how a given Lightning release calls hooks, so they are applied only
+under the Lightning versions listed in TESTED; under any other version `fastpath=true` warns
+once and the run goes on with Lightning's stock behaviour.
+
+The levers:
+- Per-step callback hooks a callback does not define are set to None on the instance.
+  Lightning calls each of them on every callback at every step, building a profiler label from
+  the callback's state key each time; its dispatcher skips a hook that is not callable.
+- A profiler whose `profile()` hands back one shared do-nothing context (Lightning's
+  PassThroughProfiler builds a new one for each of the ~70 hook calls of a step), given to the
+  Trainer at construction when `trainer.profiler` is null.
+- The module's `_current_fx_name`, which Lightning sets twice around every hook call, is stored
+  with `object.__setattr__`, not through nn.Module's parameter/buffer/submodule checks.
+- CPU runs hide CUDA devices (CUDA_VISIBLE_DEVICES=""), restored afterwards: after `import
+  lightning` a CUDA build of torch asks NVML at every optimizer step whether a GPU is there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+from logitlab.run.ddp import env_restored
+
+log = logging.getLogger(__name__)
+
+# Lightning releases (major.minor) these levers were written against and tested with.
+TESTED = ("2.5", "2.6")
+STEP_HOOKS = (
+    "on_train_batch_start",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_before_zero_grad",
+    "on_train_batch_end",
+    "on_validation_batch_start",
+    "on_validation_batch_end",
+)
+
+
+def supported(version: str | None = None) -> bool:
+    """Whether the installed Lightning (or `version`) is one the levers were tested with."""
+    if version is None:
+        import lightning
+
+        version = lightning.__version__
+    return ".".join(version.split(".")[:2]) in TESTED
+
+
+def enabled(requested: bool) -> bool:
+    """`fastpath=true` on a tested Lightning; on another, one warning and False."""
+    if not requested:
+        return False
+    if supported():
+        return True
+    import lightning
+
+    log.warning(
+        "fastpath=true: Lightning %s is not among the tested releases (%s); running with "
+        "Lightning's stock behaviour",
+        lightning.__version__,
+        ", ".join(TESTED),
+    )
+    return False
+
+
+def quiet_profiler() -> Any:
+    """A profiler that records nothing and costs nothing: one shared no-op context."""
+    from lightning.pytorch.profilers import PassThroughProfiler
+
+    class QuietProfiler(PassThroughProfiler):
+        _nothing = nullcontext()
+
+        def profile(self, action_name: str) -> Any:
+            return self._nothing
+
+    return QuietProfiler()
+
+
+def skip_unused_step_hooks(callbacks: list[Any]) -> None:
+    """Set each per-step hook a callback inherits unchanged from L.Callback to None."""
+    import lightning as L
+
+    for callback in callbacks:
+        for hook in STEP_HOOKS:
+            if getattr(type(callback), hook, None) is getattr(L.Callback, hook):
+                setattr(callback, hook, None)
+
+
+_PLAIN = ("_current_fx_name",)
+
+
+def plain_hook_name_store(model: Any) -> None:
+    """Give `model` a class whose __setattr__ stores the hook name plainly."""
+    base = type(model)
+    if getattr(base, "_logitlab_fastpath", False):
+        return
+
+    setter: Any = base.__setattr__
+
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if name in _PLAIN:
+            object.__setattr__(self, name, value)
+        else:
+            setter(self, name, value)
+
+    model.__class__ = type(
+        base.__name__,
+        (base,),
+        {"__setattr__": __setattr__, "_logitlab_fastpath": True, "__module__": base.__module__},
+    )
+
+
+def apply(trainer: Any, model: Any) -> None:
+    """Apply the per-object levers to a built Trainer's callbacks and the model."""
+    skip_unused_step_hooks(trainer.callbacks)
+    plain_hook_name_store(model)
+
+
+@contextmanager
+def gpus_hidden(hide: bool) -> Iterator[None]:
+    """Within a CPU run, show torch no GPUs (CUDA_VISIBLE_DEVICES=""); restore afterwards."""
+    with env_restored("CUDA_VISIBLE_DEVICES"):
+        if hide:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        yield

@@ -1,0 +1,249 @@
+"""Before Hydra writes anything: check the command line, then claim the folder the run writes to.
+
+Everything that can be refused from the command line alone is refused here, in one line, before
+a folder exists: config mistakes (`config.preflight`), a resume that cannot go on (its saved
+config, its overrides, its last.ckpt read with weights_only=True, its metrics.json), a folder
+that holds another run, another sweep or someone's files. Then the folder is claimed
+(`claim.py`): a default folder gets a fresh name, an explicit one a lock held for the run's life.
+Hydra is then told the folder (`hydra.run.dir=` / `hydra.sweep.dir=`), so it cannot pick another.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from logitlab.errors import ConfigError
+from logitlab.run.lock import LOCK, claim, fresh_folder, make_folder, release, stale_temporaries
+
+RUN_FILES = ("job.json", "metrics.json", "summary.csv")
+
+
+@dataclass
+class Launch:
+    """What main() hands to Hydra, and what it holds meanwhile."""
+
+    argv: list[str]
+    folder: Path | None = None  # the claimed run, resume or sweep folder
+    fresh: bool = False  # created by this launch: a refusal removes it again
+    kind: str = "other"  # run, resume, sweep, or other (--help, --cfg, ...)
+    saved: dict = field(default_factory=dict)  # a resume's files as they were, to put back
+
+
+def _value(argv: list[str], key: str) -> str | None:
+    """The value of `key=...` on the command line (the last one wins, as in Hydra)."""
+    found = [a.split("=", 1)[1] for a in argv if a.split("=", 1)[0].lstrip("+~") == key]
+    return found[-1].strip("'\"") if found else None
+
+
+def _override(key: str, folder: Path) -> str:
+    text = str(folder)
+    if re.fullmatch(r"[\w./~-]+", text):
+        return f"{key}={text}"
+    return f"{key}='" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name != LOCK)
+
+
+def _give_up(folder: Path, created: bool) -> None:
+    """Undo a claim: release the lock and remove the folder if this launch made it."""
+    release(folder)
+    if created and not _leftovers(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def prepare(argv: list[str], config_dir: str) -> Launch:
+    """Check `argv`, claim its folder; the Launch says what Hydra runs and where."""
+    from logitlab.config.rules import preflight
+
+    flags = [a for a in argv if a.startswith("-")]
+    # hparams_search configs set hydra.mode=MULTIRUN themselves: a sweep without -m
+    searched = any(a.split("=", 1)[0] == "hparams_search" for a in argv)
+    multirun = searched or any(a in ("-m", "--multirun") for a in flags)
+    if flags in (["--help"], ["-h"]):
+        print(help_text([a for a in argv if not a.startswith("-")], config_dir), end="")
+        raise SystemExit(0)
+    if any(a not in ("-m", "--multirun") for a in flags):
+        return Launch(argv)  # --cfg, --info, --hydra-help, -c ...: Hydra's own answers
+    overrides = [a for a in argv if not a.startswith("-")]
+    cfg = preflight(overrides, config_dir)
+    if cfg is None:
+        return Launch(argv)
+    resume = _value(overrides, "resume")
+    if resume:
+        return _resume(argv, overrides, cfg, Path(resume))
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    root = Path(cfg.paths.output_root) / str(cfg.task_name)
+    if multirun:
+        argv = [*argv, *_job_names(overrides)]
+        explicit = _value(overrides, "hydra.sweep.dir")
+        if explicit is None:
+            folder = fresh_folder(root / "multirun", stamp, "hydra.sweep.dir")
+            claim(folder, "hydra.sweep.dir")
+            return Launch([*argv, _override("hydra.sweep.dir", folder)], folder, True, "sweep")
+        folder = Path(explicit)
+        created = make_folder(folder, "hydra.sweep.dir")
+        claim(folder, "hydra.sweep.dir")
+        if _leftovers(folder):
+            _give_up(folder, created)
+            kind = "an earlier sweep" if _is_sweep(folder) else "files"
+            raise ConfigError(
+                f"hydra.sweep.dir={folder} already holds {kind} "
+                f"({', '.join(_leftovers(folder)[:4])}); give a new folder (or leave "
+                "hydra.sweep.dir out for a fresh one)"
+            )
+        return Launch(argv, folder, created, "sweep")
+    explicit = _value(overrides, "hydra.run.dir")
+    if explicit is None:
+        folder = fresh_folder(root, stamp)
+        claim(folder)
+        return Launch([*argv, _override("hydra.run.dir", folder)], folder, True, "run")
+    folder = Path(explicit)
+    created = make_folder(folder, "hydra.run.dir")
+    claim(folder)
+    requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+    if (folder / ".hydra" / "config.yaml").exists() and not requeued:
+        _give_up(folder, created)
+        raise ConfigError(
+            f"hydra.run.dir={folder} already holds a run; continue it with resume={folder}, "
+            "or give a new folder"
+        )
+    if _leftovers(folder) and not requeued:
+        shown = ", ".join(_leftovers(folder)[:4])
+        _give_up(folder, created)
+        raise ConfigError(
+            f"hydra.run.dir={folder} holds files that are not a logitlab run ({shown}); give "
+            "an empty or new folder, so that none of them is overwritten"
+        )
+    if requeued:
+        stale_temporaries(folder)
+    return Launch(argv, folder, created, "run")
+
+
+def help_text(overrides: list[str], config_dir: str) -> str:
+    """`--help`: the config groups and their options, then the composed config, as Hydra's own
+    help prints them. Hydra builds its group list by composing once per group (seconds); here
+    the groups are read from the config folders (conf/ and any `hydra.searchpath` folder)."""
+    from omegaconf import OmegaConf
+
+    from logitlab.config.rules import _compose
+
+    folders = [Path(config_dir)]
+    paths = _value(overrides, "hydra.searchpath")
+    for entry in (paths or "").strip("[]").split(","):
+        entry = entry.strip().strip("'\"")
+        if entry.startswith("pkg://"):
+            from importlib.util import find_spec
+
+            package, _, sub = entry.removeprefix("pkg://").partition("/")
+            spec = find_spec(package)
+            for location in (spec.submodule_search_locations or []) if spec else []:
+                folders.append(Path(location) / sub)
+        elif entry:
+            folders.append(Path(entry.removeprefix("file://")))
+    groups: dict[str, set[str]] = {}
+    for folder in folders:
+        for path in folder.rglob("*.yaml") if folder.is_dir() else []:
+            group = path.parent.relative_to(folder).as_posix()
+            if group != "." and group.split("/")[0] != "hydra":
+                groups.setdefault(group, set()).add(path.stem)
+    cfg = _compose(overrides, config_dir)
+    lines = [
+        "logitlab-train: python -m logitlab.train [group=option ...] [key=value ...] [-m]",
+        "(Hydra's own flags: --hydra-help; the config without running: --cfg job)",
+        "",
+        "== Configuration groups ==",
+        "Compose your configuration from those groups (group=option)",
+        "",
+        *(f"{group}: {', '.join(sorted(groups[group]))}" for group in sorted(groups)),
+        "",
+        "== Config ==",
+        "Override anything in the config (foo.bar=value)",
+        "",
+        OmegaConf.to_yaml(cfg, resolve=False),
+    ]
+    return "\n".join(lines)
+
+
+def _job_names(overrides: list[str]) -> list[str]:
+    """Name a sweep's jobs by what is swept: the keys every job shares are left out of
+    `hydra.job.override_dirname` (and so of the job's dashboard name, dashboards/naming.py)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    key = "hydra.job.config.override_dirname.exclude_keys"
+    if _value(overrides, key) is not None:
+        return []  # the user's own choice
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    shared = [o.key_or_group for o in parsed if not o.is_sweep_override()]
+    shared = [k for k in dict.fromkeys(shared) if not k.startswith("hydra.")]
+    quoted = ",".join("'" + k.replace("\\", "\\\\").replace("'", "\\'") + "'" for k in shared)
+    return [f"{key}=[{quoted}]"]
+
+
+def _check_early_stop(checkpoint: dict, resumed: DictConfig, folder: Path) -> None:
+    """Refuse a resume that early stopping would end at once; name the override that goes on."""
+    early = (resumed.get("callbacks") or {}).get("early_stopping")
+    if not early:
+        return
+    patience = int(early.get("patience", 0))
+    for key, state in (checkpoint.get("callbacks") or {}).items():
+        if not str(key).startswith("EarlyStopping") or not isinstance(state, dict):
+            continue
+        stopped, wait = int(state.get("stopped_epoch", 0)), int(state.get("wait_count", 0))
+        if stopped > 0 and wait >= patience:
+            raise ConfigError(
+                f"resume={folder}: early stopping ended this run after epoch {stopped} "
+                f"({early.get('monitor')} without improvement for {wait} epochs, patience "
+                f"{patience}); to train on, raise it: callbacks.early_stopping.patience="
+                f"{wait + max(patience, 5)}"
+            )
+
+
+def _is_sweep(folder: Path) -> bool:
+    return (folder / "summary.csv").exists() or any(folder.glob("*/.hydra/overrides.yaml"))
+
+
+def _resume(argv: list[str], overrides: list[str], cfg: DictConfig, folder: Path) -> Launch:
+    """Validate everything a resume needs before anything is written, then claim its folder."""
+    import json
+
+    from logitlab.config.rules import prepare_resume
+
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"resume={folder} is a file; give the run folder (outputs/...)")
+    if not folder.is_dir():
+        raise ConfigError(f"resume={folder} does not exist; give the folder of a training run")
+    resumed, last = prepare_resume(cfg, overrides)
+    metrics = folder / "metrics.json"
+    if metrics.is_file():
+        try:
+            json.loads(metrics.read_text())
+        except (ValueError, OSError):
+            raise ConfigError(
+                f"resume={folder}: {metrics} is not readable JSON; move it aside to resume"
+            ) from None
+    claim(folder, "resume")
+    try:
+        from logitlab.run.restore import load_checkpoint
+
+        checkpoint = load_checkpoint(last)  # weights_only=True: a bad file stops here
+        _check_early_stop(checkpoint, resumed, folder)
+    except ConfigError:
+        release(folder)
+        raise
+    stale_temporaries(folder)
+    job, log_file = folder / "job.json", folder / "train.log"
+    saved = {
+        "job.json": job.read_bytes() if job.is_file() else None,
+        "train.log": log_file.stat().st_size if log_file.is_file() else 0,
+        "resumed": set((folder / ".hydra").glob("resumed_*")),
+    }
+    return Launch(argv, folder, False, "resume", saved)
