@@ -23,11 +23,11 @@ install: $(STAMP) ## build .venv (torch, lightning, hydra, ...) and install logi
 train: $(STAMP) ## train the default experiment; overrides via ARGS="model=binary loss=bce"
 	$(BIN)/python -m logitlab.train $(ARGS)
 
-test: $(STAMP) ## run the whole test suite
-	$(BIN)/python -m pytest $(ARGS)
+test: $(STAMP) ## run the whole test suite (a worker per core)
+	$(BIN)/python -m pytest -n auto --dist loadfile $(ARGS)
 
 test-fast: $(STAMP) ## the suite without the slow (training) tests
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadfile -m "not slow" $(ARGS)
 
 tensorboard: $(STAMP) ## serve outputs/ on http://localhost:$(PORT)
 	$(BIN)/tensorboard --logdir outputs --port $(PORT)

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
+
+# One torch thread per test process (and the commands it starts), unless set already: `make test`
+# runs a worker per core (pytest-xdist), and threads beyond the cores only spin.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import contextlib
+import hashlib
+import importlib
+import io
 import resource
 import struct
 import subprocess
@@ -19,6 +27,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
+
+import logitlab.config.compose  # noqa: F401  (the schemas the configs extend)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -79,10 +89,17 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     return make
 
 
+# Commands without a Hydra app run their main() in this process, as their console scripts do:
+# the same code path, without five seconds of imports per call. Training runs as a subprocess.
+IN_PROCESS = ("logitlab.eval", "logitlab.predict", "logitlab.calibrate")
+
+
 def cli(
     module: str, *args: str, timeout: float = 300, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run a logitlab module as a user would, from the repository root (`env`: extra variables)."""
+    if module in IN_PROCESS:
+        return in_process(module, list(args), env or {})
     env = {**os.environ, "HYDRA_FULL_ERROR": "", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", module, *args],
@@ -92,6 +109,36 @@ def cli(
         text=True,
         timeout=timeout,
     )
+
+
+def in_process(module: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`module`'s main(args) with `env` set (PYTHONPATH on sys.path): exit status and output."""
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    saved_env, saved_path, saved_cwd = dict(os.environ), list(sys.path), os.getcwd()
+    os.environ.update({"HYDRA_FULL_ERROR": "", **env})
+    sys.path[:0] = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            importlib.import_module(module).main(args)
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.path[:] = saved_path
+        os.chdir(saved_cwd)
+    return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A short run (debug=limit) trained through the command line, shared by the tests of a
+    process: read it, or copy it before changing anything."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    result = cli("logitlab.train", "debug=limit", f"hydra.run.dir={run}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return run
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def test_bench_report_and_docs_show_the_measured_figures(tmp_path: Path, capsys)
 
 @pytest.mark.parametrize("fastpath", [False, True])
 def test_bench_runs_a_config_logitlab_accepts(tmp_path: Path, fastpath: bool) -> None:
-    from logitlab.config.rules import preflight
+    from logitlab.config.compose import preflight
 
     overrides = bench.logitlab_overrides(
         tmp_path / "d.npz", tmp_path / "s.npz", 256, 6, tmp_path / "run", "cpu", "32-true", fastpath

@@ -20,14 +20,10 @@ from logitlab import train as train_cli
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> dict[str, Path]:
-    """A finished run, and the bad files the catalogue feeds to the commands."""
-    from conftest import cli
-
+def world(tmp_path_factory, finished_run: Path) -> dict[str, Path]:
+    """A finished run (read only), and the bad files the catalogue feeds to the commands."""
     root = tmp_path_factory.mktemp("catalogue")
-    run = root / "run"
-    result = cli("logitlab.train", "debug=limit", f"hydra.run.dir={run}")
-    assert result.returncode == 0, result.stderr[-2000:]
+    run = finished_run
     x = np.random.default_rng(0).normal(size=(80, 3)).astype(np.float32)
     y = np.arange(80) % 4
     for name, (xx, yy) in {
@@ -49,7 +45,8 @@ def world(tmp_path_factory) -> dict[str, Path]:
     broken.write_bytes(broken.read_bytes()[:100])
     last = run / "checkpoints" / "last.ckpt"
     state = torch.load(last, weights_only=True)
-    state["state_dict"]["net.layers.7.weight"] = torch.zeros(1, 64)  # another output layer
+    output = [key for key, weight in state["state_dict"].items() if weight.ndim == 2][-1]
+    state["state_dict"][output] = torch.zeros(1, 64)  # another head's output layer
     torch.save(state, root / "other_head.ckpt")
     (root / "truncated.ckpt").write_bytes(last.read_bytes()[:1000])
     np.save(root / "narrow.npy", np.zeros((3, 10)))
@@ -112,7 +109,7 @@ CATALOGUE = [
     ("train", "resume={root}/nowhere paths.output_root={root}/out", "resume={root}/nowhere does not exist; give the folder of a training run"),
     ("eval", "run_dir={root}/nowhere", "run_dir={root}/nowhere does not exist"),
     ("eval", "run_dir={run} ckpt={root}/nowhere.ckpt", "does not exist; use ckpt=best, last or a path"),
-    ("eval", "run_dir={run} ckpt={root}/other_head.ckpt", "size mismatch for net.layers.7.weight: a different head or network"),
+    ("eval", "run_dir={run} ckpt={root}/other_head.ckpt", ": a different head or network); use this run's own checkpoint"),
     ("eval", "run_dir={run} ckpt={root}/truncated.ckpt", "truncated.ckpt is truncated or corrupt"),
     ("predict", "run_dir={run} input={root}/narrow.npy", "has 10 features per sample but the model takes 64"),
     ("predict", "run_dir={run} input={root}/text.csv", "column 'column 1' holds 'oops' (line 2), not a number"),

@@ -160,3 +160,43 @@ def test_experiments_name_their_run_folders(override: str, task_name: str, tmp_p
     assert cfg.task_name == task_name
     run_dir = OmegaConf.to_container(cfg.hydra.run, resolve=True)["dir"]
     assert f"/outputs/{task_name}/" in run_dir
+
+
+def test_data_schema_defaults_are_the_datamodules_own():
+    """One default per data key: the schema (what YAML files extend) says what __init__ says."""
+    import dataclasses
+    import inspect
+
+    from logitlab.config.schemas import AugmentSchema, DataSchema, ImageFolderSchema
+    from logitlab.data.augment import Augment
+    from logitlab.data.datamodule import ClassificationDataModule
+
+    signature = inspect.signature(ClassificationDataModule.__init__).parameters
+    schema = {f.name: f for s in (DataSchema, ImageFolderSchema) for f in dataclasses.fields(s)}
+    assert set(signature) - {"self", "task"} == set(schema) - {"_target_"}
+    for name, field in schema.items():
+        if name in ("_target_", "source"):
+            continue
+        default = field.default_factory() if callable(field.default_factory) else field.default
+        if dataclasses.is_dataclass(default):
+            default = dataclasses.asdict(default)
+        own = signature[name].default
+        if name == "transforms":  # None: none of them, as the schema's defaults say
+            assert default == {"crop_scale": None, "flip": False, "rotation": 0.0, "extra": []}
+            continue
+        if name == "augment":
+            own = {k: p.default for k, p in inspect.signature(Augment).parameters.items()}
+            assert {f.name for f in dataclasses.fields(AugmentSchema)} == set(own)
+        assert default == own or (own is None and default in ({}, [])), name
+
+
+def test_a_required_value_left_unset_is_one_line(make_cfg):
+    from logitlab.config.rules import check_config
+
+    cfg = make_cfg("model.net.dropout=???", "optimizer.lr=???")
+    with pytest.raises(ConfigError) as error:
+        check_config(cfg)
+    assert str(error.value) == (
+        "model.net.dropout is required and has no value; set it, e.g. model.net.dropout=... "
+        "(also unset: optimizer.lr)"
+    )

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from logitlab.data.datamodule import ClassificationDataModule, EpochOrder, TensorBatches
+from logitlab.data.datamodule import ClassificationDataModule
+from logitlab.data.loaders import EpochOrder, TensorBatches
 from logitlab.errors import ConfigError
 
 
@@ -43,22 +44,22 @@ def test_splits_depend_only_on_the_seed() -> None:
 def test_standardisation_uses_training_statistics_only() -> None:
     dm = digits()  # 8x8 grayscale images: one mean and one std, of the training split
     train_x = dm.splits["train"][0]
-    assert train_x.shape[1:] == (1, 8, 8) and dm.mean.shape == dm.std.shape == (1, 1, 1)
+    assert train_x.shape[1:] == (1, 8, 8) and dm.stats.mean.shape == dm.stats.std.shape == (1, 1, 1)
     assert train_x.mean().item() == pytest.approx(0.0, abs=1e-5)
     assert train_x.std().item() == pytest.approx(1.0, abs=1e-4)
     assert torch.isfinite(train_x).all()
     from sklearn.datasets import load_digits
 
     raw = load_digits().images  # the statistics are those of the raw training split
-    assert dm.mean.item() == pytest.approx(raw[dm.split_index["train"]].mean(), rel=1e-5)
-    assert dm.std.item() == pytest.approx(raw[dm.split_index["train"]].std(ddof=1), rel=1e-4)
+    assert dm.stats.mean.item() == pytest.approx(raw[dm.split_index["train"]].mean(), rel=1e-5)
+    assert dm.stats.std.item() == pytest.approx(raw[dm.split_index["train"]].std(ddof=1), rel=1e-4)
 
 
 def test_tables_are_standardised_per_feature() -> None:
     dm = ClassificationDataModule("blobs", "multiclass", 3, num_features=4, seed=0)
     dm.setup()
     train_x = dm.splits["train"][0]
-    assert dm.input_shape == (4,) and dm.mean.shape == (4,)
+    assert dm.input_shape == (4,) and dm.stats.mean.shape == (4,)
     torch.testing.assert_close(train_x.mean(dim=0), torch.zeros(4), atol=1e-5, rtol=0)
     torch.testing.assert_close(train_x.std(dim=0), torch.ones(4), atol=1e-5, rtol=0)
 

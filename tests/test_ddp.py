@@ -72,6 +72,7 @@ print(json.dumps({"detected": SLURMEnvironment.detect(), "rank": slurm.global_ra
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", [0, 1])
 def test_under_srun_only_task_zero_writes_the_run_files(task: int, tmp_path: Path) -> None:
     """Tasks started as SLURM's srun starts them (SLURM_PROCID, no LOCAL_RANK): Lightning's rank."""

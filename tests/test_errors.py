@@ -51,7 +51,9 @@ def test_values_out_of_range_are_refused(override: str, message: str, tmp_path: 
     assert str(error.value) == message
 
 
-def test_unbounded_epochs_with_a_step_budget_are_fine(tmp_path: Path) -> None:
+def test_unbounded_epochs_need_a_step_budget(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^trainer.max_epochs=-1 must be >= 0 \(-1, unbounded"):
+        check_config(compose_train(["trainer.max_epochs=-1"], tmp_path))
     check_config(compose_train(["trainer.max_epochs=-1", "trainer.max_steps=100"], tmp_path))
 
 

@@ -129,7 +129,7 @@ def test_a_logger_without_its_package_is_one_line(monkeypatch, logger: str, extr
     import importlib.util
 
     from conftest import CONF
-    from logitlab.config.rules import preflight
+    from logitlab.config.compose import preflight
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

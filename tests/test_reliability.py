@@ -33,14 +33,6 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, err
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("finished") / "run"
-    result = cli("logitlab.train", "debug=limit", f"hydra.run.dir={run}")
-    assert result.returncode == 0, result.stderr[-2000:]
-    return run
-
-
 def copy_run(run: Path, where: Path) -> Path:
     target = where / "copy"
     shutil.copytree(run, target)
@@ -66,6 +58,7 @@ def test_claim_is_exclusive_and_a_dead_owners_lock_is_taken_over(tmp_path: Path)
     assert (first.name, second.name) == ("stamp", "stamp_1")
 
 
+@pytest.mark.slow
 def test_two_starts_into_one_folder_exactly_one_runs(tmp_path: Path) -> None:
     run = tmp_path / "run"
     procs = [start(*QUICK, f"hydra.run.dir={run}") for _ in range(2)]
@@ -79,6 +72,7 @@ def test_two_starts_into_one_folder_exactly_one_runs(tmp_path: Path) -> None:
     assert len(list(run.glob(".hydra/config.yaml"))) == 1
 
 
+@pytest.mark.slow
 def test_two_default_named_runs_in_one_second_get_two_folders(tmp_path: Path) -> None:
     args = (*QUICK, f"paths.output_root={tmp_path}", "task_name=twins")
     procs = [start(*args) for _ in range(2)]
@@ -102,6 +96,7 @@ def test_a_folder_with_other_files_is_not_trained_into(tmp_path: Path) -> None:
     assert (folder / "metrics.json").read_text() == "my own numbers\n"
 
 
+@pytest.mark.slow
 def test_a_second_sweep_into_a_used_sweep_folder_is_refused(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     first = cli("logitlab.train", "-m", *QUICK, "seed=1,2", f"hydra.sweep.dir={sweep}")

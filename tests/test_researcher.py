@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-import logitlab.config.rules  # noqa: F401  (the schemas, registered for compose)
 from conftest import ROOT, cli
 from logitlab.errors import ConfigError
 
@@ -24,14 +23,18 @@ from logitlab.errors import ConfigError
 def test_the_trainer_schema_takes_every_trainer_argument(make_cfg) -> None:
     import lightning
 
-    from logitlab.config.schemas import TRAINER_GIVEN, TrainerSchema
+    from logitlab.config.schemas import TRAINER_GIVEN, trainer_schema
 
-    signature = set(inspect.signature(lightning.pytorch.Trainer.__init__).parameters) - {"self"}
-    fields = {f.name for f in dataclasses.fields(TrainerSchema)} - {"_target_"}
-    assert fields == signature - set(TRAINER_GIVEN)
+    parameters = inspect.signature(lightning.pytorch.Trainer.__init__).parameters
+    own = {
+        name: p.default for name, p in parameters.items() if name not in ("self", *TRAINER_GIVEN)
+    }
+    schema = {f.name: f.default for f in dataclasses.fields(trainer_schema())}
+    assert schema.pop("_target_") == "lightning.pytorch.Trainer"
+    assert schema == own  # every argument, with Lightning's own default
     cfg = make_cfg("trainer.accumulate_grad_batches=4", "trainer.val_check_interval=0.5")
     assert (cfg.trainer.accumulate_grad_batches, cfg.trainer.val_check_interval) == (4, 0.5)
-    from logitlab.config.rules import preflight
+    from logitlab.config.compose import preflight
 
     with pytest.raises(ConfigError, match=r"trainer\.accumulate_grad_batch is not a key"):
         preflight(["trainer.accumulate_grad_batch=4"], str(ROOT / "conf"))
@@ -68,7 +71,7 @@ def test_config_mistakes_are_instant_import_no_torch_and_write_nothing(
 
 
 def test_npz_sizes_come_from_the_data(make_cfg, tmp_path: Path) -> None:
-    from logitlab.config.build import build_data, build_model
+    from logitlab.config.build import build
 
     path = tmp_path / "wine.npz"
     from sklearn.datasets import load_wine
@@ -76,15 +79,15 @@ def test_npz_sizes_come_from_the_data(make_cfg, tmp_path: Path) -> None:
     wine = load_wine()
     np.savez(path, x=wine.data.astype(np.float32), y=wine.target)
     cfg = make_cfg("data=npz", f"data.path={path}")
-    datamodule = build_data(cfg)
+    datamodule, model = build(cfg)
     assert datamodule.dataset_num_classes == 3 and cfg.data.num_classes == 3
     assert datamodule.input_shape == (13,)
-    model = build_model(cfg, datamodule)
     assert model(torch.zeros(2, 13)).shape == (2, 3)  # 3 logits, not digits' 10
     with pytest.raises(ConfigError, match=r"data.num_classes=10 but data=npz has 3 classes"):
-        build_data(make_cfg("data=npz", f"data.path={path}", "data.num_classes=10"))
+        build(make_cfg("data=npz", f"data.path={path}", "data.num_classes=10"))
 
 
+@pytest.mark.slow
 def test_a_run_prints_its_config_results_and_next_steps(tmp_path: Path) -> None:
     run = tmp_path / "run"
     result = cli("logitlab.train", "debug=limit", "tags=[baseline,v2]", f"hydra.run.dir={run}")
@@ -98,6 +101,7 @@ def test_a_run_prints_its_config_results_and_next_steps(tmp_path: Path) -> None:
     assert metrics["tags"] == ["baseline", "v2"]
 
 
+@pytest.mark.slow
 def test_a_sweep_prints_no_config_tree_and_its_summary_has_tags(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     result = cli(

@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 from torch.utils.data import DistributedSampler
 
 from conftest import write_idx
-from logitlab.data.datamodule import ClassificationDataModule, EpochOrder, TensorBatches
+from logitlab.data.datamodule import ClassificationDataModule
+from logitlab.data.loaders import EpochOrder, TensorBatches
 from logitlab.errors import ConfigError
 from logitlab.train import train
 

@@ -43,7 +43,8 @@ def test_multiclass_head_learns_digits_and_records_everything(make_cfg, tmp_path
 
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["hyper_parameters"]["loss"]["_target_"] == "torch.nn.CrossEntropyLoss"
-    assert "net.layers.1.weight" in last["state_dict"]  # the MLP, rebuilt from the run's config
+    linear = [tuple(w.shape) for w in last["state_dict"].values() if w.ndim == 2]
+    assert linear == [(128, 64), (64, 128), (10, 64)]  # the MLP of model/net=mlp, 64 pixels in
     (best,) = (run_dir / "checkpoints").glob("best-*.ckpt")
     assert torch.load(best, weights_only=True)["state_dict"]["net.layers.1.weight"].shape == (
         128,

@@ -12,7 +12,7 @@ import torch
 
 from conftest import shifted_digits, write_png_folder
 from logitlab.data.datamodule import ClassificationDataModule
-from logitlab.data.images import ImageFolderDataModule, read_image
+from logitlab.data.images import read_image
 from logitlab.data.tables import read_feature_csv, read_labelled_csv
 from logitlab.errors import ConfigError
 from logitlab.predict import read_features
@@ -142,7 +142,9 @@ def small_pngs(tmp_path: Path) -> Path:
 
 
 def test_image_folder_split_shape_and_statistics(small_pngs: Path) -> None:
-    dm = ImageFolderDataModule(root=str(small_pngs), task="multiclass", num_workers=0)
+    dm = ClassificationDataModule(
+        source="image_folder", root=str(small_pngs), task="multiclass", num_workers=0
+    )
     dm.setup()
     assert dm.class_names == ["a", "b", "c"] and dm.dataset_num_classes == 3
     assert dm.input_shape == (1, 28, 28)  # from the images: grayscale 28x28
@@ -150,8 +152,8 @@ def test_image_folder_split_shape_and_statistics(small_pngs: Path) -> None:
     assert sum(sizes.values()) == 120 and sizes["val"] == 18 and sizes["test"] == 18
     train_files = dm.sample_names("train")
     pixels = np.stack([np.asarray(read_image(f, 1), dtype=np.float64) / 255 for f in train_files])
-    assert dm.mean.flatten().item() == pytest.approx(pixels.mean(), abs=1e-5)
-    assert dm.std.flatten().item() == pytest.approx(pixels.std(), abs=1e-5)
+    assert dm.stats.mean.flatten().item() == pytest.approx(pixels.mean(), abs=1e-5)
+    assert dm.stats.std.flatten().item() == pytest.approx(pixels.std(), abs=1e-5)
     x, y = next(iter(dm.test_dataloader()))
     assert x.shape == (18, 1, 28, 28) and x.dtype == torch.float32
     labels = [{"a": 0, "b": 1, "c": 2}[Path(f).parent.name] for f in dm.sample_names("test")]
@@ -164,12 +166,14 @@ def test_image_folder_own_splits_and_rgb(tmp_path: Path) -> None:
     rgb[..., 0] = 255 - rgb[..., 0]  # a colour image: the channels differ
     for part, index in (("train", slice(0, 60)), ("val", slice(60, 75)), ("test", slice(75, 90))):
         write_png_folder(tmp_path / "root" / part, rgb[index], labels[index] % 2, ["no", "yes"])
-    dm = ImageFolderDataModule(root=str(tmp_path / "root"), task="multiclass", num_workers=0)
+    dm = ClassificationDataModule(
+        source="image_folder", root=str(tmp_path / "root"), task="multiclass", num_workers=0
+    )
     dm.setup()
     assert dm.input_shape == (3, 28, 28)
     assert {n: len(y) for n, (_, y) in dm.splits.items()} == {"train": 60, "val": 15, "test": 15}
     assert all("/test/" in f for f in dm.sample_names("test"))
-    assert dm.mean.flatten()[0] > 0.5 > dm.mean.flatten()[1]  # inverted red is bright
+    assert dm.stats.mean.flatten()[0] > 0.5 > dm.stats.mean.flatten()[1]  # inverted red is bright
 
 
 def test_image_folder_resizes_mixed_sizes_when_asked(small_pngs: Path) -> None:
@@ -177,9 +181,15 @@ def test_image_folder_resizes_mixed_sizes_when_asked(small_pngs: Path) -> None:
 
     Image.new("L", (40, 36), color=200).save(small_pngs / "a" / "big.png")
     with pytest.raises(ConfigError, match=r"mixes image sizes .* set data.image_size"):
-        ImageFolderDataModule(root=str(small_pngs), task="multiclass", num_workers=0).setup()
-    dm = ImageFolderDataModule(
-        root=str(small_pngs), task="multiclass", num_workers=0, image_size=[16, 16]
+        ClassificationDataModule(
+            source="image_folder", root=str(small_pngs), task="multiclass", num_workers=0
+        ).setup()
+    dm = ClassificationDataModule(
+        source="image_folder",
+        root=str(small_pngs),
+        task="multiclass",
+        num_workers=0,
+        image_size=[16, 16],
     )
     dm.setup()
     assert dm.input_shape == (1, 16, 16)
@@ -187,7 +197,7 @@ def test_image_folder_resizes_mixed_sizes_when_asked(small_pngs: Path) -> None:
 
 
 def test_image_folder_extra_transform_from_config(small_pngs: Path, make_cfg) -> None:
-    from logitlab.config.build import build_data
+    from logitlab.config.build import build
 
     cfg = make_cfg(
         "data=image_folder",
@@ -195,10 +205,10 @@ def test_image_folder_extra_transform_from_config(small_pngs: Path, make_cfg) ->
         "data.num_workers=0",
         "+data.transforms.extra=[{_target_: torchvision.transforms.v2.RandomInvert, p: 1.0}]",
     )
-    dm = build_data(cfg)
-    mean, std = dm.mean.flatten().item(), dm.std.flatten().item()
-    trained, _ = dm._dataset("train", train=True)[0]
-    seen, _ = dm._dataset("train", train=False)[0]
+    dm, _ = build(cfg)
+    mean, std = dm.stats.mean.flatten().item(), dm.stats.std.flatten().item()
+    trained, _ = dm.train_dataloader().dataset[0]  # the first training image, augmented
+    seen = next(dm.sample_batches("train"))[0][0]  # the same image as evaluation sees it
     # the training image is the inverted one: pixel p becomes 1 - p before normalising
     assert torch.allclose(trained * std + mean, 1 - (seen * std + mean), atol=1e-5)
 
@@ -234,11 +244,14 @@ def test_bad_image_folders_are_refused(small_pngs: Path, damage: str, message: s
     elif damage == "not_an_image":
         (root / "a" / "fake.png").write_text("not a png")
     with pytest.raises(ConfigError) as error:
-        ImageFolderDataModule(root=str(root), task="multiclass", num_workers=0).setup()
+        ClassificationDataModule(
+            source="image_folder", root=str(root), task="multiclass", num_workers=0
+        ).setup()
     assert message.format(root=root) in str(error.value)
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.slow
 def test_truncated_image_in_a_worker_is_one_line(small_pngs: Path, run_cli, tmp_path) -> None:
     victim = sorted((small_pngs / "b").iterdir())[0]
     victim.write_bytes(victim.read_bytes()[:60])  # the header survives, the pixels do not

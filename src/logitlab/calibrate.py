@@ -263,7 +263,7 @@ def for_checkpoint(folder: Path, checkpoint: Path) -> dict[str, Any] | None:
 
 def main(argv: list[str] | None = None) -> None:
     """Parse key=value arguments and calibrate."""
-    from logitlab.run.restore import parse_args
+    from logitlab.run.arguments import parse_args
 
     defaults = {"run_dir": None, "ckpt": "best", "method": "auto"}
     with user_errors():

@@ -49,3 +49,10 @@ def one_line(error: ConfigError) -> str:
         return text
     last = [line for line in text.splitlines() if line.strip()][-1]
     return last.split("ConfigError: ", 1)[-1].strip()
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's first line, or its type's name when it has no message (for a reason in
+    parentheses inside one of logitlab's own lines)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from logitlab.errors import user_errors
+from logitlab.run.layout import RunFolder
 
 USAGE = """python -m logitlab.eval run_dir=DIR [ckpt=best|last|PATH]
 
@@ -51,7 +52,7 @@ def evaluate(run_dir: str, ckpt: str = "best") -> dict[str, float]:
     from logitlab.dashboards.naming import event_folder
 
     metrics.update(calibrated_scores(folder, model, datamodule, path))
-    write_json(folder / "eval_metrics.json", {**metrics, "checkpoint": str(path)})
+    write_json(RunFolder(folder).eval_metrics, {**metrics, "checkpoint": str(path)})
     events = event_folder(folder)
     if events is not None:  # beside the run's own curves
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -65,7 +66,7 @@ def evaluate(run_dir: str, ckpt: str = "best") -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     """Parse key=value arguments and evaluate."""
-    from logitlab.run.restore import parse_args
+    from logitlab.run.arguments import parse_args
 
     with user_errors():
         args = parse_args(

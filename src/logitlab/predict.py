@@ -12,6 +12,8 @@ pixels in the run's channels (grayscale or RGB), resized to the run's image size
 
 from __future__ import annotations
 
+import csv
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from logitlab.errors import ConfigError, user_errors
+from logitlab.run.layout import RunFolder
 
 USAGE = """python -m logitlab.predict run_dir=DIR [input=FILE] [output=FILE] [ckpt=best|last|PATH]
                           [overwrite=true] [calibrated=true|false]
@@ -41,7 +44,7 @@ def check_output(destination: Path, run_dir: Path, input: str | None, overwrite:
     if target.is_dir():
         raise ConfigError(f"output={destination} is a folder; give a .csv file name")
     inside = target.is_relative_to(run_dir.resolve())
-    if inside and target.exists() and target != (run_dir / "predictions.csv").resolve():
+    if inside and target.exists() and target != RunFolder(run_dir).predictions.resolve():
         raise ConfigError(
             f"output={destination} is one of the run's own files; give another file name"
         )
@@ -136,7 +139,7 @@ def predict(
     )
 
     folder, cfg = load_run_config(run_dir)
-    destination = Path(output) if output else folder / "predictions.csv"
+    destination = Path(output) if output else RunFolder(folder).predictions
     check_output(destination, folder, input, overwrite)
     path = find_checkpoint(folder, ckpt)
     datamodule, model = build_from_run(cfg, folder, load_checkpoint(path), path)
@@ -168,13 +171,15 @@ def predict(
     preds = probs.argmax(dim=1)
     header = ["index", "pred", *(f"prob_{c}" for c in range(probs.shape[1]))]
     method = calibration["method"] if calibration else "none"
-    if (calibrated and (folder / "calibration.json").is_file()) or not calibrated:
+    if (calibrated and RunFolder(folder).calibration.is_file()) or not calibrated:
         header.append("calibration")  # which probabilities these are
     if targets is not None:
         header.insert(2, "target")
     if names is not None:
         header.insert(1, "path")
-    lines = [",".join(header)]
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(header)
     for i, (pred, row) in enumerate(zip(preds.tolist(), probs.tolist(), strict=True)):
         cells = [str(i), str(pred), *(f"{p:.6g}" for p in row)]
         if header[-1] == "calibration":
@@ -182,14 +187,14 @@ def predict(
         if targets is not None:
             cells.insert(2, str(int(targets[i])))
         if names is not None:
-            cells.insert(1, '"' + names[i].replace('"', '""') + '"')  # CSV-quoted
-        lines.append(",".join(cells))
-    return write_text(destination, "\n".join(lines) + "\n")
+            cells.insert(1, names[i])
+        writer.writerow(cells)
+    return write_text(destination, table.getvalue())
 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse key=value arguments and predict."""
-    from logitlab.run.restore import parse_args
+    from logitlab.run.arguments import parse_args
 
     defaults = {
         "run_dir": None,

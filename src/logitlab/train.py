@@ -11,18 +11,17 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
-import logitlab.config.rules  # noqa: F401  (registers the schemas and resolvers before Hydra runs)
+import logitlab.config.compose  # noqa: F401  (registers the schemas before Hydra runs)
 from logitlab.config import CONFIG_DIR
 from logitlab.errors import ConfigError, user_errors
-from logitlab.run.launch import Launch
+from logitlab.run.launch import Launch, refusal_undone
+from logitlab.run.layout import RunFolder
 
 CONFIG_PATH = str(CONFIG_DIR)
 log = logging.getLogger("logitlab.train")
@@ -82,13 +81,13 @@ def shows_console() -> bool:
 
 def starting_point(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
     """The config to run and the checkpoint to start from (a resume, a SLURM requeue, or none)."""
-    from logitlab.config.rules import prepare_resume
+    from logitlab.run.resume import prepare_resume
 
     if cfg.get("resume"):
         cfg, ckpt_path = prepare_resume(cfg, resume_overrides())
         log.info("resuming %s from %s", cfg.resume, ckpt_path)
         return cfg, ckpt_path
-    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    last = RunFolder(cfg.paths.output_dir).last
     if int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0 and last.is_file():
         log.info("SLURM requeued this job: resuming from %s", last)
         return cfg, last
@@ -97,12 +96,13 @@ def starting_point(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
 
 def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     """DataModule (loaded and validated), model and Trainer, all from the config."""
-    from logitlab.config.build import build_data, build_model
+    from logitlab.config.build import build as build_run
     from logitlab.config.instantiate import instantiate, instantiate_callbacks, instantiate_loggers
+    from logitlab.data.splits import save_splits
     from logitlab.run import fastpath
+    from logitlab.run.files import write_json
 
-    datamodule = build_data(cfg)  # load and validate once, before anything trains
-    model = build_model(cfg, datamodule)
+    datamodule, model = build_run(cfg)  # the data loaded and checked once, before training
     if cfg.trainer.get("accelerator") in ("gpu", "cuda") and has_conv(model):
         import torch
 
@@ -110,8 +110,8 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     if cfg.get("compile"):
         model.net.compile()  # in place: checkpoints keep their plain parameter names
     loggers = instantiate_loggers(cfg.get("logger"))
-    progress_bar = cfg.trainer.get("enable_progress_bar", True)
-    summary = cfg.trainer.get("enable_model_summary", True)
+    progress_bar = cfg.trainer.get("enable_progress_bar") is not False  # null: Lightning's on
+    summary = cfg.trainer.get("enable_model_summary") is not False
     callbacks = instantiate_callbacks(cfg.get("callbacks"), bool(loggers), progress_bar, summary)
     if cfg.get("resume") and any(o.split("=")[0] == "optimizer.lr" for o in resume_overrides()):
         from logitlab.run.callbacks import NewLearningRate
@@ -124,11 +124,11 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     trainer = make_trainer(callbacks=callbacks, logger=loggers or False, **quiet)
     if fast:
         fastpath.apply(trainer, model)
-    folder = Path(cfg.paths.output_dir)
-    if trainer.is_global_zero and not (cfg.get("resume") and (folder / "splits.npz").is_file()):
-        datamodule.save_splits(folder / "splits.npz")  # a resume keeps the run's own
-    if trainer.is_global_zero and not (cfg.get("resume") and (folder / "data.json").is_file()):
-        datamodule.save_run_data(folder / "data.json")
+    run = RunFolder(cfg.paths.output_dir)
+    if trainer.is_global_zero and not (cfg.get("resume") and run.splits.is_file()):
+        save_splits(run.splits, datamodule.split_index)  # a resume keeps the run's own
+    if trainer.is_global_zero and not (cfg.get("resume") and run.data.is_file()):
+        write_json(run.data, datamodule.run_data())
     return datamodule, model, trainer
 
 
@@ -188,7 +188,7 @@ def fit(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig, ckpt_path: P
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except TrainingDiverged as diverged:
-        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        last = RunFolder(cfg.paths.output_dir).last
         lower = f"{float(cfg.optimizer.get('lr', 1e-3)) / 10:g}"
         diverged.advice = (
             f"checkpoints/last.ckpt keeps the last good weights: python -m logitlab.train "
@@ -204,7 +204,7 @@ def fit(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig, ckpt_path: P
                 "last_finite_loss": diverged.last_finite,
                 "error": str(diverged),
             }
-            write_json(Path(cfg.paths.output_dir) / "metrics.json", failure)
+            write_json(RunFolder(cfg.paths.output_dir).metrics, failure)
         raise
     except SIGTERMException:
         log.warning(
@@ -237,7 +237,7 @@ def record(trainer: Any, cfg: DictConfig, fitted: dict, tested: dict) -> dict[st
     from logitlab.dashboards.diagnostics import log_run_summary
     from logitlab.run.files import write_json
 
-    path = Path(cfg.paths.output_dir) / "metrics.json"
+    path = RunFolder(cfg.paths.output_dir).metrics
     previous = json.loads(path.read_text()) if cfg.get("resume") and path.is_file() else {}
     metrics = final_metrics(previous, fitted, tested)
     if trainer.is_global_zero:  # first: a logger that fails cannot lose the results
@@ -304,50 +304,6 @@ def worst_value() -> float:
         HydraConfig.get().sweeper.get("direction", "maximize") if HydraConfig.initialized() else ""
     )
     return float("inf") if str(direction).lower() == "minimize" else float("-inf")
-
-
-@contextmanager
-def refusal_undone(run_dir: str, launch: Launch, sweeping: bool) -> Iterator[None]:
-    """A user mistake found after Hydra started (bad labels, a file that cannot be read)
-    changes nothing: a run folder this launch made goes again (unless it holds a checkpoint),
-    and a refused resume puts job.json and train.log back and drops its .hydra/resumed_*.
-    A sweep's job keeps its record (its row in summary.csv says why it failed)."""
-    import shutil
-
-    from logitlab.errors import ConfigError, TrainingDiverged
-
-    folder = Path(run_dir).resolve()
-    claimed = launch.folder.resolve() if launch.folder else None
-    if sweeping or launch.kind not in ("run", "resume") or claimed != folder:
-        yield
-        return
-    job, log_file = folder / "job.json", folder / "train.log"
-    saved_job, saved_log = launch.saved.get("job.json"), launch.saved.get("train.log", 0)
-    hydra_dirs = launch.saved.get("resumed", set())
-    try:
-        yield
-    except ConfigError as error:
-        if isinstance(error, TrainingDiverged):
-            raise
-        if launch.kind == "run":
-            if launch.fresh and not any((folder / "checkpoints").glob("*.ckpt")):
-                root = logging.getLogger()
-                for handler in list(root.handlers):  # Hydra's train.log handler lets go of it
-                    if isinstance(handler, logging.FileHandler) and Path(
-                        handler.baseFilename
-                    ).resolve().is_relative_to(folder):
-                        root.removeHandler(handler)
-                        handler.close()
-                shutil.rmtree(folder, ignore_errors=True)
-            raise
-        for new in set((folder / ".hydra").glob("resumed_*")) - hydra_dirs:
-            shutil.rmtree(new, ignore_errors=True)
-        if saved_job is not None:
-            job.write_bytes(saved_job)
-        if log_file.is_file():
-            with log_file.open("r+b") as handle:
-                handle.truncate(saved_log)
-        raise
 
 
 LAUNCH = Launch([])

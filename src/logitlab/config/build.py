@@ -4,15 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from logitlab.config.instantiate import instantiate
 from logitlab.config.rules import model_class
-from logitlab.errors import ConfigError
+from logitlab.errors import ConfigError, first_line
+
+
+def build(
+    cfg: DictConfig,
+    stage: str = "fit",
+    splits_file: str | None = None,
+    stats_file: str | None = None,
+    loss: dict[str, Any] | None = None,
+) -> tuple[Any, Any]:
+    """The run's DataModule (set up) and its head around the network, from one config; `loss`
+    (a checkpoint's) replaces the config's."""
+    head = model_class(cfg)
+    datamodule = build_data(cfg, head.task, stage, splits_file, stats_file)
+    return datamodule, build_model(cfg, head, datamodule, loss)
 
 
 def build_data(
     cfg: DictConfig,
+    task: str,
     stage: str = "fit",
     splits_file: str | None = None,
     stats_file: str | None = None,
@@ -25,7 +41,7 @@ def build_data(
     extra = {"splits_file": splits_file} if splits_file else {}
     if stats_file:
         extra["stats_file"] = stats_file
-    datamodule = instantiate(cfg.data, task=model_class(cfg).task, **extra)
+    datamodule = instantiate(cfg.data, task=task, **extra)
     if stage == "fit":
         datamodule.prepare_data()
     datamodule.setup(stage)
@@ -50,11 +66,8 @@ def loss_config(cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
     return loss
 
 
-def build_net(cfg: DictConfig, datamodule: Any) -> Any:
+def build_net(cfg: DictConfig, head: Any, datamodule: Any) -> Any:
     """The network of `model/net`, given the data's sample shape and the head's output width."""
-    from hydra.errors import InstantiationException
-
-    head = model_class(cfg)
     target = cfg.model.net.get("_target_")
     try:
         return instantiate(
@@ -69,16 +82,17 @@ def build_net(cfg: DictConfig, datamodule: Any) -> Any:
                 f"model.net._target_={target} cannot be imported; check the name and put its "
                 "module on PYTHONPATH"
             ) from None
-        first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        first = first_line(cause)
         raise ConfigError(
             f"model.net: {target} could not be built ({type(cause).__name__}: {first}); it takes "
             "in_shape and num_outputs from logitlab and its own arguments from the YAML"
         ) from None
 
 
-def build_model(cfg: DictConfig, datamodule: Any, loss: dict[str, Any] | None = None) -> Any:
-    """The head of `cfg.model` around the network of `model/net`, with the run's loss."""
-    head = model_class(cfg)
+def build_model(
+    cfg: DictConfig, head: Any, datamodule: Any, loss: dict[str, Any] | None = None
+) -> Any:
+    """The `head` class of `cfg.model` around the network of `model/net`, with the run's loss."""
     settings: dict[str, Any] = OmegaConf.to_container(cfg.model, resolve=True)  # type: ignore[assignment]
     for key in ("_target_", "net"):
         settings.pop(key, None)
@@ -90,7 +104,7 @@ def build_model(cfg: DictConfig, datamodule: Any, loss: dict[str, Any] | None = 
             "to follow data.num_classes"
         )
     return head(
-        net=build_net(cfg, datamodule),
+        net=build_net(cfg, head, datamodule),
         loss=loss or loss_config(cfg, datamodule),
         metrics=metrics,
         **settings,

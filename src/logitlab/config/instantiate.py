@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig
 
 from logitlab.errors import ConfigError
@@ -15,9 +18,6 @@ log = logging.getLogger(__name__)
 
 def instantiate(node: Any, **kwargs: Any) -> Any:
     """hydra.utils.instantiate, letting a ConfigError from the constructor reach the user as is."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate as hydra_instantiate
-
     try:
         return hydra_instantiate(node, **kwargs)
     except InstantiationException as error:
@@ -65,8 +65,6 @@ class _DropTips(logging.Filter):
 
 def quiet_lightning() -> None:
     """Lightning's messages without its adverts; eval and predict show only its warnings."""
-    import warnings
-
     package = logging.getLogger("lightning")
     if logging.getLogger().handlers:
         # A Hydra run: its root handlers print to the console and write train.log. Lightning's

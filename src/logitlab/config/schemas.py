@@ -7,7 +7,10 @@ itself refuses a value of the wrong type with the key's full name, e.g. `trainer
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import ast
+from dataclasses import dataclass, field, make_dataclass
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -15,56 +18,45 @@ from hydra.core.config_store import ConfigStore
 # Optional[...] rather than `X | None`: OmegaConf reads these annotations at runtime.
 
 
-@dataclass
-class TrainerSchema:
-    """Every lightning.Trainer argument, typed, but `logger` and `callbacks` (logitlab builds them
-    from the logger and callbacks groups). A misspelt key is still refused; tests check this
-    list against the installed Trainer's signature."""
-
-    _target_: str = "lightning.pytorch.Trainer"
-    accelerator: str = "cpu"
-    strategy: Any = "auto"
-    devices: Any = 1  # an int, "auto", or a list of device indices
-    num_nodes: int = 1
-    precision: Any = "32-true"
-    fast_dev_run: Any = False  # bool or a number of batches
-    max_epochs: Optional[int] = 30  # noqa: UP045
-    min_epochs: Optional[int] = 1  # noqa: UP045
-    max_steps: int = -1
-    min_steps: Optional[int] = None  # noqa: UP045
-    max_time: Any = None  # "DD:HH:MM:SS" or {days: ..., hours: ...}
-    limit_train_batches: Any = None  # a fraction (float) or a number of batches (int)
-    limit_val_batches: Any = None
-    limit_test_batches: Any = None
-    limit_predict_batches: Any = None
-    overfit_batches: Any = 0.0
-    val_check_interval: Any = None  # a fraction of an epoch (float) or a number of batches
-    check_val_every_n_epoch: Optional[int] = 1  # noqa: UP045
-    num_sanity_val_steps: Optional[int] = 2  # noqa: UP045
-    log_every_n_steps: Optional[int] = 10  # noqa: UP045
-    enable_checkpointing: Optional[bool] = None  # noqa: UP045
-    enable_progress_bar: Optional[bool] = True  # noqa: UP045
-    enable_model_summary: Optional[bool] = True  # noqa: UP045
-    accumulate_grad_batches: int = 1
-    gradient_clip_val: Optional[float] = None  # noqa: UP045
-    gradient_clip_algorithm: Optional[str] = None  # noqa: UP045  "norm" (default) or "value"
-    deterministic: Any = False  # True, False or "warn"
-    benchmark: Optional[bool] = False  # noqa: UP045
-    inference_mode: bool = True
-    use_distributed_sampler: bool = False  # logitlab shards batches itself (EpochOrder)
-    profiler: Optional[str] = None  # noqa: UP045
-    detect_anomaly: bool = False
-    barebones: bool = False
-    plugins: Any = None  # a list of Lightning plugins, each a {_target_: ...} entry
-    sync_batchnorm: bool = False
-    reload_dataloaders_every_n_epochs: int = 0
-    default_root_dir: Optional[str] = None  # noqa: UP045
-    enable_autolog_hparams: bool = True
-    model_registry: Optional[str] = None  # noqa: UP045
-
-
 # Trainer arguments the schema leaves out on purpose: logitlab passes them itself.
 TRAINER_GIVEN = ("logger", "callbacks")
+
+
+PLAIN = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _field_type(annotation: ast.expr | None) -> Any:
+    """int, float, bool, str or Optional of one of them, as annotated; anything else Any."""
+    if isinstance(annotation, ast.Name) and annotation.id in PLAIN:
+        return PLAIN[annotation.id]
+    if (
+        isinstance(annotation, ast.Subscript)
+        and isinstance(annotation.value, ast.Name)
+        and annotation.value.id == "Optional"
+        and isinstance(annotation.slice, ast.Name)
+        and annotation.slice.id in PLAIN
+    ):
+        return Optional[PLAIN[annotation.slice.id]]  # noqa: UP045
+    return Any
+
+
+def trainer_schema() -> type:
+    """Every lightning.Trainer argument but `logger` and `callbacks` (logitlab builds them from
+    their groups), typed and with Lightning's own defaults, read from the Trainer's source
+    without importing it, so a config mistake is refused before torch loads."""
+    spec = find_spec("lightning")
+    if spec is None or spec.origin is None:
+        raise ImportError("lightning is not installed")
+    source = Path(spec.origin).parent / "pytorch" / "trainer" / "trainer.py"
+    tree = ast.parse(source.read_text())
+    trainer = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Trainer")
+    init = next(n for n in trainer.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    fields: list[Any] = [("_target_", str, "lightning.pytorch.Trainer")]
+    for arg, default in zip(init.args.kwonlyargs, init.args.kw_defaults, strict=True):
+        if arg.arg in TRAINER_GIVEN or default is None:
+            continue
+        fields.append((arg.arg, _field_type(arg.annotation), ast.literal_eval(default)))
+    return make_dataclass("TrainerSchema", fields)
 
 
 @dataclass
@@ -78,32 +70,38 @@ class AugmentSchema:
 
 @dataclass
 class DataSchema:
-    """ClassificationDataModule arguments."""
+    """ClassificationDataModule arguments, with its defaults (a test holds the two equal)."""
 
     _target_: str = "logitlab.data.datamodule.ClassificationDataModule"
-    source: str = "digits"
-    num_features: Optional[int] = None  # noqa: UP045
-    num_classes: Optional[int] = 10  # noqa: UP045  (null: counted from the data)
+    source: str = "digits"  # one of data/sources.py's SOURCES, or image_folder
+    num_features: Optional[int] = None  # noqa: UP045  checked against the data (null: derived)
+    num_classes: Optional[int] = None  # noqa: UP045  null: counted from the data
     batch_size: int = 64
-    eval_batch_size: Optional[int] = None  # noqa: UP045
+    eval_batch_size: Optional[int] = None  # noqa: UP045  null: max(batch_size, 1024)
     val_fraction: float = 0.15
     test_fraction: float = 0.15
-    standardize: bool = True
-    # class indices, or class names where the data has them
-    positive_classes: list[Any] = field(default_factory=lambda: [1])
+    standardize: bool = True  # per feature (tables) or channel (images), on the training split
+    # binary head only: these classes become 1, the others 0 (one-vs-rest), after keeping only
+    # keep_classes (e.g. [3, 8] for 3-vs-8; null keeps all); class indices or class names
+    positive_classes: Optional[list[Any]] = None  # noqa: UP045
     keep_classes: Optional[list[Any]] = None  # noqa: UP045
     class_names: Optional[list[str]] = None  # noqa: UP045
+    # pos_weight (binary head): train negatives/positives for the loss's pos_weight;
+    # class_weight (multiclass head): n / (C * n_c) per class for the loss's weight
     balance: Optional[str] = None  # noqa: UP045
+    # tensor: whole batches indexed from in-memory tensors (fast); dataloader: a DataLoader
     loader: str = "tensor"
     num_workers: int = 0
+    pin_memory: Optional[bool] = None  # noqa: UP045  null: on when training on a GPU
     seed: int = 0
     data_dir: str = "data"
-    download: bool = False
-    splits_file: Optional[str] = None  # noqa: UP045
-    stats_file: Optional[str] = None  # noqa: UP045
-    path: Optional[str] = None  # noqa: UP045  (data=csv, data=npz: the file)
+    download: bool = False  # fetch torchvision datasets into data_dir when a network is there
+    splits_file: Optional[str] = None  # noqa: UP045  reuse saved split indices (eval, predict)
+    stats_file: Optional[str] = None  # noqa: UP045  reuse saved mean and std (eval, predict)
+    path: Optional[str] = None  # noqa: UP045  data=csv, data=npz: the file
     target: Any = None  # data=csv: the label column, by name or index
-    source_kwargs: dict[str, Any] = field(default_factory=dict)
+    source_kwargs: dict[str, Any] = field(default_factory=dict)  # a source's own arguments
+    # training batches of images only, on their device, seeded (a resume draws the same)
     augment: AugmentSchema = field(default_factory=AugmentSchema)
 
 
@@ -119,15 +117,14 @@ class ImageTransformsSchema:
 
 @dataclass
 class ImageFolderSchema(DataSchema):
-    """ImageFolderDataModule arguments: a folder of class subfolders of images."""
+    """ClassificationDataModule arguments of a folder of class subfolders of images."""
 
-    _target_: str = "logitlab.data.images.ImageFolderDataModule"
+    _target_: str = "logitlab.data.datamodule.ClassificationDataModule"
     source: str = "image_folder"
     root: Optional[str] = None  # noqa: UP045
     image_size: Optional[list[int]] = None  # noqa: UP045  [height, width]; null: the images'
     channels: Optional[int] = None  # noqa: UP045  1 (grayscale) or 3 (RGB); null: the images'
-    stats_samples: int = 10_000
-    pin_memory: Optional[bool] = None  # noqa: UP045  null: on when training on a GPU
+    stats_samples: int = 10_000  # images measured for the per-channel mean and std
     transforms: ImageTransformsSchema = field(default_factory=ImageTransformsSchema)
 
 
@@ -136,7 +133,7 @@ class MulticlassSchema:
     """MulticlassClassifier arguments (the loss and metrics come from their own groups)."""
 
     _target_: str = "logitlab.models.heads.MulticlassClassifier"
-    num_classes: Optional[int] = 10  # noqa: UP045  (from data.num_classes, counted if null)
+    num_classes: Optional[int] = None  # noqa: UP045  from data.num_classes (conf/model/)
     net: Any = None  # model/net: any nn.Module by _target_, with its own arguments
     optimizer: Any = None
     scheduler: Any = None
@@ -179,7 +176,7 @@ class SGDSchema:
 def register() -> None:
     """Put the schemas in the ConfigStore under the `schema` group."""
     store = ConfigStore.instance()
-    store.store(group="schema", name="trainer", node=TrainerSchema)
+    store.store(group="schema", name="trainer", node=trainer_schema())
     store.store(group="schema", name="data", node=DataSchema)
     store.store(group="schema", name="image_folder", node=ImageFolderSchema)
     store.store(group="schema", name="model_multiclass", node=MulticlassSchema)

@@ -19,6 +19,8 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+from torch.utils.tensorboard.summary import hparams
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
     BinaryAUROC,
@@ -32,6 +34,7 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
+from logitlab.dashboards.naming import hyperparameters
 from logitlab.models.metrics import ReliabilityBins
 
 HPARAM_METRICS = ("val/acc_best", "test/acc", "test/loss")
@@ -170,7 +173,9 @@ class Diagnostics(L.Callback):
         writer = logger.experiment
         confusion = values["confusion"].cpu()
         labels = names or [str(i) for i in range(len(confusion))]
-        writer.add_figure(f"{stage}/confusion_matrix", plots.confusion(confusion, labels), step)
+        # torchmetrics draws its own metrics (matplotlib): a heatmap of counts, true classes down
+        figure, _ = self.stages[stage]["confusion"].plot(confusion, labels=labels)
+        writer.add_figure(f"{stage}/confusion_matrix", figure, step)
         writer.add_text(
             f"{stage}/confusion_counts", plots.confusion_markdown(confusion, labels), step
         )
@@ -185,10 +190,9 @@ class Diagnostics(L.Callback):
         if task == "binary":
             data = torch.cat(self.curve_data.get(stage, [torch.zeros(0, 2)])).cpu()
             writer.add_pr_curve(f"{stage}/pr_curve", data[:, 1].long(), data[:, 0], step)
-            fpr, tpr, _ = values["roc"]
-            writer.add_figure(
-                f"{stage}/roc", plots.roc(fpr.cpu(), tpr.cpu(), float(values["auroc"])), step
-            )
+            curve = tuple(part.cpu() for part in values["roc"])
+            figure, _ = self.stages[stage]["roc"].plot(curve, score=True)
+            writer.add_figure(f"{stage}/roc", figure, step)
 
 
 def git_commit() -> str:
@@ -209,7 +213,6 @@ def git_commit() -> str:
 def log_run_summary(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
     """HPARAMS row (naming.py's hyperparameters, the final metrics) on every logger,
     and the config YAML and git commit in TensorBoard's Text tab."""
-    from logitlab.dashboards.naming import hyperparameters
 
     if not trainer.is_global_zero or not trainer.loggers:
         return
@@ -239,8 +242,6 @@ def write_hparams(
     TensorBoard orders the table's columns by that mark, then by name, and ticks the first
     five: a sweep's swept keys (and a run's overrides) come first and are shown.
     """
-    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
-    from torch.utils.tensorboard.summary import hparams
 
     logger.log_metrics(final, 0)  # the values of the table's metric columns
     experiment, start, end = hparams(values, final)

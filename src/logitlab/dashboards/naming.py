@@ -21,6 +21,8 @@ from typing import Any, cast
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from logitlab.run.layout import RunFolder
+
 # Keys that say where things are or how they are shown, never what was trained.
 NOT_HYPERPARAMETERS = frozenset(
     {
@@ -52,7 +54,7 @@ def hydra_record(run_dir: str | Path) -> DictConfig:
     """The run's `.hydra/hydra.yaml` (a resume's is the run's own), else the live Hydra config."""
     from hydra.core.hydra_config import HydraConfig
 
-    path = Path(run_dir) / ".hydra" / "hydra.yaml"
+    path = RunFolder(run_dir).hydra / "hydra.yaml"
     if path.is_file():
         return OmegaConf.load(path).hydra
     live: Any = HydraConfig.get() if HydraConfig.initialized() else OmegaConf.create({})

@@ -1,4 +1,5 @@
-"""Matplotlib figures for TensorBoard's Images tab (Agg backend, imported only when drawn)."""
+"""The reliability diagram (matplotlib, Agg backend) and the confusion counts as a table; the
+confusion matrix and ROC figures are torchmetrics' own `.plot()`."""
 
 from __future__ import annotations
 
@@ -14,27 +15,6 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def confusion(matrix: torch.Tensor, labels: list[str]) -> Any:
-    """A heatmap of counts, true classes down, predicted classes across."""
-    plt = _pyplot()
-    n = len(labels)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * n, 1.0 + 0.5 * n), dpi=100)
-    ax.imshow(matrix.numpy(), cmap="Blues")
-    ax.set_xticks(range(n), labels, rotation=45, ha="right")
-    ax.set_yticks(range(n), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    peak = float(matrix.max()) or 1.0
-    for i in range(n):
-        for j in range(n):
-            value = int(matrix[i, j])
-            color = "white" if value > peak / 2 else "black"
-            ax.text(j, i, str(value), ha="center", va="center", fontsize=8, color=color)
-    ax.set_title(f"confusion matrix ({int(matrix.sum())} samples)")
-    fig.tight_layout()
-    return fig
 
 
 def confusion_markdown(matrix: torch.Tensor, labels: list[str]) -> str:
@@ -70,18 +50,5 @@ def reliability(bins: tuple[torch.Tensor, torch.Tensor, torch.Tensor], ece: floa
     ax.set_ylabel("accuracy")
     ax.set_title(f"reliability (ECE {ece:.4f})")
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def roc(fpr: torch.Tensor, tpr: torch.Tensor, auroc: float) -> Any:
-    """The ROC curve of the binary head."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.0, 4.0), dpi=100)
-    ax.plot(fpr.numpy(), tpr.numpy(), label=f"AUROC {auroc:.4f}")
-    ax.plot([0, 1], [0, 1], "--", color="gray")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.legend(loc="lower right")
     fig.tight_layout()
     return fig

@@ -35,6 +35,13 @@ class Augment:
         """Whether any augmentation is switched on."""
         return self.shift > 0 or self.flip or self.erase > 0
 
+    def step(self, x: torch.Tensor, seed: int, step: int, rank: int) -> torch.Tensor:
+        """A training batch as the training step `step` of rank `rank` sees it: image batches
+        augmented with draws of that step, so a resumed run sees what an unbroken one would."""
+        if not self.active or x.ndim != 4:
+            return x
+        return self(x, (seed * 1_000_003 + step) * 101 + rank)
+
     def __call__(self, x: torch.Tensor, seed: int) -> torch.Tensor:
         """An augmented copy of the image batch `x` (N, C, H, W), drawn from `seed`."""
         generator = torch.Generator(device=x.device).manual_seed(seed)

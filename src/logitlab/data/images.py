@@ -10,16 +10,20 @@ in memory: a DataLoader's workers decode, resize, augment and normalise each ima
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
+from torchvision.datasets.folder import find_classes, make_dataset
+from torchvision.transforms import v2
 
-from logitlab.data.datamodule import ClassificationDataModule
 from logitlab.data.sources import Loaded
-from logitlab.errors import ConfigError
+from logitlab.data.standardize import Standardization
+from logitlab.errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +39,11 @@ def is_image(path: Path) -> bool:
 
 def read_image(path: str | Path, channels: int) -> torch.Tensor:
     """One image file as uint8 (channels, H, W): 1 channel converts to grayscale, 3 to RGB."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as image:
             array = np.array(image.convert("L" if channels == 1 else "RGB"))
     except (OSError, ValueError, SyntaxError, EOFError, UnidentifiedImageError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = first_line(error)
         raise ConfigError(
             f"{path} is not a readable image ({reason}); replace or delete the file"
         ) from None
@@ -51,27 +53,38 @@ def read_image(path: str | Path, channels: int) -> torch.Tensor:
 
 def image_header(path: str | Path) -> tuple[tuple[int, int], str]:
     """((height, width), PIL mode) from the file's header, without decoding the pixels."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as image:
             width, height = image.size
             return (height, width), image.mode
     except (OSError, ValueError, SyntaxError, EOFError, UnidentifiedImageError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = first_line(error)
         raise ConfigError(
             f"{path} is not a readable image ({reason}); replace or delete the file"
         ) from None
 
 
-def class_folders(folder: Path) -> list[Path]:
-    """The class subfolders of `folder`, sorted by name (hidden ones skipped)."""
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+def sample_file(root: Path):
+    """The test of a sample file under `root`: an image, no dot-file (macOS `._x.png`), and no
+    symbolic link on its way down, so a link loop cannot multiply the samples."""
+
+    def valid(path: str) -> bool:
+        relative = Path(path).relative_to(root)
+        if not is_image(relative) or any(part.startswith(".") for part in relative.parts):
+            return False
+        steps = [root.joinpath(*relative.parts[: i + 1]) for i in range(len(relative.parts))]
+        return not any(os.path.islink(step) for step in steps)
+
+    return valid
 
 
-def images_in(folder: Path) -> list[Path]:
-    """The image files under `folder` (nested folders included), sorted."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image(p))
+def class_folders(folder: Path) -> list[str]:
+    """The class subfolders of `folder`, sorted by name (hidden ones and links skipped)."""
+    try:
+        classes, _ = find_classes(folder)
+    except FileNotFoundError:
+        return []
+    return [c for c in classes if not c.startswith(".") and not (folder / c).is_symlink()]
 
 
 def scan_folder(root: Path) -> tuple[list[str], dict[str, tuple[list[str], list[int]]]]:
@@ -97,7 +110,7 @@ def scan_folder(root: Path) -> tuple[list[str], dict[str, tuple[list[str], list[
         )
     layout = {part: root / part for part in present} if present else {"all": root}
     first = next(iter(layout.values()))
-    classes = [folder.name for folder in class_folders(first)]
+    classes = class_folders(first)
     if not classes:
         loose = "" if not any(is_image(p) for p in first.iterdir()) else " (it holds images)"
         raise ConfigError(
@@ -111,27 +124,25 @@ def scan_folder(root: Path) -> tuple[list[str], dict[str, tuple[list[str], list[
         )
     parts: dict[str, tuple[list[str], list[int]]] = {}
     for part, folder in layout.items():
-        names = [f.name for f in class_folders(folder)]
-        unknown = sorted(set(names) - set(classes))
+        unknown = sorted(set(class_folders(folder)) - set(classes))
         if unknown:
             raise ConfigError(
                 f"data.root: {folder} has class folder(s) {', '.join(unknown)} that "
                 f"{first} lacks; the splits must share their classes"
             )
-        files: list[str] = []
-        labels: list[int] = []
-        for label, name in enumerate(classes):
-            found = images_in(folder / name) if (folder / name).is_dir() else []
-            if not found and part in ("all", "train"):
-                raise ConfigError(
-                    f"data.root: class folder {folder / name} holds no "
-                    f"{'/'.join(IMAGE_SUFFIXES)} images; add some or remove the folder"
-                )
-            files.extend(str(f) for f in found)
-            labels.extend([label] * len(found))
-        if not files:
+        index = {name: i for i, name in enumerate(classes) if (folder / name).is_dir()}
+        found = make_dataset(folder, index, is_valid_file=sample_file(folder), allow_empty=True)
+        found.sort()  # by path: the same order on every file system
+        counts = np.bincount([label for _, label in found], minlength=len(classes))
+        empty = [classes[i] for i in np.flatnonzero(counts == 0)]
+        if empty and part in ("all", "train"):
+            raise ConfigError(
+                f"data.root: class folder {folder / empty[0]} holds no "
+                f"{'/'.join(IMAGE_SUFFIXES)} images; add some or remove the folder"
+            )
+        if not found:
             raise ConfigError(f"data.root: {folder} holds no images; add some or remove it")
-        parts[part] = (files, labels)
+        parts[part] = ([path for path, _ in found], [label for _, label in found])
     return classes, parts
 
 
@@ -154,8 +165,8 @@ class ImageFiles(Dataset):
         return self.transform(image), self.labels[index]
 
 
-class ImageFolderDataModule(ClassificationDataModule):
-    """A folder of class subfolders of images, served lazily through DataLoader workers.
+class ImageSamples:
+    """The samples of an image folder: file ids in memory, pixels decoded by DataLoader workers.
 
     `image_size` ([height, width]) and `channels` (1 grayscale, 3 RGB) default to the images'
     own (read from the file headers; mixed sizes then need data.image_size). Standardisation
@@ -163,54 +174,33 @@ class ImageFolderDataModule(ClassificationDataModule):
     split; they are saved in the run's data.json and reused by eval and predict.
     """
 
+    in_memory = False
+
     def __init__(
         self,
-        root: str | None = None,
+        root: str,
         image_size: list[int] | None = None,
         channels: int | None = None,
         stats_samples: int = 10_000,
-        pin_memory: bool | None = None,
         transforms: dict[str, Any] | None = None,
-        **kwargs: Any,
+        seed: int = 0,
+        batch_size: int = 256,
     ) -> None:
-        kwargs["source"] = "image_folder"
-        kwargs["loader"] = "dataloader"
-        super().__init__(**kwargs)
-        if not root:
-            raise ConfigError("data=image_folder needs a folder: set data.root=/path/to/images")
-        if image_size is not None and (
-            len(image_size) != 2 or not all(isinstance(v, int) and v > 0 for v in image_size)
-        ):
-            raise ConfigError(
-                f"data.image_size={list(image_size)} must be [height, width] in pixels, e.g. "
-                "data.image_size=[28,28] (null: the images' own size)"
-            )
-        if channels not in (None, 1, 3):
-            raise ConfigError(f"data.channels={channels} must be 1 (grayscale) or 3 (RGB)")
-        if stats_samples <= 0:
-            raise ConfigError(f"data.stats_samples={stats_samples} must be positive")
-        transforms = dict(transforms or {})
-        scale = transforms.get("crop_scale")
-        if scale is not None and not (len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1):
-            raise ConfigError(
-                f"data.transforms.crop_scale={list(scale)} must be [low, high] with "
-                "0 < low <= high <= 1, e.g. [0.8, 1.0] (null: no random crop)"
-            )
+        self.source = "image_folder"
         self.root = Path(root)
         self.image_size = list(image_size) if image_size else None
         self.channels = channels
-        self.stats_samples = stats_samples
-        self.pin_memory = pin_memory
-        self.transforms = transforms
+        self.stats_samples, self.seed, self.batch_size = stats_samples, seed, batch_size
+        self.transforms = dict(transforms or {})
         self.files = np.array([], dtype=str)
 
-    def prepare_data(self) -> None:
+    def prepare(self) -> None:
         """Nothing to download: the images are on disk."""
 
-    def _read(self) -> Loaded:
+    def read(self, num_classes: int | None) -> Loaded:
+        """Scan the folder: each part's file ids (into `files`) and labels."""
         classes, parts = scan_folder(self.root)
-        files = [f for part_files, _ in parts.values() for f in part_files]
-        self.files = np.array(files)
+        self.files = np.array([f for part_files, _ in parts.values() for f in part_files])
         loaded: dict[str, tuple[Any, Any]] = {}
         start = 0
         for part, (part_files, labels) in parts.items():
@@ -219,72 +209,47 @@ class ImageFolderDataModule(ClassificationDataModule):
             start += len(part_files)
         return Loaded(loaded, class_names=classes, extra={"root": str(self.root)})
 
-    def _load(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        loaded = self._read()
-        self._adopt_classes(loaded)
-        if self.num_features is not None:
-            raise ConfigError(
-                "data.num_features does not apply to image folders; the sample shape is "
-                "data.channels x data.image_size (set data.num_features=null)"
-            )
-        return loaded.parts  # (file ids, labels): labels are class indices by construction
+    def check(
+        self, part: str, x: Any, y: Any, num_classes: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """File ids and labels are right by construction (labels are class folders)."""
+        return x, y
 
-    def setup(self, stage: str | None = None) -> None:
-        """Scan, view, split; settle the image shape; measure (or read) mean and std."""
-        if self.splits:
-            return
-        ids, y = self._split(self._task_view(self._load()))
-        for name, index in self.split_index.items():
-            index_t = torch.from_numpy(index)
-            self.splits[name] = (ids.index_select(0, index_t), y.index_select(0, index_t))
-        self._settle_shape(ids)
-        if self.standardize and not self._read_stats():
-            self._measure_stats()
-        self.source_info.update(image_size=self.image_size, channels=self.channels)
-        self._summarise()
+    def gather(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """A split's file ids."""
+        return x.index_select(0, index)
 
-    def _settle_shape(self, ids: torch.Tensor) -> None:
-        """data.image_size and data.channels left null come from the images' headers."""
-        if self.image_size is not None and self.channels is not None:
-            return
-        sizes: dict[tuple[int, int], str] = {}
-        modes: set[str] = set()
-        for file in self.files[ids.numpy()]:
-            size, mode = image_header(file)
-            sizes.setdefault(size, str(file))
-            modes.add(mode)
-        if self.image_size is None:
-            if len(sizes) > 1:
-                (a, file_a), (b, file_b) = list(sizes.items())[:2]
-                raise ConfigError(
-                    f"data.root={self.root} mixes image sizes ({file_a} is {a[0]}x{a[1]}, "
-                    f"{file_b} is {b[0]}x{b[1]}); set data.image_size=[height,width] to resize"
-                )
-            self.image_size = list(next(iter(sizes)))
-        if self.channels is None:
-            self.channels = 1 if modes <= set(GRAYSCALE_MODES) else 3
-        log.info("data=image_folder: %s images, %s", len(ids), self.describe_shape())
+    def settle(self, train: tuple[torch.Tensor, torch.Tensor]) -> tuple[int, ...]:
+        """(channels, height, width): data.image_size and data.channels, or the images' own."""
+        if self.image_size is None or self.channels is None:
+            sizes: dict[tuple[int, int], str] = {}
+            modes: set[str] = set()
+            for file in self.files:
+                size, mode = image_header(file)
+                sizes.setdefault(size, str(file))
+                modes.add(mode)
+            if self.image_size is None:
+                if len(sizes) > 1:
+                    (a, file_a), (b, file_b) = list(sizes.items())[:2]
+                    raise ConfigError(
+                        f"data.root={self.root} mixes image sizes ({file_a} is {a[0]}x{a[1]}, "
+                        f"{file_b} is {b[0]}x{b[1]}); set data.image_size=[height,width] to "
+                        "resize"
+                    )
+                self.image_size = list(next(iter(sizes)))
+            if self.channels is None:
+                self.channels = 1 if modes <= set(GRAYSCALE_MODES) else 3
+        shape = (int(self.channels), int(self.image_size[0]), int(self.image_size[1]))
+        kind = "grayscale" if shape[0] == 1 else "RGB"
+        log.info("data=image_folder: %s images, %dx%dx%d (%s)", len(self.files), *shape, kind)
+        return shape
 
-    def describe_shape(self) -> str:
-        """E.g. '1x28x28 (grayscale)'."""
-        channels, height, width = self.input_shape
-        return f"{channels}x{height}x{width} ({'grayscale' if channels == 1 else 'RGB'})"
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """(channels, height, width), derived from the config or the images."""
-        if self.channels is None or self.image_size is None:
-            raise RuntimeError("the image shape is known once the folder is scanned (setup)")
-        return (int(self.channels), int(self.image_size[0]), int(self.image_size[1]))
-
-    def pipeline(self, train: bool, normalize: bool = True) -> Any:
+    def pipeline(self, train: bool, stats: Standardization | None = None) -> Any:
         """The per-sample transforms: resize, training augmentation, scale to [0, 1], normalise.
 
         `data.transforms.extra` transforms run on uint8 images after the built-in augmentation.
         """
-        from torchvision.transforms import v2
-
-        size = list(self.input_shape[1:])
+        size = list(self.image_size or [])
         steps: list[Any] = [v2.Resize(size, antialias=True)]
         if train:
             settings = self.transforms
@@ -297,72 +262,54 @@ class ImageFolderDataModule(ClassificationDataModule):
                 steps.append(v2.RandomRotation(float(settings["rotation"])))
             steps.extend(settings.get("extra") or [])
         steps.append(v2.ToDtype(torch.float32, scale=True))
-        if normalize and self.mean is not None and self.std is not None:
-            steps.append(v2.Normalize(self.mean.flatten().tolist(), self.std.flatten().tolist()))
+        if stats is not None:
+            steps.append(v2.Normalize(**stats.record()))
         return v2.Compose(steps)
 
-    def _measure_stats(self) -> None:
+    def statistics(self, train: tuple[torch.Tensor, torch.Tensor], workers: int) -> Standardization:
         """Per-channel mean and std of the training images (a seeded sample of them if many)."""
-        ids, y = self.splits["train"]
+        ids, y = train
         if len(ids) > self.stats_samples:
             generator = torch.Generator().manual_seed(self.seed)
-            pick = torch.randperm(len(ids), generator=generator)[: self.stats_samples]
-            ids, y = ids[pick.sort().values], y[pick.sort().values]
-        channels = self.input_shape[0]
-        dataset = ImageFiles(self.files[ids.numpy()], y, channels, self.pipeline(False, False))
-        loader = DataLoader(dataset, batch_size=256, num_workers=self.num_workers)
-        total = torch.zeros(channels, dtype=torch.float64)
-        squares = torch.zeros(channels, dtype=torch.float64)
-        count = 0
-        for x, _ in loader:
-            x = x.to(torch.float64)
-            total += x.sum(dim=(0, 2, 3))
-            squares += x.square().sum(dim=(0, 2, 3))
-            count += x.shape[0] * x.shape[2] * x.shape[3]
-        mean = total / count
-        std = (squares / count - mean.square()).clamp_min(0).sqrt()
-        std[std < 1e-6] = 1.0  # a constant channel stays finite
-        self.mean = mean.float().reshape(-1, 1, 1)
-        self.std = std.float().reshape(-1, 1, 1)
+            pick = torch.randperm(len(ids), generator=generator)[: self.stats_samples].sort()
+            ids, y = ids[pick.values], y[pick.values]
+        images = ImageFiles(
+            self.files[ids.numpy()], y, int(self.channels or 1), self.pipeline(False)
+        )
+        loader = DataLoader(images, batch_size=self.batch_size, num_workers=workers)
+        stats = Standardization.fit_stream((x for x, _ in loader), int(self.channels or 1))
         log.info(
             "data=image_folder: per-channel mean %s, std %s (%d training images)",
-            [round(v, 4) for v in self.mean.flatten().tolist()],
-            [round(v, 4) for v in self.std.flatten().tolist()],
+            [round(v, 4) for v in stats.mean.flatten().tolist()],
+            [round(v, 4) for v in stats.std.flatten().tolist()],
             len(ids),
         )
+        return stats
 
-    def _pin(self) -> bool:
-        if self.pin_memory is not None:
-            return self.pin_memory
-        trainer = self.trainer
-        return trainer is not None and trainer.strategy.root_device.type == "cuda"
+    def standardize_(self, x: torch.Tensor, stats: Standardization) -> None:
+        """Nothing here: each image is normalised by the pipeline when it is read."""
 
-    def _dataset(self, split: str, train: bool) -> ImageFiles:
-        ids, y = self.splits[split]
-        return ImageFiles(self.files[ids.numpy()], y, self.input_shape[0], self.pipeline(train))
-
-    def _batches(self, split: str, shuffle: bool, pad: bool) -> DataLoader:
-        sampler, batch_size = self._sampler(split, shuffle, pad)
-        return DataLoader(
-            self._dataset(split, train=split == "train"),
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=self._pin(),
+    def dataset(
+        self, x: torch.Tensor, y: torch.Tensor, train: bool, stats: Standardization | None
+    ) -> Dataset:
+        """A split's images, decoded and transformed when asked for."""
+        return ImageFiles(
+            self.files[x.numpy()], y, int(self.channels or 1), self.pipeline(train, stats)
         )
 
-    def sample_batches(self, split: str):
-        """A split's (images, labels) batches, decoded and normalised as evaluation sees them."""
-        yield from DataLoader(
-            self._dataset(split, train=False),
-            batch_size=self.eval_batch_size,
-            num_workers=self.num_workers,
-        )
+    def names(self, x: torch.Tensor) -> list[str]:
+        """The image file of each sample of a split, in split order."""
+        return [str(f) for f in self.files[x.numpy()]]
 
-    def sample_names(self, split: str) -> list[str]:
-        """The image file of each sample of `split`, in split order."""
-        return [str(f) for f in self.files[self.splits[split][0].numpy()]]
+    def record(self) -> dict[str, Any]:
+        """What data.json adds for an image folder: the root and the image shape."""
+        return {"root": str(self.root), "image_size": self.image_size, "channels": self.channels}
 
-    def _stats_size(self) -> int:
-        return int(self.channels or 0)
+
+def __getattr__(name: str) -> Any:
+    """`ImageFolderDataModule`, the name of saved run configs: the one DataModule."""
+    if name == "ImageFolderDataModule":
+        from logitlab.data.datamodule import ClassificationDataModule
+
+        return ClassificationDataModule
+    raise AttributeError(f"module 'logitlab.data.images' has no attribute '{name}'")

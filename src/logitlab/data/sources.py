@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from logitlab.errors import ConfigError
+from logitlab.errors import ConfigError, first_line
 
 Parts = dict[str, tuple[Any, Any]]
 MAX_CLASSES = 100_000  # bounds the class count before anything is allocated by it
@@ -131,7 +131,7 @@ def load_torchvision(name: str, data_dir: str, download: bool = False, **_: Any)
         except (RuntimeError, OSError) as error:
             missing = [f for f in MNIST_FILES if not (raw / f).is_file()]
             if download and missing:
-                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                reason = first_line(error)
                 raise ConfigError(
                     f"data={name}: data.download=true could not fetch {cls.__name__} ({reason}; "
                     f"no network here?): {raw} lacks {', '.join(missing)}; copy the files there "

@@ -13,9 +13,11 @@ from typing import Any, ClassVar
 import lightning as L
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
 from torch import nn
 from torchmetrics import MaxMetric
 
+from logitlab.config.rules import check_loss_fits
 from logitlab.errors import ConfigError, TrainingDiverged
 from logitlab.models.losses import build_criterion
 from logitlab.models.metrics import LossAccuracy, build_metric_collection
@@ -40,11 +42,7 @@ class ClassifierModule(L.LightningModule):
     ) -> None:
         super().__init__()
         loss = dict(loss or self.default_loss)
-        if loss.get("head", self.task) != self.task:
-            raise ConfigError(
-                f"loss={loss.get('name')} is a {loss['head']} loss and does not fit "
-                f"model={self.task}; choose a {self.task} loss"
-            )
+        check_loss_fits(loss, self.task, unnamed_head=self.task)
         if loss.get("input", "logits") not in INPUTS:
             raise ConfigError(f"loss.input={loss['input']} must be one of {', '.join(INPUTS)}")
         # Plain values only in the hyperparameters (checkpoints load with weights_only=True);
@@ -179,8 +177,6 @@ class ClassifierModule(L.LightningModule):
         return {"probs": self.probabilities(logits), "preds": self.predict_classes(logits)}
 
     def configure_optimizers(self) -> Any:
-        from hydra.utils import instantiate
-
         optimizer = instantiate(
             self.hparams["optimizer"] or DEFAULT_OPTIMIZER, params=self.parameters()
         )

@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 import torch
+from hydra.utils import get_object
 
 # Keys of a loss config that describe it to logitlab; the rest are the criterion's arguments.
 LOSS_KEYS = ("name", "head", "input")
@@ -16,7 +17,6 @@ def build_criterion(loss: dict[str, Any]) -> Any:
 
     Class weights (`weight`, `pos_weight`) given as numbers become float32 tensors.
     """
-    from hydra.utils import get_object
 
     spec = {key: value for key, value in loss.items() if key not in LOSS_KEYS}
     target, partial = get_object(spec.pop("_target_")), spec.pop("_partial_", False)

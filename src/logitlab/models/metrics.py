@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
 from torchmetrics import Metric, MetricCollection
 
 
@@ -98,7 +99,6 @@ class ReliabilityBins(Metric):
 def build_metric_collection(metrics: dict[str, Any]) -> MetricCollection:
     """A MetricCollection of the configured torchmetrics, by name (`input` is logitlab's key:
     whether the metric takes probabilities or predicted classes)."""
-    from hydra.utils import instantiate
 
     built = {
         name: instantiate({key: value for key, value in spec.items() if key != "input"})

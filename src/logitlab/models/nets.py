@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
+from torchvision.models import resnet18
 
-from logitlab.errors import ConfigError
+from logitlab.errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +144,6 @@ class ResNet(nn.Module):
         self, in_shape: Sequence[int], num_outputs: int, weights_path: str | None = None
     ) -> None:
         super().__init__()
-        from torchvision.models import resnet18
 
         channels, _, _ = image_shape(in_shape, "resnet")
         net = resnet18(weights=None, num_classes=num_outputs)
@@ -154,14 +155,12 @@ class ResNet(nn.Module):
 
     def load_weights(self, path: str) -> None:
         """Load the tensors of a local state dict whose names and shapes fit this network."""
-        from pathlib import Path
-
         if not Path(path).is_file():
             raise ConfigError(f"model.net.weights_path={path}: no such file; give a state dict")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            reason = first_line(error)
             raise ConfigError(
                 f"model.net.weights_path={path} cannot be read as a state dict of tensors "
                 f"({reason}); save one with torch.save(model.state_dict(), path)"

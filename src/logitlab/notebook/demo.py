@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from numpy.typing import ArrayLike
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from torch import nn
 
 from logitlab.notebook import numerics as nx
 
@@ -44,10 +50,6 @@ def _ints(values: object) -> str:
 
 def comparisons() -> list[Section]:
     """Compute every comparison of the notebook (and the additions) as table rows."""
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
     sections: list[Section] = []
 
     # --- softmax ---------------------------------------------------------------------------
@@ -254,10 +256,6 @@ def comparisons() -> list[Section]:
 
 def render(sections: list[Section], width: int | None = None) -> None:
     """Print each section as a rich table with its explanation."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
     console = Console(width=width)
     if width is None and not console.is_terminal:
         console = Console(width=150)  # piped or captured: no terminal to wrap to

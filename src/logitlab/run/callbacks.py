@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from logitlab.dashboards.diagnostics import log_to_loggers
 from logitlab.errors import TrainingDiverged
+from logitlab.run.layout import LAST
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Resumable(L.Callback):
         if not isinstance(exception, SIGTERMException):
             return
         self.signal_received = self.signal_received or signal.SIGTERM
-        path = self.dirpath / "last.ckpt"
+        path = self.dirpath / LAST
         trainer.save_checkpoint(path)
         log.warning(
             "%s received at step %d (epoch %d): saved %s",

@@ -29,6 +29,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+import lightning
+import lightning as L
+from lightning.pytorch.profilers import PassThroughProfiler
+
 from logitlab.run.ddp import env_restored
 
 log = logging.getLogger(__name__)
@@ -50,8 +54,6 @@ STEP_HOOKS = (
 def supported(version: str | None = None) -> bool:
     """Whether the installed Lightning (or `version`) is one the levers were tested with."""
     if version is None:
-        import lightning
-
         version = lightning.__version__
     return ".".join(version.split(".")[:2]) in TESTED
 
@@ -62,7 +64,6 @@ def enabled(requested: bool) -> bool:
         return False
     if supported():
         return True
-    import lightning
 
     log.warning(
         "fastpath=true: Lightning %s is not among the tested releases (%s); running with "
@@ -75,7 +76,6 @@ def enabled(requested: bool) -> bool:
 
 def quiet_profiler() -> Any:
     """A profiler that records nothing and costs nothing: one shared no-op context."""
-    from lightning.pytorch.profilers import PassThroughProfiler
 
     class QuietProfiler(PassThroughProfiler):
         _nothing = nullcontext()
@@ -88,8 +88,6 @@ def quiet_profiler() -> Any:
 
 def skip_unused_step_hooks(callbacks: list[Any]) -> None:
     """Set each per-step hook a callback inherits unchanged from L.Callback to None."""
-    import lightning as L
-
     for callback in callbacks:
         for hook in STEP_HOOKS:
             if getattr(type(callback), hook, None) is getattr(L.Callback, hook):

@@ -10,16 +10,20 @@ Hydra is then told the folder (`hydra.run.dir=` / `hydra.sweep.dir=`), so it can
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from logitlab.errors import ConfigError
+from logitlab.errors import ConfigError, TrainingDiverged
+from logitlab.run.layout import RunFolder
 from logitlab.run.lock import LOCK, claim, fresh_folder, make_folder, release, stale_temporaries
 
 RUN_FILES = ("job.json", "metrics.json", "summary.csv")
@@ -62,7 +66,7 @@ def _give_up(folder: Path, created: bool) -> None:
 
 def prepare(argv: list[str], config_dir: str) -> Launch:
     """Check `argv`, claim its folder; the Launch says what Hydra runs and where."""
-    from logitlab.config.rules import preflight
+    from logitlab.config.compose import preflight
 
     flags = [a for a in argv if a.startswith("-")]
     # hparams_search configs set hydra.mode=MULTIRUN themselves: a sweep without -m
@@ -110,7 +114,7 @@ def prepare(argv: list[str], config_dir: str) -> Launch:
     created = make_folder(folder, "hydra.run.dir")
     claim(folder)
     requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
-    if (folder / ".hydra" / "config.yaml").exists() and not requeued:
+    if RunFolder(folder).config.exists() and not requeued:
         _give_up(folder, created)
         raise ConfigError(
             f"hydra.run.dir={folder} already holds a run; continue it with resume={folder}, "
@@ -134,7 +138,7 @@ def help_text(overrides: list[str], config_dir: str) -> str:
     the groups are read from the config folders (conf/ and any `hydra.searchpath` folder)."""
     from omegaconf import OmegaConf
 
-    from logitlab.config.rules import _compose
+    from logitlab.config.compose import compose_train
 
     folders = [Path(config_dir)]
     paths = _value(overrides, "hydra.searchpath")
@@ -155,7 +159,7 @@ def help_text(overrides: list[str], config_dir: str) -> str:
             group = path.parent.relative_to(folder).as_posix()
             if group != "." and group.split("/")[0] != "hydra":
                 groups.setdefault(group, set()).add(path.stem)
-    cfg = _compose(overrides, config_dir)
+    cfg = compose_train(overrides, config_dir)
     lines = [
         "logitlab-train: python -m logitlab.train [group=option ...] [key=value ...] [-m]",
         "(Hydra's own flags: --hydra-help; the config without running: --cfg job)",
@@ -215,14 +219,14 @@ def _resume(argv: list[str], overrides: list[str], cfg: DictConfig, folder: Path
     """Validate everything a resume needs before anything is written, then claim its folder."""
     import json
 
-    from logitlab.config.rules import prepare_resume
+    from logitlab.run.resume import prepare_resume
 
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"resume={folder} is a file; give the run folder (outputs/...)")
     if not folder.is_dir():
         raise ConfigError(f"resume={folder} does not exist; give the folder of a training run")
     resumed, last = prepare_resume(cfg, overrides)
-    metrics = folder / "metrics.json"
+    metrics = RunFolder(folder).metrics
     if metrics.is_file():
         try:
             json.loads(metrics.read_text())
@@ -240,10 +244,53 @@ def _resume(argv: list[str], overrides: list[str], cfg: DictConfig, folder: Path
         release(folder)
         raise
     stale_temporaries(folder)
-    job, log_file = folder / "job.json", folder / "train.log"
+    job, log_file = RunFolder(folder).job, RunFolder(folder).log
     saved = {
         "job.json": job.read_bytes() if job.is_file() else None,
         "train.log": log_file.stat().st_size if log_file.is_file() else 0,
-        "resumed": set((folder / ".hydra").glob("resumed_*")),
+        "resumed": set(RunFolder(folder).hydra.glob("resumed_*")),
     }
-    return Launch(argv, folder, False, "resume", saved)
+    # the run's own folder; its .hydra/ stays as it was, this resume's record goes beside it
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    where = [_override("hydra.run.dir", folder), f"hydra.output_subdir=.hydra/resumed_{stamp}"]
+    return Launch([*argv, *where], folder, False, "resume", saved)
+
+
+@contextmanager
+def refusal_undone(run_dir: str, launch: Launch, sweeping: bool) -> Iterator[None]:
+    """A user mistake found after Hydra started (bad labels, a file that cannot be read)
+    changes nothing: a run folder this launch made goes again (unless it holds a checkpoint),
+    and a refused resume puts job.json and train.log back and drops its .hydra/resumed_*.
+    A sweep's job keeps its record (its row in summary.csv says why it failed)."""
+    folder = Path(run_dir).resolve()
+    claimed = launch.folder.resolve() if launch.folder else None
+    if sweeping or launch.kind not in ("run", "resume") or claimed != folder:
+        yield
+        return
+    job, log_file = RunFolder(folder).job, RunFolder(folder).log
+    saved_job, saved_log = launch.saved.get("job.json"), launch.saved.get("train.log", 0)
+    hydra_dirs = launch.saved.get("resumed", set())
+    try:
+        yield
+    except ConfigError as error:
+        if isinstance(error, TrainingDiverged):
+            raise
+        if launch.kind == "run":
+            if launch.fresh and not any(RunFolder(folder).checkpoints.glob("*.ckpt")):
+                root = logging.getLogger()
+                for handler in list(root.handlers):  # Hydra's train.log handler lets go of it
+                    if isinstance(handler, logging.FileHandler) and Path(
+                        handler.baseFilename
+                    ).resolve().is_relative_to(folder):
+                        root.removeHandler(handler)
+                        handler.close()
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        for new in set(RunFolder(folder).hydra.glob("resumed_*")) - hydra_dirs:
+            shutil.rmtree(new, ignore_errors=True)
+        if saved_job is not None:
+            job.write_bytes(saved_job)
+        if log_file.is_file():
+            with log_file.open("r+b") as handle:
+                handle.truncate(saved_log)
+        raise

@@ -1,9 +1,10 @@
-"""One process per run folder: an exclusive lock file, held for the run's life.
+"""One process per run folder: a lock held for the run's life (filelock's FileLock).
 
-`claim(folder)` creates `folder/.logitlab.lock` with O_CREAT | O_EXCL, so of two processes
-started at the same moment exactly one gets it; the other is refused in one line. The lock
-records the owner's pid, host and SLURM job; it is removed when the owner exits, and a lock
-whose owner died (`kill -9`, a node that went down and the job requeued) is taken over.
+`claim(folder)` takes `folder/.logitlab.lock` with an OS lock (flock, or filelock's own marker
+where the file system has none), so of two processes started at the same moment exactly one
+gets it; the other is refused in one line naming the owner (pid, host, SLURM job, start time),
+which the holder writes into the file. The operating system lets go of the lock when its owner
+dies (`kill -9`, a requeued SLURM job), so a dead owner's folder is taken over.
 Default run folders get a fresh name the same way: `os.mkdir` of the stamp, or of the stamp
 with a suffix `_1`, `_2`, ... when a run started in the same second already holds it.
 """
@@ -17,9 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from logitlab.errors import ConfigError
+from logitlab.run.layout import RunFolder
 
 LOCK = ".logitlab.lock"
+HELD: dict[Path, FileLock] = {}  # the folders this process holds
 
 
 def _owner() -> dict[str, Any]:
@@ -31,20 +36,9 @@ def _owner() -> dict[str, Any]:
     }
 
 
-def _alive(owner: dict[str, Any]) -> bool:
-    """Whether the process that wrote the lock still runs (unknown hosts count as alive)."""
-    job = os.environ.get("SLURM_JOB_ID")
-    if job and owner.get("slurm_job") == job:
-        return False  # this very SLURM job, requeued: its earlier life is over
-    if owner.get("host") != socket.gethostname():
-        return True
-    try:
-        os.kill(int(owner.get("pid", 0)), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError, TypeError):
-        return True
-    return int(owner.get("pid", 0)) > 0
+def _write_owner(descriptor: int) -> None:
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, json.dumps(_owner()).encode(), 0)
 
 
 def make_folder(folder: Path, what: str) -> bool:
@@ -64,48 +58,34 @@ def make_folder(folder: Path, what: str) -> bool:
 
 def claim(folder: Path, what: str = "hydra.run.dir") -> Path:
     """Take the run folder's lock for this process, or refuse in one line."""
-    lock = folder / LOCK
-    for _ in range(2):
+    path = folder / LOCK
+    lock = FileLock(path, timeout=0, thread_local=False, on_acquired=_write_owner)
+    try:
+        lock.acquire()
+    except Timeout:
         try:
-            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                owner = json.loads(lock.read_text() or "{}")
-            except (OSError, ValueError):
-                owner = {}
-            if not owner:  # being written this instant by its owner, or unreadable
-                time.sleep(0.2)
-                try:
-                    owner = json.loads(lock.read_text() or "{}")
-                except (OSError, ValueError):
-                    owner = {"pid": -1, "host": "?"}
-            if _alive(owner):
-                raise ConfigError(
-                    f"{what}={folder} is in use by process {owner.get('pid')} on "
-                    f"{owner.get('host')} (since {owner.get('started', '?')}); wait for it to "
-                    f"finish or give another folder (a lock left by a dead process: delete {lock})"
-                ) from None
-            lock.unlink(missing_ok=True)  # its owner is gone: take it over
-            continue
-        except OSError as error:
-            raise ConfigError(
-                f"{what}={folder} cannot be written ({error.strerror}); choose a writable folder"
-            ) from None
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(_owner(), handle)
-        return lock
-    raise ConfigError(f"{what}={folder}: its lock {lock} keeps coming back; try again")
+            owner = json.loads(path.read_text() or "{}")
+        except (OSError, ValueError):
+            owner = {}
+        raise ConfigError(
+            f"{what}={folder} is in use by process {owner.get('pid', '?')} on "
+            f"{owner.get('host', '?')} (since {owner.get('started', '?')}); wait for it to "
+            "finish or give another folder"
+        ) from None
+    except OSError as error:
+        raise ConfigError(
+            f"{what}={folder} cannot be written ({error.strerror}); choose a writable folder"
+        ) from None
+    HELD[folder.resolve()] = lock
+    return path
 
 
 def release(folder: Path) -> None:
-    """Remove this process's lock of `folder` (a lock of another process stays)."""
-    lock = folder / LOCK
-    try:
-        owner = json.loads(lock.read_text())
-    except (OSError, ValueError):
-        return
-    if owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
-        lock.unlink(missing_ok=True)
+    """Let go of this process's lock of `folder` (another process's lock stays)."""
+    lock = HELD.pop(folder.resolve(), None)
+    if lock is not None:
+        Path(lock.lock_file).unlink(missing_ok=True)  # while still held: no one else's file
+        lock.release()
 
 
 def fresh_folder(parent: Path, stamp: str, what: str = "hydra.run.dir") -> Path:
@@ -131,7 +111,7 @@ def stale_temporaries(folder: Path) -> list[Path]:
     Only called by the lock's holder: no other process writes there, so every one is stale.
     """
     found: list[Path] = []
-    for where in (folder, folder / "checkpoints"):
+    for where in (folder, RunFolder(folder).checkpoints):
         if where.is_dir():
             found += [p for p in where.glob(".*.tmp") if p.is_file()]
     for path in found:

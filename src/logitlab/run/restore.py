@@ -6,35 +6,24 @@ unpickling (one that pickles a class or a function) is refused, never executed.
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 from typing import Any, cast
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
-from logitlab.errors import ConfigError
-
-
-def parse_args(argv: list[str], allowed: dict[str, Any], usage: str) -> dict[str, Any]:
-    """`key=value` arguments (Hydra's override style) checked against `allowed` (the defaults)."""
-    if any(arg in ("-h", "--help") for arg in argv):
-        print(usage)
-        raise SystemExit(0)
-    values = dict(allowed)
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in allowed:
-            keys = ", ".join(f"{k}=..." for k in allowed)
-            raise ConfigError(f"unknown argument '{arg}'; this command takes {keys}")
-        values[key] = value
-    if not values.get("run_dir"):
-        raise ConfigError(f"run_dir is required; usage: {usage.splitlines()[0]}")
-    return values
+from logitlab.config.build import build
+from logitlab.config.rules import task_of
+from logitlab.errors import ConfigError, first_line
+from logitlab.run.layout import RunFolder
 
 
 def load_run_config(run_dir: str | Path) -> tuple[Path, DictConfig]:
     """The run folder and the config it was trained with (experiment and overrides included)."""
     folder = Path(run_dir)
-    config = folder / ".hydra" / "config.yaml"
+    config = RunFolder(folder).config
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"run_dir={run_dir} is a file; give the run folder (outputs/...)")
     if not folder.is_dir():
@@ -51,7 +40,7 @@ def load_run_config(run_dir: str | Path) -> tuple[Path, DictConfig]:
 
 def find_checkpoint(run_dir: Path, ckpt: str) -> Path:
     """`best` (the best-*.ckpt of the run), `last` (last.ckpt) or a path to a .ckpt file."""
-    folder = run_dir / "checkpoints"
+    folder = RunFolder(run_dir).checkpoints
     if ckpt == "best":
         candidates = sorted(folder.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
         if not candidates:
@@ -67,10 +56,6 @@ def find_checkpoint(run_dir: Path, ckpt: str) -> Path:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint's contents, read with weights_only=True; refused if that is not enough."""
-    import pickle
-
-    import torch
-
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -84,7 +69,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             "archive nor a pickle of tensors); use a .ckpt written by a run"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = first_line(error)
         raise ConfigError(
             f"{path} is truncated or corrupt ({reason}); use another checkpoint"
         ) from None
@@ -95,30 +80,25 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def build_from_run(cfg: DictConfig, run_dir: Path, checkpoint: dict[str, Any], ckpt_path: Path):
     """The run's DataModule (its saved splits) and model with the checkpoint's weights."""
-    from logitlab.config.build import build_data, build_model
-    from logitlab.config.rules import model_class
-
     loss = checkpoint.get("hyper_parameters", {}).get("loss")
-    task = model_class(cfg).task
+    task = task_of(cfg)
     if isinstance(loss, dict) and loss.get("head") not in (None, task):
         raise ConfigError(
             f"{ckpt_path} is a checkpoint of the {loss['head']} head but {run_dir} trains the "
             f"{task} head; use this run's own checkpoint"
         )
-    splits, stats = run_dir / "splits.npz", run_dir / "data.json"
-    datamodule = build_data(
+    splits, stats = RunFolder(run_dir).splits, RunFolder(run_dir).data
+    # the loss as trained, class weights from the training split included
+    datamodule, model = build(
         cfg,
         "test",
         str(splits) if splits.is_file() else None,
         str(stats) if stats.is_file() else None,
+        loss=loss if isinstance(loss, dict) else None,
     )
-    # the loss as trained, class weights from the training split included
-    model = build_model(cfg, datamodule, loss=loss if isinstance(loss, dict) else None)
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as error:
-        import re
-
         found = re.search(r"size mismatch for [\w.]+|(Missing|Unexpected) key\(s\)", str(error))
         raise ConfigError(
             f"{ckpt_path} does not fit the network of {run_dir} (model/net "

@@ -20,9 +20,11 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from logitlab.errors import first_line
+from logitlab.run.layout import RunFolder
+
 log = logging.getLogger("logitlab.run.sweep")
 
-JOB_FILE = "job.json"
 COLUMNS = (
     "job", "overrides", "tags", "status", "val/acc_best", "test/acc", "test/loss", "wall_time_s"
 )  # fmt: skip
@@ -53,7 +55,7 @@ def job_record(run_dir: str | Path, keep_going: bool) -> Iterator[None]:
     except Exception as error:
         record = {
             "status": "failed",
-            "error": str(error).strip().splitlines()[0] if str(error) else type(error).__name__,
+            "error": first_line(error),
         }
         if not keep_going:
             raise
@@ -66,7 +68,7 @@ def job_record(run_dir: str | Path, keep_going: bool) -> Iterator[None]:
     finally:
         record["wall_time_s"] = round(time.monotonic() - start, 3)
         if Path(run_dir).is_dir() and is_rank_zero():
-            write_json(Path(run_dir) / JOB_FILE, record)
+            write_json(RunFolder(run_dir).job, record)
 
 
 def summarize(sweep_dir: Path) -> list[dict[str, str]]:
@@ -76,9 +78,9 @@ def summarize(sweep_dir: Path) -> list[dict[str, str]]:
     for job in sorted(
         jobs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name)
     ):
-        overrides = OmegaConf.load(job / ".hydra" / "overrides.yaml")
-        record = _read(job / JOB_FILE) or {"status": "unknown", "error": ""}
-        metrics = _read(job / "metrics.json")
+        overrides = OmegaConf.load(RunFolder(job).hydra / "overrides.yaml")
+        record = _read(RunFolder(job).job) or {"status": "unknown", "error": ""}
+        metrics = _read(RunFolder(job).metrics)
         row = {"job": job.name, "overrides": " ".join(overrides), "status": record["status"]}
         row["tags"] = ",".join(str(t) for t in metrics.get("tags", []) if isinstance(t, str))
         for key in ("val/acc_best", "test/acc", "test/loss"):

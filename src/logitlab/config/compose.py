@@ -1,0 +1,96 @@
+"""The command line composed before Hydra runs it, so a mistake costs one line: Hydra's own
+multi-line errors made one, the config checks run without torch."""
+
+from __future__ import annotations
+
+import re
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import (
+    ConfigCompositionException,
+    MissingConfigException,
+    OverrideParseException,
+)
+from omegaconf import DictConfig
+
+from logitlab.config.rules import check_config
+from logitlab.errors import ConfigError, first_line
+
+
+def preflight(argv: list[str], config_dir: str) -> DictConfig | None:
+    """Compose the command line once before Hydra runs it, so a mistake costs one clear line.
+
+    Hydra's own report of an unknown option or key or a wrong type spans several lines; this
+    turns it into one. A sweep (-m) is composed once per value of each swept key, so a bad value
+    is refused before any job starts; Optuna's search spaces are left to the sweeper. Then the
+    checks that need only the config run (check_config), without importing torch. Returns the
+    composed config (the first value of each swept key), or None for Hydra's own flags.
+    """
+    if any(arg.startswith("-") for arg in argv):
+        return None
+    try:
+        parsed = OverridesParser.create().parse_overrides(argv)
+    except OverrideParseException as error:
+        line = first_line(error)
+        raise ConfigError(
+            f"cannot parse an override ({line}); check its brackets and quotes"
+        ) from None
+    plain = [arg for arg, o in zip(argv, parsed, strict=True) if not o.is_sweep_override()]
+    swept = [
+        (o.get_key_element(), list(o.sweep_string_iterator()))
+        for o in parsed
+        if o.is_sweep_override() and o.is_discrete_sweep()
+    ]
+    first = [f"{key}={values[0]}" for key, values in swept if values]
+    cfg = compose_train(plain + first, config_dir)
+    variants = [
+        compose_train([*plain, *first, f"{key}={value}"], config_dir)
+        for key, values in swept
+        for value in values[1:]
+    ]
+    searched = any(o.get_key_element() == "hparams_search" for o in parsed)
+    if not cfg.get("resume") and not searched:
+        for composed in (cfg, *variants):
+            check_config(composed)
+    return cfg
+
+
+def compose_train(argv: list[str], config_dir: str) -> DictConfig:
+    """conf/train.yaml with `argv`; Hydra's multi-line errors become one ConfigError line."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+            return compose("train", overrides=argv)
+    except MissingConfigException as error:
+        found = re.search(r"Could not find '([^']+)/([^']+)'", str(error))
+        options = re.findall(r"^\t(\S+)$", str(error), flags=re.MULTILINE)
+        if not found:
+            raise ConfigError(first_line(error)) from None
+        group, option = found.groups()
+        raise ConfigError(
+            f"{group}={option} is not an option of '{group}'; choose one of {', '.join(options)}"
+        ) from None
+    except ConfigCompositionException as error:
+        cause = error.__cause__
+        unknown = re.search(r"Could not override '([^']+)'", str(error))
+        if unknown:
+            key = unknown.group(1)
+            raise ConfigError(
+                f"{key} is not a key of the config (python -m logitlab.train --cfg job lists "
+                f"them); check the spelling, or add a new key with +{key}=..."
+            ) from None
+        if cause is not None:
+            lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+            key = next((line for line in lines if line.startswith("full_key:")), "")
+            override = str(error).removeprefix("Error merging override ")
+            raise ConfigError(f"{override}: {lines[0]} ({key})") from None
+        raise ConfigError(" ".join(str(error).split())) from None
+    except OverrideParseException as error:
+        first = first_line(error)
+        raise ConfigError(
+            f"cannot parse an override ({first}); check its brackets and quotes"
+        ) from None
+    finally:
+        GlobalHydra.instance().clear()

@@ -1,0 +1,57 @@
+"""A resumed run: its saved config with the few overrides that may change it, and last.ckpt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+from omegaconf import DictConfig, OmegaConf
+
+from logitlab.errors import ConfigError
+from logitlab.run.layout import RunFolder
+
+# Keys a resumed run may change: how long it trains and on what; not what it trains.
+RESUME_SAFE = (
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.min_epochs",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.enable_progress_bar",
+    "callbacks.early_stopping.patience",
+    "callbacks.checkpoint_every_n_steps",
+    "fastpath",
+    # the rescue of a diverged run: a lower learning rate, gradient clipping
+    "optimizer.lr",
+    "trainer.gradient_clip_val",
+    "trainer.gradient_clip_algorithm",
+)
+
+
+def prepare_resume(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, Path]:
+    """The saved config of run `cfg.resume` with the safe `overrides` applied, and last.ckpt."""
+    run_dir = Path(cfg.resume)
+    saved = RunFolder(run_dir).config
+    last = RunFolder(run_dir).last
+    if not saved.is_file():
+        raise ConfigError(
+            f"resume={cfg.resume}: no .hydra/config.yaml there; give the folder of a training run"
+        )
+    if not last.is_file():
+        raise ConfigError(
+            f"resume={cfg.resume}: no checkpoints/last.ckpt to resume from; start a new run"
+        )
+    resumed = cast(DictConfig, OmegaConf.load(saved))
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key == "resume" or key.startswith("hydra."):
+            continue
+        if key not in RESUME_SAFE:
+            raise ConfigError(
+                f"resume: '{override}' would change the run being resumed; only "
+                f"{', '.join(RESUME_SAFE)} may change (start a new run for anything else)"
+            )
+        OmegaConf.update(resumed, key, OmegaConf.select(cfg, key), force_add=True)
+    resumed.paths.output_dir = str(run_dir)
+    resumed.resume = str(run_dir)
+    return resumed, last
