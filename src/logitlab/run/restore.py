@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from logitlab.config.build import build
 from logitlab.config.rules import task_of
+from logitlab.config.trust import check_run_targets
 from logitlab.errors import ConfigError, first_line
 from logitlab.run.layout import RunFolder
 
@@ -33,6 +34,7 @@ def load_run_config(run_dir: str | Path) -> tuple[Path, DictConfig]:
             f"run_dir={run_dir} has no .hydra/config.yaml; give the folder of a training run"
         )
     cfg = cast(DictConfig, OmegaConf.load(config))
+    check_run_targets(cfg, config, folder)  # before anything is imported or built from it
     # The saved config points its run folder at Hydra's runtime; outside that run, it is here.
     cfg.paths.output_dir = str(folder)
     return folder, cfg
@@ -80,6 +82,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def build_from_run(cfg: DictConfig, run_dir: Path, checkpoint: dict[str, Any], ckpt_path: Path):
     """The run's DataModule (its saved splits) and model with the checkpoint's weights."""
+    check_run_targets(checkpoint.get("hyper_parameters") or {}, ckpt_path, run_dir)
     loss = checkpoint.get("hyper_parameters", {}).get("loss")
     task = task_of(cfg)
     if isinstance(loss, dict) and loss.get("head") not in (None, task):

@@ -7,6 +7,7 @@ from typing import cast
 
 from omegaconf import DictConfig, OmegaConf
 
+from logitlab.config.trust import check_run_targets
 from logitlab.errors import ConfigError
 from logitlab.run.layout import RunFolder
 
@@ -42,6 +43,7 @@ def prepare_resume(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, P
             f"resume={cfg.resume}: no checkpoints/last.ckpt to resume from; start a new run"
         )
     resumed = cast(DictConfig, OmegaConf.load(saved))
+    check_run_targets(resumed, saved, run_dir)  # what the resume builds, checked first
     for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")
         if key == "resume" or key.startswith("hydra."):
