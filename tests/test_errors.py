@@ -43,12 +43,26 @@ from logitlab.errors import ConfigError
             "model.net.dropout=-0.1",
             "model.net.dropout=-0.1 must be in [0, 1), e.g. model.net.dropout=0.1",
         ),
+        ("trainer.devices=0", "trainer.devices=0 must be a positive count, -1 (all), auto"),
+        ("trainer.precision=abc", "trainer.precision=abc is not a precision Lightning knows"),
+        ("trainer.precision=16-true", "trainer.precision=16-true on the CPU: float16 underflows"),
+        (
+            "trainer.accumulate_grad_batches=0",
+            "trainer.accumulate_grad_batches=0 must be >= 1 (1: no accumulation)",
+        ),
+        ("trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch=0 must be >= 1"),
+        ("optimizer.weight_decay=-1", "optimizer.weight_decay=-1.0 must be >= 0"),
+        ("optimizer.betas=[2,0]", "optimizer.betas=[2.0, 0.0] must be two numbers in [0, 1)"),
+        ("loss.label_smoothing=2", "loss.label_smoothing=2 must be in [0, 1]"),
+        ("data.num_workers=-1", "data.num_workers=-1 must be >= 0 (0: load in the main process)"),
+        ("run_name=" + "r" * 300, "run_name is 300 characters; it names a folder: keep it to 128"),
+        ("data.class_names=[a,b,c]", "data.class_names has 3 names but data.num_classes=10"),
     ],
 )
 def test_values_out_of_range_are_refused(override: str, message: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         check_config(compose_train([override], tmp_path))
-    assert str(error.value) == message
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
 
 
 def test_unbounded_epochs_need_a_step_budget(tmp_path: Path) -> None:
@@ -175,3 +189,26 @@ def test_a_second_run_never_writes_into_an_existing_run_folder(run_cli, tmp_path
         assert again.returncode == 2
         assert len(again.stderr.strip().splitlines()) == 1 and message in again.stderr
     assert digest(run_dir) == before
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["+optimizer.fooo=1"],
+            "optimizer.fooo is not an argument of torch.optim.Adam (it takes lr,",
+        ),
+        (["+model.net.widht=3"], "model.net.widht is not an argument of logitlab.models.nets.MLP"),
+        (
+            ["model=binary", "loss=focal", "+loss.gama=2"],
+            "loss.gama is not an argument of torchvision.ops.sigmoid_focal_loss (it takes inputs,",
+        ),
+    ],
+)
+def test_a_key_its_target_does_not_take_is_one_line(overrides, message, tmp_path: Path) -> None:
+    from logitlab.config.rules import check_runtime
+
+    with pytest.raises(ConfigError) as error:
+        check_runtime(compose_train(overrides, tmp_path))
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+    check_runtime(compose_train(["+optimizer.foreach=false"], tmp_path))  # a real argument

@@ -236,3 +236,45 @@ def test_divergence_advice_depends_on_a_checkpoint(tmp_path: Path) -> None:
     assert str(error).endswith("(no checkpoint was written yet: start a new run with a lower "
                                "optimizer.lr)")  # fmt: skip
     assert isinstance(error, ConfigError)
+
+
+# --- every write inside the claimed folder -------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_an_interpolated_run_folder_is_claimed_as_it_resolves(finished_run, tmp_path) -> None:
+    run = Path(shutil.copytree(finished_run, tmp_path / "runs" / "train"))
+    before = digest(run)
+    result = cli("logitlab.train", *QUICK, f"hydra.run.dir={tmp_path / 'runs'}/${{task_name}}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"logitlab: error: hydra.run.dir={run} already holds a run; continue it with "
+        f"resume={run}, or give a new folder"
+    ]
+    assert digest(run) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("paths.output_dir={other}", "paths.output_dir is the run's own folder, chosen and"),
+        ("task_name=../../escaped", "task_name=../../escaped must be a plain name (no / or \\)"),
+        (
+            "callbacks.model_checkpoint.dirpath={other}/checkpoints",
+            "callbacks.model_checkpoint.dirpath={other}/checkpoints lies outside the run's folder",
+        ),
+    ],
+)
+def test_a_run_writes_only_into_its_own_folder(finished_run, tmp_path, override, message) -> None:
+    other = Path(shutil.copytree(finished_run, tmp_path / "other"))
+    before = digest(other)
+    new = tmp_path / "new"
+    result = cli(
+        "logitlab.train", *QUICK, override.format(other=other), f"hydra.run.dir={new}",
+        f"paths.output_root={tmp_path / 'out'}",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message.format(other=other) in lines[0], lines
+    assert digest(other) == before and not new.exists() and not (tmp_path / "escaped").exists()

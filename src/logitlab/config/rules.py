@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -27,6 +28,13 @@ HEADS = {
     "logitlab.models.heads.BinaryClassifier": "binary",
 }
 MAX_SEED = 2**32 - 1
+MAX_NAME = 128  # characters of a run name (a folder's name)
+# Lightning's precision names (lightning.fabric's _PRECISION_INPUT, read without importing it)
+PRECISIONS = (
+    "64-true", "32-true", "16-true", "bf16-true", "16-mixed", "bf16-mixed",
+    "transformer-engine", "transformer-engine-float16", "64", "32", "16", "bf16",
+)  # fmt: skip
+HALF = ("16-true", "16-mixed", "16")  # float16, which the CPU cannot train in
 
 
 def task_of(cfg: DictConfig) -> str:
@@ -142,13 +150,68 @@ def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:
     hidden = list(net.get("hidden_sizes", [1]) or [])
     dropout = net.get("dropout", 0.0)
     epochs, steps = cfg.trainer.get("max_epochs", 1), cfg.trainer.get("max_steps", -1)
-    name = cfg.get("run_name")
+    name, task = cfg.get("run_name"), cfg.get("task_name", "train")
+    trainer, optimizer, loss = cfg.trainer, cfg.optimizer, cfg.get("loss") or {}
+    devices, precision = trainer.get("devices", 1), trainer.get("precision")
+    accumulate, every = (
+        trainer.get("accumulate_grad_batches", 1),
+        trainer.get("check_val_every_n_epoch", 1),
+    )
+    decay, betas = optimizer.get("weight_decay", 0.0), list(optimizer.get("betas") or [])
+    smoothing = loss.get("label_smoothing", 0.0)
     return [
         (
             name is None
             or (str(name) not in ("", ".", "..") and not set(str(name)) & {"/", "\\", "\0"}),
             f"run_name={name} must be a plain name (no / or \\): it names the run's folder of "
             "event files, inside the run; e.g. run_name=baseline_lr3",
+        ),
+        (
+            str(task) not in ("", ".", "..") and not set(str(task)) & {"/", "\\", "\0"},
+            f"task_name={task} must be a plain name (no / or \\): it names the folder of its "
+            "runs under paths.output_root; e.g. task_name=digits_baseline",
+        ),
+        (
+            name is None or len(str(name)) <= MAX_NAME,
+            f"run_name is {len(str(name))} characters; it names a folder: keep it to {MAX_NAME}",
+        ),
+        (
+            devices == "auto"
+            or (isinstance(devices, int) and (devices > 0 or devices == -1))
+            or (OmegaConf.is_list(devices) and len(devices) > 0),
+            f"trainer.devices={devices} must be a positive count, -1 (all), auto, or a list of "
+            "device indices, e.g. trainer.devices=1",
+        ),
+        (
+            precision is None or str(precision) in PRECISIONS,
+            f"trainer.precision={precision} is not a precision Lightning knows; use one of "
+            f"{', '.join(p for p in PRECISIONS if '-' in p)}",
+        ),
+        (
+            not (str(trainer.get("accelerator")) == "cpu" and str(precision) in HALF),
+            f"trainer.precision={precision} on the CPU: float16 underflows there and the loss "
+            "turns NaN; use trainer.precision=32-true or bf16-mixed (float16 is for GPUs)",
+        ),
+        (
+            isinstance(accumulate, int) and accumulate >= 1,
+            f"trainer.accumulate_grad_batches={accumulate} must be >= 1 (1: no accumulation)",
+        ),
+        (
+            every is None or (isinstance(every, int) and every >= 1),
+            f"trainer.check_val_every_n_epoch={every} must be >= 1 (or null, with "
+            "trainer.val_check_interval)",
+        ),
+        (
+            isinstance(decay, int | float) and decay >= 0,
+            f"optimizer.weight_decay={decay} must be >= 0, e.g. optimizer.weight_decay=1e-4",
+        ),
+        (
+            not betas or (len(betas) == 2 and all(0 <= b < 1 for b in betas)),
+            f"optimizer.betas={betas} must be two numbers in [0, 1), e.g. [0.9,0.999]",
+        ),
+        (
+            smoothing is None or 0 <= smoothing <= 1,
+            f"loss.label_smoothing={smoothing} must be in [0, 1], e.g. loss.label_smoothing=0.1",
         ),
         (
             isinstance(lr, int | float) and lr > 0,
@@ -178,6 +241,54 @@ def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:
     ]
 
 
+# Nodes whose keys are their target's arguments, and the arguments logitlab gives itself.
+ARGUMENTS = {
+    "optimizer": ("params",),
+    "model.scheduler": ("optimizer",),
+    "model.net": ("in_shape", "num_outputs"),
+    "loss": ("name", "head", "input", "weight", "pos_weight"),
+}
+
+
+def check_arguments(node: DictConfig, key: str, given: tuple[str, ...]) -> None:
+    """Refuse a key (a typo, or a `+key`) that `node`'s target does not take as an argument."""
+    import inspect
+
+    from hydra.utils import get_object
+
+    target = node.get("_target_")
+    try:
+        parameters = inspect.signature(get_object(target)).parameters
+    except (TypeError, ValueError, ImportError, AttributeError):
+        return  # no signature to check against (or reported where it is imported)
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    for name in map(str, node):
+        if name.startswith("_") or name in parameters or name in given:
+            continue
+        takes = ", ".join(p for p in parameters if p not in ("self", *given))
+        raise ConfigError(
+            f"{key}.{name} is not an argument of {target} (it takes {takes}); check the "
+            "spelling, or remove the key"
+        )
+
+
+def inside_run(cfg: DictConfig) -> None:
+    """Refuse a checkpoint folder or the Trainer's root outside the run's own folder: every
+    write of a run stays in the folder its launch claimed."""
+    run = Path(cfg.paths.output_dir).resolve()
+    places = {"trainer.default_root_dir": cfg.trainer.get("default_root_dir")}
+    for name, entry in (cfg.get("callbacks") or {}).items():
+        if isinstance(entry, DictConfig) and entry.get("dirpath") is not None:
+            places[f"callbacks.{name}.dirpath"] = entry.get("dirpath")
+    for key, place in places.items():
+        if place is not None and not Path(str(place)).resolve().is_relative_to(run):
+            raise ConfigError(
+                f"{key}={place} lies outside the run's folder {run}; a run writes only into "
+                "its own folder (leave the key to its default)"
+            )
+
+
 def check_runtime(cfg: DictConfig) -> None:
     """What needs torch to check: the optimizer's and scheduler's classes, the accelerator."""
     from hydra.utils import get_class
@@ -194,6 +305,11 @@ def check_runtime(cfg: DictConfig) -> None:
                 f"{key}._target_={target} cannot be imported; check the name (e.g. "
                 "torch.optim.AdamW) and that its module is on PYTHONPATH"
             ) from None
+    inside_run(cfg)
+    for key, given in ARGUMENTS.items():
+        node = OmegaConf.select(cfg, key)
+        if isinstance(node, DictConfig) and node.get("_target_"):
+            check_arguments(node, key, given)
     accelerator = str(cfg.trainer.get("accelerator"))
     if accelerator in ("gpu", "cuda"):
         import torch

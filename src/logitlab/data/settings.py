@@ -40,6 +40,7 @@ def _rules(data: Mapping[str, Any], task: str) -> list[tuple[bool, str]]:
     batch, eval_batch = data.get("batch_size", 64), data.get("eval_batch_size")
     val, test = data.get("val_fraction", 0.15), data.get("test_fraction", 0.15)
     classes, balance = data.get("num_classes"), data.get("balance")
+    names, workers = data.get("class_names"), data.get("num_workers", 0)
     size, channels = data.get("image_size"), data.get("channels")
     scale = (data.get("transforms") or {}).get("crop_scale")
     fits = BALANCE.get(task)
@@ -70,6 +71,15 @@ def _rules(data: Mapping[str, Any], task: str) -> list[tuple[bool, str]]:
             classes is None or 2 <= classes <= MAX_CLASSES,
             f"data.num_classes={classes} must be in [2, {MAX_CLASSES}] (null: counted from the "
             "data)",
+        ),
+        (
+            not names or classes is None or len(names) == classes,
+            f"data.class_names has {len(names or [])} names but data.num_classes={classes}; "
+            "give one name per class, in class-index order",
+        ),
+        (
+            isinstance(workers, int) and workers >= 0,
+            f"data.num_workers={workers} must be >= 0 (0: load in the main process)",
         ),
         (
             task != "binary" or bool(data.get("positive_classes")),

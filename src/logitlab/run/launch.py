@@ -10,6 +10,7 @@ Hydra is then told the folder (`hydra.run.dir=` / `hydra.sweep.dir=`), so it can
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -20,9 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from logitlab.errors import ConfigError, TrainingDiverged
+from logitlab.errors import ConfigError, TrainingDiverged, first_line
 from logitlab.run.layout import RunFolder
 from logitlab.run.lock import LOCK, claim, fresh_folder, make_folder, release, stale_temporaries
 
@@ -53,6 +54,26 @@ def _override(key: str, folder: Path) -> str:
     return f"{key}='" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _resolved(argv: list[str], key: str, cfg: DictConfig) -> tuple[str | None, list[str]]:
+    """The folder `key=...` names with its interpolations resolved as Hydra will resolve them,
+    and `argv` with that folder written out: what is claimed is where the run writes."""
+    raw = _value([a for a in argv if not a.startswith("-")], key)
+    if raw is None or "${" not in raw:
+        return raw, argv
+    scratch = copy.deepcopy(cfg)
+    OmegaConf.set_struct(scratch, False)
+    scratch["_claimed_"] = raw
+    try:
+        folder = str(scratch["_claimed_"])
+    except Exception as error:
+        raise ConfigError(
+            f"{key}={raw} cannot be resolved before the run starts ({first_line(error)}); give "
+            "the folder itself, or interpolate only keys of the config (e.g. ${task_name})"
+        ) from None
+    kept = [a for a in argv if a.split("=", 1)[0].lstrip("+~") != key]
+    return folder, [*kept, _override(key, Path(folder))]
+
+
 def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name != LOCK)
 
@@ -81,6 +102,11 @@ def prepare(argv: list[str], config_dir: str) -> Launch:
     cfg = preflight(overrides, config_dir)
     if cfg is None:
         return Launch(argv)
+    if _value(overrides, "paths.output_dir") is not None:
+        raise ConfigError(
+            "paths.output_dir is the run's own folder, chosen and claimed at launch; to place a "
+            "run, give hydra.run.dir=... (a sweep: hydra.sweep.dir=...)"
+        )
     resume = _value(overrides, "resume")
     if resume:
         return _resume(argv, overrides, cfg, Path(resume))
@@ -88,7 +114,7 @@ def prepare(argv: list[str], config_dir: str) -> Launch:
     root = Path(cfg.paths.output_root) / str(cfg.task_name)
     if multirun:
         argv = [*argv, *_job_names(overrides)]
-        explicit = _value(overrides, "hydra.sweep.dir")
+        explicit, argv = _resolved(argv, "hydra.sweep.dir", cfg)
         if explicit is None:
             folder = fresh_folder(root / "multirun", stamp, "hydra.sweep.dir")
             claim(folder, "hydra.sweep.dir")
@@ -105,7 +131,7 @@ def prepare(argv: list[str], config_dir: str) -> Launch:
                 "hydra.sweep.dir out for a fresh one)"
             )
         return Launch(argv, folder, created, "sweep")
-    explicit = _value(overrides, "hydra.run.dir")
+    explicit, argv = _resolved(argv, "hydra.run.dir", cfg)
     if explicit is None:
         folder = fresh_folder(root, stamp)
         claim(folder)
