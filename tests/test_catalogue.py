@@ -49,6 +49,7 @@ def world(tmp_path_factory, finished_run: Path) -> dict[str, Path]:
     state["state_dict"][output] = torch.zeros(1, 64)  # another head's output layer
     torch.save(state, root / "other_head.ckpt")
     (root / "truncated.ckpt").write_bytes(last.read_bytes()[:1000])
+    (root / "tiny.ckpt").write_bytes(b"abcd")
     np.save(root / "narrow.npy", np.zeros((3, 10)))
     (root / "text.csv").write_text("1,2\n3,oops\n")
     (root / "random.ckpt").write_bytes(np.random.default_rng(1).bytes(4096))
@@ -109,6 +110,7 @@ CATALOGUE = [
     ("train", "resume={root}/nowhere paths.output_root={root}/out", "resume={root}/nowhere does not exist; give the folder of a training run"),
     ("eval", "run_dir={root}/nowhere", "run_dir={root}/nowhere does not exist"),
     ("eval", "run_dir={run} ckpt={root}/nowhere.ckpt", "does not exist; use ckpt=best, last or a path"),
+    ("eval", "run_dir={run} ckpt={root}/tiny.ckpt", "tiny.ckpt is truncated or corrupt"),
     ("eval", "run_dir={run} ckpt={root}/other_head.ckpt", ": a different head or network); use this run's own checkpoint"),
     ("eval", "run_dir={run} ckpt={root}/truncated.ckpt", "truncated.ckpt is truncated or corrupt"),
     ("predict", "run_dir={run} input={root}/narrow.npy", "has 10 features per sample but the model takes 64"),

@@ -278,3 +278,78 @@ def test_a_run_writes_only_into_its_own_folder(finished_run, tmp_path, override,
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message.format(other=other) in lines[0], lines
     assert digest(other) == before and not new.exists() and not (tmp_path / "escaped").exists()
+
+
+# --- lifecycle gaps, messages, special files -----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_second_resume_starts_from_what_the_first_set(finished_run, tmp_path) -> None:
+    import torch
+
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))  # debug=limit: 3 epochs
+    first = cli("logitlab.train", f"resume={run}", "trainer.max_epochs=4")
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = cli("logitlab.train", f"resume={run}")  # max_epochs 4, as the first resume set
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 3
+
+
+@pytest.mark.slow
+def test_a_resume_never_follows_a_link_out_of_its_folder(finished_run, tmp_path) -> None:
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    outside = tmp_path / "elsewhere.log"
+    outside.write_text("not the run's\n")
+    (run / "train.log").unlink()
+    (run / "train.log").symlink_to(outside)
+    result = cli("logitlab.train", f"resume={run}", "trainer.max_epochs=4")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"logitlab: error: resume={run}: train.log is a symbolic link (to {outside}), and a "
+        "resume writes only into its own folder; replace the link with the file itself"
+    ]
+    assert outside.read_text() == "not the run's\n"
+
+
+def test_predict_never_replaces_a_pipe(finished_run, tmp_path) -> None:
+    import os
+
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    result = cli("logitlab.predict", f"run_dir={finished_run}", f"output={fifo}")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"logitlab: error: output={fifo} is not a regular file (a pipe or a device), which "
+        "writing would replace; give a .csv file name"
+    )
+    assert fifo.is_fifo()
+
+
+@pytest.mark.slow
+def test_eval_into_a_closed_pipe_ends_quietly(finished_run, tmp_path) -> None:
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logitlab.eval", f"run_dir={run}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    proc.stdout.close()  # as `| head -0` does: the reader is gone before eval prints
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in err and "BrokenPipeError" not in err
+    assert (run / "eval_metrics.json").is_file()  # the result is written all the same
+
+
+@pytest.mark.slow
+def test_a_refusal_found_at_setup_is_not_preceded_by_the_config_tree(tmp_path) -> None:
+    run = tmp_path / "run"
+    result = cli(
+        "logitlab.train", "model=binary", "data.positive_classes=[42]", f"hydra.run.dir={run}"
+    )
+    assert result.returncode == 2
+    assert "source: digits" not in result.stdout  # the tree comes once the run is built
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "logitlab: error: data.positive_classes has [42], absent from dataset 'digits' (its "
+        "classes are [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]); choose classes it has"
+    ]
+    assert not run.exists()

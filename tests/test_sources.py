@@ -184,6 +184,13 @@ GOOD_Y = np.arange(80) % 4
             "data=npz, split 'all': 1 features are NaN or inf, e.g. x[1, 2]=inf; clean the data",
         ),
         (
+            np.where(np.arange(240).reshape(80, 3) == 4, 1e39, GOOD_X.astype(np.float64)),
+            GOOD_Y,
+            {},
+            "data=npz, split 'all': 1 features are beyond float32's range (about 3.4e38), e.g. "
+            "x[1, 1]=1e+39; rescale the data",
+        ),
+        (
             GOOD_X[:0],
             GOOD_Y[:0],
             {},
@@ -217,6 +224,7 @@ GOOD_Y = np.arange(80) % 4
         "float",
         "nan",
         "inf",
+        "beyond-float32",
         "empty",
         "positive-absent",
         "split-too-small",

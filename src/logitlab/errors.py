@@ -56,3 +56,15 @@ def first_line(error: BaseException) -> str:
     parentheses inside one of logitlab's own lines)."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextmanager
+def closed_pipe_quiet() -> Iterator[None]:
+    """A reader that stops early (`logitlab.eval ... | head`) ends the output, not a traceback."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # Python's own advice: stdout goes nowhere
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(1) from None

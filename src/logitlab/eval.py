@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from logitlab.errors import user_errors
+from logitlab.errors import closed_pipe_quiet, user_errors
 from logitlab.run.layout import RunFolder
 
 USAGE = """python -m logitlab.eval run_dir=DIR [ckpt=best|last|PATH]
@@ -74,9 +74,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         metrics = evaluate(args["run_dir"], args["ckpt"])
     width = max(len(n) for n in metrics)
-    for name, value in metrics.items():
-        print(f"{name:<{width}}  {value:.6f}")
-    print(f"written to {Path(args['run_dir']) / 'eval_metrics.json'}")
+    with closed_pipe_quiet():
+        for name, value in metrics.items():
+            print(f"{name:<{width}}  {value:.6f}")
+        print(f"written to {Path(args['run_dir']) / 'eval_metrics.json'}")
 
 
 if __name__ == "__main__":

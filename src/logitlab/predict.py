@@ -43,6 +43,11 @@ def check_output(destination: Path, run_dir: Path, input: str | None, overwrite:
         raise ConfigError(f"output={destination} is the input; give another output file")
     if target.is_dir():
         raise ConfigError(f"output={destination} is a folder; give a .csv file name")
+    if target.exists() and not target.is_file():
+        raise ConfigError(
+            f"output={destination} is not a regular file (a pipe or a device), which writing "
+            "would replace; give a .csv file name"
+        )
     inside = target.is_relative_to(run_dir.resolve())
     if inside and target.exists() and target != RunFolder(run_dir).predictions.resolve():
         raise ConfigError(

@@ -38,16 +38,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
     cfg, ckpt_path = starting_point(cfg)
     check_config(cfg)
     check_runtime(cfg)
-    if shows_console() and (cfg.get("extras") or {}).get("print_config", False):
-        from logitlab.dashboards.console import print_config
-
-        print_config(cfg)
     if cfg.get("run_name") is None:  # named by its overrides and tags (logitlab.dashboards.naming)
         from logitlab.dashboards.naming import dashboard_name
 
         cfg.run_name = dashboard_name(cfg.paths.output_dir, cfg.get("tags") or [])
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
+    if shows_console() and (cfg.get("extras") or {}).get("print_config", False):
+        from logitlab.dashboards.console import print_config
+
+        print_config(cfg)
     if cfg.get("lr_find") and not cfg.get("resume"):
         suggestion = find_lr(trainer, model, datamodule, cfg)
         if not cfg.get("lr_find_apply"):

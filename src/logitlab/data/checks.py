@@ -86,21 +86,32 @@ def validate_part(
     if x_t.dtype == torch.uint8:
         x_t = x_t if keep_uint8 else as_features(x_t)
     elif x_t.dtype.is_floating_point:
-        x_t = x_t.to(torch.float32)
         flat = x_t.reshape(len(x_t), -1)
         finite = torch.isfinite(flat)
         if not finite.all():
-            rows, cols = torch.nonzero(~finite, as_tuple=True)
-            shown = ", ".join(
-                f"x[{r}, {c}]={flat[r, c].item()}"
-                for r, c in zip(rows[:3].tolist(), cols[:3].tolist(), strict=True)
-            )
             raise ConfigError(
-                f"{where}: {len(rows)} features are NaN or inf, e.g. {shown}; clean the data"
+                f"{where}: {_cells(flat, ~finite)} features are NaN or inf, e.g. "
+                f"{_cells(flat, ~finite, shown=True)}; clean the data"
             )
+        huge = flat.abs() > torch.finfo(torch.float32).max
+        if huge.any():  # finite in the file, inf once in float32
+            raise ConfigError(
+                f"{where}: {_cells(flat, huge)} features are beyond float32's range (about "
+                f"3.4e38), e.g. {_cells(flat, huge, shown=True)}; rescale the data"
+            )
+        x_t = x_t.to(torch.float32)
     else:
         x_t = x_t.to(torch.float32)
     return x_t, torch.from_numpy(y_np.astype(np.int64))
+
+
+def _cells(flat: torch.Tensor, where: torch.Tensor, shown: bool = False) -> str:
+    """How many cells `where` marks, or the first three as x[row, column]=value."""
+    rows, cols = torch.nonzero(where, as_tuple=True)
+    if not shown:
+        return str(len(rows))
+    pairs = zip(rows[:3].tolist(), cols[:3].tolist(), strict=True)
+    return ", ".join(f"x[{r}, {c}]={flat[r, c].item():g}" for r, c in pairs)
 
 
 def as_features(x: torch.Tensor) -> torch.Tensor:

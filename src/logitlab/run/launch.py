@@ -251,6 +251,14 @@ def _resume(argv: list[str], overrides: list[str], cfg: DictConfig, folder: Path
         raise ConfigError(f"resume={folder} is a file; give the run folder (outputs/...)")
     if not folder.is_dir():
         raise ConfigError(f"resume={folder} does not exist; give the folder of a training run")
+    run = RunFolder(folder)
+    for path in (run.log, run.job, run.metrics, run.splits, run.data, run.last, run.hydra):
+        if path.is_symlink():
+            raise ConfigError(
+                f"resume={folder}: {path.relative_to(folder)} is a symbolic link (to "
+                f"{path.readlink()}), and a resume writes only into its own folder; replace the "
+                "link with the file itself"
+            )
     resumed, last = prepare_resume(cfg, overrides)
     metrics = RunFolder(folder).metrics
     if metrics.is_file():

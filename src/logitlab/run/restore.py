@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import struct
 from pathlib import Path
 from typing import Any, cast
 
@@ -70,7 +71,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"{path} is not a checkpoint (torch.load cannot read it: neither a torch zip "
             "archive nor a pickle of tensors); use a .ckpt written by a run"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        struct.error,
+        KeyError,
+        IndexError,
+    ) as error:
         reason = first_line(error)
         raise ConfigError(
             f"{path} is truncated or corrupt ({reason}); use another checkpoint"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import cast
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from logitlab.config.trust import check_run_targets
@@ -44,6 +45,11 @@ def prepare_resume(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, P
         )
     resumed = cast(DictConfig, OmegaConf.load(saved))
     check_run_targets(resumed, saved, run_dir)  # what the resume builds, checked first
+    for earlier in sorted(RunFolder(run_dir).hydra.glob("resumed_*/overrides.yaml")):
+        for override in OmegaConf.load(earlier):  # what earlier resumes changed, in order
+            key, _, value = str(override).partition("=")
+            if key.lstrip("+~") in RESUME_SAFE:
+                OmegaConf.update(resumed, key.lstrip("+~"), yaml.safe_load(value), force_add=True)
     for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")
         if key == "resume" or key.startswith("hydra."):
