@@ -360,3 +360,21 @@ def test_missing_data_keys_answered_before_anything_runs(
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not run_dir.exists()
+
+
+def test_an_image_folder_skips_dot_files_and_never_follows_links(small_pngs: Path) -> None:
+    """macOS leaves `._x.png` beside each image (not an image at all); a link inside a class
+    folder pointing back up would repeat every image once per level if it were followed."""
+    counted = len(list(small_pngs.rglob("*.png")))
+    (small_pngs / "a" / "._00000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (small_pngs / ".thumbnails").mkdir()  # a hidden folder is no class
+    (small_pngs / "a" / "loop").symlink_to(small_pngs, target_is_directory=True)
+    (small_pngs / "b" / "link.png").symlink_to(next((small_pngs / "c").glob("*.png")))
+    dm = ClassificationDataModule(
+        source="image_folder", root=str(small_pngs), task="multiclass", num_workers=0
+    )
+    dm.setup()
+    assert dm.class_names == ["a", "b", "c"]
+    assert sum(len(y) for _, y in dm.splits.values()) == counted
+    names = [n for split in ("train", "val", "test") for n in dm.sample_names(split) or []]
+    assert not [n for n in names if "/." in n or "loop" in n or n.endswith("link.png")]

@@ -9,8 +9,9 @@ in memory: a DataLoader's workers decode, resize, augment and normalise each ima
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,16 +65,20 @@ def image_header(path: str | Path) -> tuple[tuple[int, int], str]:
         ) from None
 
 
-def sample_file(root: Path):
+def sample_file(root: Path) -> Callable[[str], bool]:
     """The test of a sample file under `root`: an image, no dot-file (macOS `._x.png`), and no
     symbolic link on its way down, so a link loop cannot multiply the samples."""
 
+    @functools.cache
+    def linked(folder: Path) -> bool:
+        return folder != root and (folder.is_symlink() or linked(folder.parent))
+
     def valid(path: str) -> bool:
-        relative = Path(path).relative_to(root)
+        file = Path(path)
+        relative = file.relative_to(root)
         if not is_image(relative) or any(part.startswith(".") for part in relative.parts):
             return False
-        steps = [root.joinpath(*relative.parts[: i + 1]) for i in range(len(relative.parts))]
-        return not any(os.path.islink(step) for step in steps)
+        return not file.is_symlink() and not linked(file.parent)
 
     return valid
 
