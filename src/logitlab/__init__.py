@@ -36,3 +36,15 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 sys.meta_path.append(_MovedModules())
+
+
+def lazy_attributes(package: str, homes: dict[str, str]) -> Any:
+    """A package's `__getattr__` that imports each name of `homes` from its module when first
+    asked for (`logitlab.models.MulticlassClassifier`), so the package imports no torch itself."""
+
+    def __getattr__(name: str) -> Any:
+        if name in homes:
+            return getattr(importlib.import_module(homes[name]), name)
+        raise AttributeError(f"module '{package}' has no attribute '{name}'")
+
+    return __getattr__
