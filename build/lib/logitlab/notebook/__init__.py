@@ -1,1 +1,0 @@
-"""The notebook room: the teaching notebook reproduced (logitlab.seed), its NumPy reference."""
