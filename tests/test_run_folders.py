@@ -68,6 +68,11 @@ def test_calibrate_a_flat_layout_run(flat_run):
     assert record["method"] == "temperature" and record["temperature"] > 0
     assert record["val/nll_after"] <= record["val/nll_before"] + 1e-9
     assert record["test/acc_after"] == pytest.approx(record["test/acc_before"])
+    moved = Path(shutil.move(flat_run, flat_run.parent / "moved"))  # the calibration follows
+    result = cli("logitlab.predict", f"run_dir={moved}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    with (moved / "predictions.csv").open() as handle:
+        assert {row["calibration"] for row in csv.DictReader(handle)} == {"temperature"}
 
 
 def best_checkpoint(run: Path) -> Path:

@@ -252,7 +252,9 @@ def calibrated_scores(
 def for_checkpoint(folder: Path, checkpoint: Path) -> dict[str, Any] | None:
     """The run's calibration for `checkpoint` (predict); one line if it was fitted for another."""
     calibration = load_calibration(folder)
-    if calibration is not None and calibration.get("checkpoint") != str(checkpoint):
+    fitted = Path(str((calibration or {}).get("checkpoint")))
+    # the same file of the run's checkpoints/, however the run folder is spelt or moved
+    if calibration is not None and fitted.parts[-2:] != checkpoint.parts[-2:]:
         raise ConfigError(
             f"{folder / FILE} was fitted for {calibration.get('checkpoint')}, not {checkpoint}; "
             "predict with that ckpt, or calibrated=false, or calibrate this checkpoint "
