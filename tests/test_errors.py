@@ -44,6 +44,7 @@ from logitlab.errors import ConfigError
             "model.net.dropout=-0.1 must be in [0, 1), e.g. model.net.dropout=0.1",
         ),
         ("trainer.devices=0", "trainer.devices=0 must be a positive count, -1 (all), auto"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0 trains nothing, and the test would"),
         ("trainer.precision=abc", "trainer.precision=abc is not a precision Lightning knows"),
         ("trainer.precision=16-true", "trainer.precision=16-true on the CPU: float16 underflows"),
         (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -353,3 +354,28 @@ def test_a_refusal_found_at_setup_is_not_preceded_by_the_config_tree(tmp_path) -
         "classes are [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]); choose classes it has"
     ]
     assert not run.exists()
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "message"),
+    [
+        ("calibration.json", {"temperature": -1.0}, "holds temperature=-1.0, which no fit gives"),
+        ("data.json", {"std": "zeros"}, "holds a std that is not a positive finite number"),
+    ],
+)
+def test_implausible_run_files_are_refused(finished_run, tmp_path, file, change, message) -> None:
+    """A temperature of -1 would reverse every prediction, a std of 0 make them NaN."""
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    if file == "calibration.json":
+        (best,) = (run / "checkpoints").glob("best-*.ckpt")
+        record = {"method": "temperature", "checkpoint": str(best), **change}
+    else:
+        record = json.loads((run / file).read_text())
+        record["std"] = [0.0 for _ in record["std"]]
+    (run / file).write_text(json.dumps(record))
+    before = digest(run)
+    result = cli("logitlab.predict", f"run_dir={run}", f"output={tmp_path / 'p.csv'}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{run / file} {message}" in lines[0], lines
+    assert digest(run) == before and not (tmp_path / "p.csv").exists()

@@ -15,6 +15,7 @@ TensorBoard folder, and predict then uses it (calibrated=true by default).
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -228,6 +229,14 @@ def load_calibration(run_dir: Path) -> dict[str, Any] | None:
             f"{path} is not a calibration logitlab wrote; delete it or run "
             f"python -m logitlab.calibrate run_dir={run_dir}"
         ) from None
+    # a fit only shrinks or stretches the logits: a scale <= 0 would reverse every prediction
+    scale = calibration["temperature"] if method == "temperature" else calibration["a"]
+    if not (math.isfinite(scale) and scale > 0 and math.isfinite(calibration.get("b", 0.0))):
+        name = "temperature" if method == "temperature" else "a"
+        raise ConfigError(
+            f"{path} holds {name}={scale}, which no fit gives (it must be a positive finite "
+            f"number); delete it or run python -m logitlab.calibrate run_dir={run_dir}"
+        )
     return calibration
 
 

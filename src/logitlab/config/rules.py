@@ -222,6 +222,11 @@ def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:
             f"trainer.max_epochs={epochs} must be >= 0 (-1, unbounded, needs trainer.max_steps)",
         ),
         (
+            epochs != 0 or not cfg.get("train", True) or cfg.get("resume") is not None,
+            "trainer.max_epochs=0 trains nothing, and the test would measure untrained weights; "
+            "train with trainer.max_epochs>=1, or test without training: train=false",
+        ),
+        (
             len(hidden) > 0 and all(h > 0 for h in hidden),
             f"model.net.hidden_sizes={hidden} must list positive layer widths, e.g. [128,64]",
         ),

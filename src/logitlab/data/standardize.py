@@ -60,6 +60,11 @@ class Standardization:
                 "again from the training split"
             ) from None
         size = shape[0] if len(shape) == 3 else math.prod(shape)
+        if not (torch.isfinite(mean).all() and torch.isfinite(std).all() and (std > 0).all()):
+            raise ConfigError(
+                f"{path} holds a std that is not a positive finite number (or a mean that is "
+                "not finite), which no training split gives; delete it to measure them again"
+            )
         if mean.shape != std.shape or mean.numel() != size:
             raise ConfigError(
                 f"{path} holds {mean.numel()} means, but the data has {size} features or "
