@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -379,3 +380,102 @@ def test_implausible_run_files_are_refused(finished_run, tmp_path, file, change,
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{run / file} {message}" in lines[0], lines
     assert digest(run) == before and not (tmp_path / "p.csv").exists()
+
+
+@pytest.mark.slow
+def test_an_exploding_loss_is_divergence(tmp_path) -> None:
+    run = tmp_path / "run"
+    result = cli("logitlab.train", "debug=limit", "optimizer.lr=1e6", f"hydra.run.dir={run}")
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert "training diverged at step" in last and "times its first value" in last, last
+    loss = float(last.split("the loss is ")[1].split(",")[0])
+    first = float(last.split("its first value (")[1].split(")")[0])
+    assert loss > 1e4 * max(first, 1.0)  # finite, but no longer a loss of this problem
+    assert json.loads((run / "metrics.json").read_text())["status"] == "diverged"
+
+
+@pytest.mark.slow
+def test_a_start_that_stopped_before_its_first_checkpoint_starts_again(tmp_path) -> None:
+    table = tmp_path / "t.csv"
+    rows = "".join(f"{i},{i % 3},{i % 2}\n" for i in range(60))
+    table.write_text("a,b,label\n" + rows + "5,5,nan\n")  # refused once Hydra has started
+    run = tmp_path / "run"
+    run.mkdir()  # an explicit folder the user made: a refusal leaves it, with the start's files
+    start = ("data=csv", f"data.path={table}", "data.target=label", f"hydra.run.dir={run}")
+    failed = cli("logitlab.train", *start)
+    assert failed.returncode == 2 and (run / ".hydra" / "config.yaml").is_file()
+    assert json.loads((run / "job.json").read_text())["status"] == "failed"
+    resumed = cli("logitlab.train", f"resume={run}")
+    assert resumed.returncode == 2
+    assert resumed.stderr.strip().splitlines()[-1] == (
+        f"logitlab: error: resume={run}: this run stopped before its first checkpoint, so there "
+        "is nothing to resume; start it again in its folder: python -m logitlab.train "
+        f"hydra.run.dir={run} data=csv data.path={table} data.target=label"
+    )
+    table.write_text("a,b,label\n" + rows)  # fixed
+    again = cli("logitlab.train", *start, *QUICK)
+    assert again.returncode == 0, again.stderr[-2000:]
+    (kept,) = (run / ".hydra").glob("failed_start_*/config.yaml")  # the first start's record
+    assert json.loads((run / "job.json").read_text())["status"] == "completed"
+    assert "train: true" in kept.read_text()  # the first start's, not the second's
+    assert "train: false" in (run / ".hydra" / "config.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_a_stopped_sweep_writes_its_summary_and_goes_on(tmp_path) -> None:
+    import signal
+
+    sweep = tmp_path / "sweep"
+    command = (
+        "-m", "debug=limit", "trainer.max_epochs=2,40,2", "logger=[]",
+        f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    proc = start(*command)
+    deadline = time.monotonic() + 240
+    while not (sweep / "1" / "checkpoints" / "last.ckpt").is_file():  # the long job is training
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)  # Ctrl+C
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err[-2000:]
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [(r["job"], r["status"]) for r in rows] == [("0", "completed"), ("1", "stopped")]
+    assert f"run the same command again with hydra.sweep.dir={sweep}" in out  # Hydra's log
+    kept = ("checkpoints", "metrics.json", "data.json", "splits.npz")
+    first_job = {k: v for k, v in digest(sweep / "0").items() if k.startswith(kept)}
+    code, err = finish(start(*command))
+    assert code == 0, err[-2000:]
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [(r["job"], r["status"]) for r in rows] == [(str(i), "completed") for i in range(3)]
+    again = {k: v for k, v in digest(sweep / "0").items() if k.startswith(kept)}
+    assert again == first_job and len(first_job) >= 4  # kept as it was, not trained again
+    assert "resumes from" in (sweep / "1" / "train.log").read_text()
+    assert torch.load(sweep / "1" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 39
+
+
+def test_calibrating_a_run_still_training_warns(finished_run, tmp_path) -> None:
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    code = (
+        "import sys, time; from pathlib import Path; from logitlab.run.lock import claim; "
+        "claim(Path(sys.argv[1])); print('held', flush=True); time.sleep(120)"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(run)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        result = cli("logitlab.calibrate", f"run_dir={run}")
+        assert result.returncode == 0, result.stderr[-2000:]
+        (line,) = [x for x in result.stderr.splitlines() if x.startswith("logitlab: warning")]
+        assert line.startswith(
+            f"logitlab: warning: {run} is still training (process {holder.pid} on "
+        )
+        assert line.endswith(
+            "this reads its checkpoints as they are now: run it again once the run has finished"
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    after = cli("logitlab.calibrate", f"run_dir={run}")  # the holder is gone: no warning
+    assert after.returncode == 0 and "logitlab: warning" not in after.stderr

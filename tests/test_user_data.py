@@ -213,6 +213,27 @@ def test_image_folder_extra_transform_from_config(small_pngs: Path, make_cfg) ->
     assert torch.allclose(trained * std + mean, 1 - (seen * std + mean), atol=1e-5)
 
 
+def test_an_extra_transforms_dtype_is_named_by_its_string(small_pngs: Path, make_cfg) -> None:
+    from logitlab.config.build import build_data
+
+    extra = (
+        "+data.transforms.extra=[{_target_: torchvision.transforms.v2.ToDtype, dtype: float32, "
+        "scale: true}]"
+    )
+    cfg = make_cfg("data=image_folder", f"data.root={small_pngs}", extra)
+    dm = build_data(cfg, "multiclass")
+    trained, _ = dm.train_dataloader().dataset[0]  # scaled by the extra ToDtype, then normalised
+    seen = next(dm.sample_batches("train"))[0][0]
+    assert trained.dtype == torch.float32 and torch.allclose(trained, seen, atol=1e-6)
+    bad = make_cfg(
+        "data=image_folder", f"data.root={small_pngs}", extra.replace("float32", "float33")
+    )
+    with pytest.raises(
+        ConfigError, match=r"data.transforms.extra\[0\].dtype=float33 is not a torch dtype"
+    ):
+        build_data(bad, "multiclass")
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [

@@ -13,7 +13,7 @@ class ConfigError(ValueError):
 
 
 class TrainingDiverged(ConfigError):
-    """The loss or the weights became NaN or inf; the run stopped at that step."""
+    """The loss or the weights became NaN or inf, or the loss exploded; the run stopped there."""
 
     def __init__(self, step: int, epoch: int, what: str, last_finite: float | None) -> None:
         self.step, self.epoch, self.last_finite = step, epoch, last_finite
@@ -39,6 +39,11 @@ def user_errors() -> Iterator[None]:
             raise
         print(f"logitlab: error: {one_line(error)}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+
+
+def warn(message: str) -> None:
+    """One line on stderr for something the user should know but that does not stop the work."""
+    print(f"logitlab: warning: {message}", file=sys.stderr, flush=True)
 
 
 def one_line(error: ConfigError) -> str:

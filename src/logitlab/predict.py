@@ -5,9 +5,10 @@ Writes a CSV with one row per sample: index, predicted class and the probability
 it predicts the run's own test split (and adds the true `target`). `input` is a .npy or .csv
 feature matrix in the dataset's raw units (the run's standardisation is applied to it; a CSV
 with a header gives the training columns by name, its label column ignored), or, for a run on
-images, an image file (.png, .jpg, .jpeg, .bmp) or a folder of them: each is read as 8-bit
-pixels in the run's channels (grayscale or RGB), resized to the run's image size, scaled to
-[0, 1] and normalised as the training images were; the CSV then names each row's file.
+images, an image file (.png, .jpg, .jpeg, .bmp) or a folder of them: each is read in the run's
+channels (grayscale or RGB), 8- or 16-bit, resized to the run's image size, scaled to the
+training data's pixel units ([0, 1]; 0..16 for digits) and normalised as the training images
+were; the CSV then names each row's file.
 """
 
 from __future__ import annotations
@@ -94,10 +95,13 @@ def is_image_input(path: Path) -> bool:
     return path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_images(path: Path, shape: tuple[int, ...]) -> tuple[Any, list[str]]:
-    """uint8 images (N, C, H, W) of `shape` (C, H, W) from an image file or a folder of them."""
+def read_images(
+    path: Path, shape: tuple[int, ...], pixel_max: float | None
+) -> tuple[Any, list[str]]:
+    """Images (N, C, H, W) of `shape` (C, H, W) from an image file or a folder of them, in the
+    training data's pixel units: [0, 1] scaled to `pixel_max` (16 for digits)."""
     import torch
-    from torchvision.transforms.v2.functional import resize
+    from torchvision.transforms.v2.functional import resize, to_dtype
 
     from logitlab.data.images import IMAGE_SUFFIXES, read_image
 
@@ -105,6 +109,11 @@ def read_images(path: Path, shape: tuple[int, ...]) -> tuple[Any, list[str]]:
         raise ConfigError(
             f"input={path} is an image, but this run trains on tables of {shape[0]} features; "
             "give a .npy or .csv feature matrix"
+        )
+    if pixel_max is None:
+        raise ConfigError(
+            f"input={path} is an image, but this run's images were arrays of unknown pixel units "
+            "(floats beyond [0, 1]); give them as a .npy in the training data's units"
         )
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -117,10 +126,10 @@ def read_images(path: Path, shape: tuple[int, ...]) -> tuple[Any, list[str]]:
     channels, height, width = shape
     images = []
     for file in files:
-        image = read_image(file, channels)  # as the training images were read
+        image = to_dtype(read_image(file, channels), torch.float32, scale=True)  # [0, 1]
         if tuple(image.shape[1:]) != (height, width):
             image = resize(image, [height, width], antialias=True)
-        images.append(image)
+        images.append(image * pixel_max)
     return torch.stack(images), [str(file) for file in files]
 
 
@@ -153,7 +162,8 @@ def predict(
     calibration = for_checkpoint(folder, path) if calibrated else None
     targets, names = None, None
     if input and is_image_input(Path(input)):
-        images, names = read_images(Path(input), datamodule.input_shape)
+        scale = datamodule.source_info.get("pixel_max")
+        images, names = read_images(Path(input), datamodule.input_shape, scale)
         batches = [(datamodule.transform(images, name=f"input={input}"), None)]
     elif input:
         features = read_features(Path(input), datamodule)

@@ -24,6 +24,7 @@ from logitlab.run.launch import Launch, refusal_undone
 from logitlab.run.layout import RunFolder
 
 CONFIG_PATH = str(CONFIG_DIR)
+CONTINUED = "LOGITLAB_CONTINUED_SWEEP"  # set for the jobs of a sweep that goes on
 log = logging.getLogger("logitlab.train")
 
 
@@ -43,7 +44,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
         cfg.run_name = dashboard_name(cfg.paths.output_dir, cfg.get("tags") or [])
     L.seed_everything(cfg.seed, workers=True)
-    datamodule, model, trainer = build(cfg)
+    datamodule, model, trainer = build(cfg, resuming=ckpt_path is not None)
     if shows_console() and (cfg.get("extras") or {}).get("print_config", False):
         from logitlab.dashboards.console import print_config
 
@@ -91,11 +92,15 @@ def starting_point(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
     if int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0 and last.is_file():
         log.info("SLURM requeued this job: resuming from %s", last)
         return cfg, last
+    if os.environ.get(CONTINUED) == "1" and last.is_file():
+        log.info("the sweep goes on: this job resumes from %s", last)
+        return cfg, last
     return cfg, None
 
 
-def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
-    """DataModule (loaded and validated), model and Trainer, all from the config."""
+def build(cfg: DictConfig, resuming: bool = False) -> tuple[Any, Any, Any]:
+    """DataModule (loaded and validated), model and Trainer, all from the config; `resuming`
+    (from a checkpoint) keeps the run's splits and data.json, and refuses changed data."""
     from logitlab.config.build import build as build_run
     from logitlab.config.instantiate import instantiate, instantiate_callbacks, instantiate_loggers
     from logitlab.data.splits import save_splits
@@ -125,9 +130,18 @@ def build(cfg: DictConfig) -> tuple[Any, Any, Any]:
     if fast:
         fastpath.apply(trainer, model)
     run = RunFolder(cfg.paths.output_dir)
-    if trainer.is_global_zero and not (cfg.get("resume") and run.splits.is_file()):
+    if resuming:
+        from logitlab.run.restore import data_change
+
+        change = data_change(run.root, datamodule)
+        if change:
+            raise ConfigError(
+                f"resume={run.root}: the data differ from what this run trained on ({change}); "
+                "a resume goes on with the same data: restore them, or start a new run"
+            )
+    if trainer.is_global_zero and not (resuming and run.splits.is_file()):
         save_splits(run.splits, datamodule.split_index)  # a resume keeps the run's own
-    if trainer.is_global_zero and not (cfg.get("resume") and run.data.is_file()):
+    if trainer.is_global_zero and not (resuming and run.data.is_file()):
         write_json(run.data, datamodule.run_data())
     return datamodule, model, trainer
 
@@ -184,6 +198,7 @@ def fit(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig, ckpt_path: P
 
     from logitlab.errors import TrainingDiverged
     from logitlab.run.files import write_json
+    from logitlab.run.sweep import STOPPED
 
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -210,7 +225,7 @@ def fit(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig, ckpt_path: P
         log.warning(
             "stopped; continue with: python -m logitlab.train resume=%s", cfg.paths.output_dir
         )
-        raise SystemExit(143) from None
+        raise SystemExit(STOPPED) from None
     for early in trainer.early_stopping_callbacks:
         if early.stopped_epoch > 0:
             log.info(
@@ -281,14 +296,19 @@ def hydra_main(cfg: DictConfig) -> float | None:
     """Train one configuration; returns the metric a Hydra sweeper optimises."""
     from logitlab.run.ddp import ddp_job
     from logitlab.run.fastpath import gpus_hidden
-    from logitlab.run.sweep import in_multirun, job_record
+    from logitlab.run.sweep import completed_job, in_multirun, job_record
 
     sweeping = in_multirun()
+    if sweeping and os.environ.get(CONTINUED) == "1":
+        done = completed_job(cfg.paths.output_dir, resume_overrides())
+        if done is not None:
+            log.info("kept: this job completed in an earlier launch of the sweep")
+            return done.get(cfg.get("optimized_metric") or "", worst_value())
     metrics: dict[str, float] = {}
     with (
         user_errors(),
         refusal_undone(cfg.paths.output_dir, LAUNCH, sweeping),
-        job_record(cfg.paths.output_dir, keep_going=sweeping),
+        job_record(cfg.paths.output_dir, sweeping, resume_overrides()),
         ddp_job(cfg.paths.output_dir, resume_overrides()),
         gpus_hidden(bool(cfg.get("fastpath")) and cfg.trainer.get("accelerator") == "cpu"),
     ):
@@ -318,6 +338,7 @@ def main() -> None:
     from logitlab.run.ddp import ddp_child_argv
     from logitlab.run.launch import prepare
     from logitlab.run.lock import release
+    from logitlab.run.sweep import STOPPED, stopped
 
     global LAUNCH
     if ddp_child_argv():  # a DDP child runs a job its parent already checked and claimed
@@ -326,8 +347,16 @@ def main() -> None:
     with user_errors():
         LAUNCH = prepare(sys.argv[1:], CONFIG_PATH)
     sys.argv = [sys.argv[0], *LAUNCH.argv]
+    if LAUNCH.saved.get("continued"):
+        os.environ[CONTINUED] = "1"  # for the jobs, also those a launcher starts elsewhere
     try:
         hydra_main()
+    except (SystemExit, KeyboardInterrupt) as stop:
+        code = stop.code if isinstance(stop, SystemExit) else STOPPED
+        if LAUNCH.kind == "sweep" and LAUNCH.folder is not None and code == STOPPED:
+            stopped(LAUNCH.folder)  # the summary so far, and how to go on
+            raise SystemExit(STOPPED) from None
+        raise
     finally:
         if LAUNCH.folder is not None:
             release(LAUNCH.folder)

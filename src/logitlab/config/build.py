@@ -7,7 +7,7 @@ from typing import Any
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from logitlab.config.instantiate import instantiate
+from logitlab.config.instantiate import instantiate, instantiate_transforms
 from logitlab.config.rules import model_class
 from logitlab.errors import ConfigError, first_line
 
@@ -38,9 +38,16 @@ def build_data(
     A `data.num_classes` left null is filled in `cfg` from the data (class folders, CSV labels),
     so `${data.num_classes}` in the model and metrics configs resolves to it.
     """
-    extra = {"splits_file": splits_file} if splits_file else {}
+    extra: dict[str, Any] = {"splits_file": splits_file} if splits_file else {}
     if stats_file:
         extra["stats_file"] = stats_file
+    node = cfg.data.get("transforms")
+    transforms: dict[str, Any] = (
+        OmegaConf.to_container(node) if isinstance(node, DictConfig) else {}  # type: ignore[assignment]
+    )
+    if transforms.get("extra"):  # built here: a dtype named by its string becomes the dtype
+        built = instantiate_transforms(transforms["extra"], "data.transforms.extra")
+        extra["transforms"] = {**transforms, "extra": built}
     datamodule = instantiate(cfg.data, task=task, **extra)
     if stage == "fit":
         datamodule.prepare_data()

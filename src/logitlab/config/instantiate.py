@@ -26,6 +26,26 @@ def instantiate(node: Any, **kwargs: Any) -> Any:
         raise
 
 
+def instantiate_transforms(entries: Any, where: str) -> list[Any]:
+    """The `data.transforms.extra` transforms, a `dtype` named by its string (float32,
+    torch.float32) given to each as the torch dtype itself."""
+    import torch
+
+    built = []
+    for i, entry in enumerate(entries or []):
+        dtypes = {}
+        for key, value in entry.items() if isinstance(entry, Mapping) else []:
+            if (key == "dtype" or str(key).endswith("_dtype")) and isinstance(value, str):
+                dtype = getattr(torch, value.removeprefix("torch."), None)
+                if not isinstance(dtype, torch.dtype):
+                    raise ConfigError(
+                        f"{where}[{i}].{key}={value} is not a torch dtype; name one, e.g. float32"
+                    )
+                dtypes[str(key)] = dtype
+        built.append(instantiate(entry, **dtypes))
+    return built
+
+
 def instantiate_loggers(cfg: DictConfig | None) -> list[Any]:
     """One logger per non-null entry of the `logger` group."""
     return [instantiate(entry) for entry in (cfg or {}).values() if entry is not None]

@@ -100,6 +100,7 @@ class DataSchema:
     stats_file: Optional[str] = None  # noqa: UP045  reuse saved mean and std (eval, predict)
     path: Optional[str] = None  # noqa: UP045  data=csv, data=npz: the file
     target: Any = None  # data=csv: the label column, by name or index
+    header: Optional[bool] = None  # noqa: UP045  data=csv: the first row is a header (null: detect)
     source_kwargs: dict[str, Any] = field(default_factory=dict)  # a source's own arguments
     # training batches of images only, on their device, seeded (a resume draws the same)
     augment: AugmentSchema = field(default_factory=AugmentSchema)

@@ -83,6 +83,11 @@ def validate_part(
             f"{where}: samples of shape {tuple(x_t.shape[1:])}; give tables (N, F) or images "
             "(N, H, W) / (N, C, H, W)"
         )
+    if math.prod(x_t.shape[1:]) == 0:
+        raise ConfigError(
+            f"{where}: samples of shape {tuple(x_t.shape[1:])} hold no features; give at least "
+            "one feature per sample"
+        )
     if x_t.dtype == torch.uint8:
         x_t = x_t if keep_uint8 else as_features(x_t)
     elif x_t.dtype.is_floating_point:

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from logitlab.data.augment import Augment
 from logitlab.data.checks import class_count, new_samples
+from logitlab.data.fingerprint import fingerprint
 from logitlab.data.images import ImageSamples
 from logitlab.data.loaders import Loaders, TensorBatches
 from logitlab.data.memory import TensorSamples
@@ -36,7 +37,7 @@ def samples_of(settings: dict[str, Any], batch_size: int) -> TensorSamples | Ima
             s["seed"], batch_size,
         )  # fmt: skip
     options = {**(s["source_kwargs"] or {}), **({"path": s["path"]} if s["path"] else {})}
-    options.update({"target": s["target"]} if s["target"] is not None else {})
+    options.update({k: s[k] for k in ("target", "header") if s[k] is not None})
     return TensorSamples(
         s["source"], s["num_features"], s["seed"], s["data_dir"], s["download"], options
     )
@@ -76,6 +77,7 @@ class ClassificationDataModule(L.LightningDataModule):
         stats_file: str | None = None,
         path: str | None = None,
         target: int | str | None = None,
+        header: bool | None = None,
         source_kwargs: dict[str, Any] | None = None,
         augment: dict[str, Any] | None = None,
         root: str | None = None,
@@ -107,6 +109,7 @@ class ClassificationDataModule(L.LightningDataModule):
         self.stats: Standardization | None = None
         self.pos_weight: float | None = None
         self.class_weight: list[float] | None = None
+        self.fingerprint: dict[str, Any] = {}
 
     @property
     def num_classes(self) -> int:
@@ -135,6 +138,7 @@ class ClassificationDataModule(L.LightningDataModule):
         parts = {
             part: self.samples.check(part, x, y, classes) for part, (x, y) in loaded.parts.items()
         }
+        self.fingerprint = fingerprint(parts, self.samples.digest, self.dataset_class_names())
         parts = self.view.apply(parts, self.source)
         self.split_index, self.splits = self.split.apply(parts, self.samples.gather, self.source)
         del parts, loaded  # the splits hold what training needs
@@ -201,7 +205,7 @@ class ClassificationDataModule(L.LightningDataModule):
         }
         if self.feature_names:
             record["feature_names"] = self.feature_names
-        return {**record, **self.source_info}
+        return {**record, **self.source_info, "fingerprint": self.fingerprint}
 
     def _batches(self, split: str, shuffle: bool, pad: bool) -> TensorBatches | DataLoader:
         x, y = self.splits[split]

@@ -29,7 +29,7 @@ from logitlab.errors import ConfigError, first_line
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "F")
+GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 SPLITS = ("train", "val", "test")
 
 
@@ -39,14 +39,27 @@ def is_image(path: Path) -> bool:
 
 
 def read_image(path: str | Path, channels: int) -> torch.Tensor:
-    """One image file as uint8 (channels, H, W): 1 channel converts to grayscale, 3 to RGB."""
+    """One image file as (channels, H, W): 1 channel converts to grayscale, 3 to RGB. 8-bit
+    files give uint8; 16-bit ones (PIL mode I;16 or I) float32 in [0, 1], never clipped to 255."""
+    file = str(path)  # a plain str: PIL names the file by its repr in its messages
     try:
-        with Image.open(path) as image:
+        with Image.open(file) as image:
+            if image.mode.startswith("I"):
+                array = np.asarray(image, dtype=np.float32)
+                if array.min() < 0 or array.max() > 65535:
+                    raise ConfigError(
+                        f"{file} holds pixel values outside 16 bits ({array.min():g} to "
+                        f"{array.max():g}); save it as an 8- or 16-bit image"
+                    )
+                tensor = torch.from_numpy(array / 65535.0).unsqueeze(0)
+                return tensor.expand(channels, *tensor.shape[1:]).contiguous()
             array = np.array(image.convert("L" if channels == 1 else "RGB"))
     except (OSError, ValueError, SyntaxError, EOFError, UnidentifiedImageError) as error:
+        if isinstance(error, ConfigError):
+            raise
         reason = first_line(error)
         raise ConfigError(
-            f"{path} is not a readable image ({reason}); replace or delete the file"
+            f"{file} is not a readable image ({reason}); replace or delete the file"
         ) from None
     tensor = torch.from_numpy(array)
     return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
@@ -55,7 +68,7 @@ def read_image(path: str | Path, channels: int) -> torch.Tensor:
 def image_header(path: str | Path) -> tuple[tuple[int, int], str]:
     """((height, width), PIL mode) from the file's header, without decoding the pixels."""
     try:
-        with Image.open(path) as image:
+        with Image.open(str(path)) as image:
             width, height = image.size
             return (height, width), image.mode
     except (OSError, ValueError, SyntaxError, EOFError, UnidentifiedImageError) as error:
@@ -220,6 +233,12 @@ class ImageSamples:
         """File ids and labels are right by construction (labels are class folders)."""
         return x, y
 
+    def digest(self, digest: Any, x: torch.Tensor) -> None:
+        """Add a part's files (path under the root and size) to the data's fingerprint."""
+        for file in self.files[x.numpy()]:
+            path = Path(str(file))
+            digest.update(f"{path.relative_to(self.root)}\0{path.stat().st_size}\n".encode())
+
     def gather(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """A split's file ids."""
         return x.index_select(0, index)
@@ -251,6 +270,7 @@ class ImageSamples:
 
     def pipeline(self, train: bool, stats: Standardization | None = None) -> Any:
         """The per-sample transforms: resize, training augmentation, scale to [0, 1], normalise.
+        (16-bit images come in [0, 1] already; ToDtype scales uint8 ones only.)
 
         `data.transforms.extra` transforms run on uint8 images after the built-in augmentation.
         """
@@ -308,7 +328,12 @@ class ImageSamples:
 
     def record(self) -> dict[str, Any]:
         """What data.json adds for an image folder: the root and the image shape."""
-        return {"root": str(self.root), "image_size": self.image_size, "channels": self.channels}
+        return {
+            "root": str(self.root),
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "pixel_max": 1.0,
+        }
 
 
 def __getattr__(name: str) -> Any:

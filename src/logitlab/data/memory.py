@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from logitlab.data.checks import as_features, validate_part
+from logitlab.data.fingerprint import hash_tensor
 from logitlab.data.sources import SOURCES, Loaded
 from logitlab.data.standardize import Standardization
 from logitlab.errors import ConfigError
@@ -35,6 +36,7 @@ class TensorSamples:
         self.source, self.num_features, self.seed = source, num_features, seed
         self.data_dir, self.download = data_dir, download
         self.options = dict(options or {})
+        self.pixel_max: float | None = None  # images: the value of a white pixel, once scaled
 
     def prepare(self) -> None:
         """Download torchvision datasets when data.download=true."""
@@ -57,6 +59,9 @@ class TensorSamples:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One part's (features, labels) checked once; images kept as uint8."""
         x_t, y_t = validate_part(self.source, part, x, y, num_classes, keep_uint8=True)
+        if x_t.ndim == 4 and part in ("all", "train"):
+            unit = x_t.dtype == torch.uint8 or bool(x_t.min() >= 0 and x_t.max() <= 1)
+            self.pixel_max = 1.0 if unit else None  # uint8 is scaled to [0, 1] when gathered
         features = math.prod(x_t.shape[1:])
         if self.num_features is not None and features != self.num_features:
             raise ConfigError(
@@ -64,6 +69,10 @@ class TensorSamples:
                 f"{features} features per sample; set data.num_features={features} (or null)"
             )
         return x_t, y_t
+
+    def digest(self, digest: Any, x: torch.Tensor) -> None:
+        """Add a part's features to the data's fingerprint."""
+        hash_tensor(digest, x)
 
     def gather(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """A split's float32 features."""
@@ -92,5 +101,6 @@ class TensorSamples:
         return None
 
     def record(self) -> dict[str, Any]:
-        """Nothing to add to data.json."""
-        return {}
+        """What data.json adds for images in [0, 1]: the pixel scale (a source may declare
+        another, as digits does: 0..16)."""
+        return {} if self.pixel_max is None else {"pixel_max": self.pixel_max}

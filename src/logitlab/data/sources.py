@@ -45,7 +45,8 @@ def load_digits(**_: Any) -> Loaded:
     from sklearn.datasets import load_digits as sk_load_digits
 
     bunch = sk_load_digits()
-    return Loaded({"all": (bunch.images.astype(np.float32), bunch.target)})
+    images = bunch.images.astype(np.float32)  # pixel values 0 (no ink) to 16
+    return Loaded({"all": (images, bunch.target)}, extra={"pixel_max": 16.0})
 
 
 def load_sklearn_table(name: str, **_: Any) -> Loaded:
@@ -102,20 +103,34 @@ def load_npz(path: str | None = None, **_: Any) -> Loaded:
         raise ConfigError(f"data.path={path} is a folder; give an .npz file")
     if not file.is_file():
         raise ConfigError(f"data.path={path}: no such file; give an existing .npz")
+    fix = "save it with np.savez(path, x=features, y=labels)"
     try:
-        with np.load(file, allow_pickle=False) as npz:
-            missing = {"x", "y"} - set(npz.files)
-            if missing:
-                raise ConfigError(
-                    f"{path} lacks array(s) {sorted(missing)}; save it with "
-                    "np.savez(path, x=features, y=labels)"
-                )
-            return Loaded({"all": (npz["x"], npz["y"])})
+        npz = np.load(file, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile):
         raise ConfigError(
             f"data.path={path} is not an .npz archive of arrays (truncated, or another kind of "
-            "file); save it with np.savez(path, x=features, y=labels)"
+            f"file); {fix}"
         ) from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ConfigError(f"data.path={path} is one .npy array, not an .npz archive; {fix}")
+    with npz:
+        found = list(npz.files)
+        missing = sorted({"x", "y"} - set(found))
+        try:
+            arrays = {key: npz[key] for key in ("x", "y") if not missing}
+        except ValueError:  # an object array: unpickling it could run code
+            raise ConfigError(
+                f"data.path={path} holds a pickled object array, which can run code (refused); "
+                f"{fix}"
+            ) from None
+        except (OSError, EOFError, zipfile.BadZipFile) as error:
+            raise ConfigError(
+                f"data.path={path}: an array cannot be read ({first_line(error)}); {fix}"
+            ) from None
+    if missing:
+        held = f"it holds {', '.join(found[:6])}" if found else "it holds no arrays"
+        raise ConfigError(f"data.path={path} lacks array(s) {', '.join(missing)} ({held}); {fix}")
+    return Loaded({"all": (arrays["x"], arrays["y"])})
 
 
 def load_torchvision(name: str, data_dir: str, download: bool = False, **_: Any) -> Loaded:
@@ -174,7 +189,9 @@ def _raise_corrupt(raw: Path, name: str, error: BaseException) -> None:
     raise ConfigError(f"data={name}: files in {raw} could not be read ({error})") from None
 
 
-def load_csv(path: str | None = None, target: Any = None, **_: Any) -> Loaded:
+def load_csv(
+    path: str | None = None, target: Any = None, header: bool | None = None, **_: Any
+) -> Loaded:
     """Your own table: a CSV of numeric feature columns and a label column (`data.target`)."""
     from logitlab.data.tables import read_labelled_csv
 
@@ -185,12 +202,16 @@ def load_csv(path: str | None = None, target: Any = None, **_: Any) -> Loaded:
             f"data=csv: set data.target to the label column of {path}, by name or index "
             "(e.g. data.target=label or data.target=-1)"
         )
-    table = read_labelled_csv(Path(path), target)
+    table = read_labelled_csv(Path(path), target, header)
     return Loaded(
         {"all": (table.x, table.y)},
         class_names=table.class_names,
         feature_names=table.feature_names,
-        extra={"target": table.target_name, "target_index": table.target_index},
+        extra={
+            "target": table.target_name,
+            "target_index": table.target_index,
+            "header": table.header,
+        },
     )
 
 

@@ -65,8 +65,8 @@ def load_splits(path: str | Path, n: int) -> dict[str, np.ndarray]:
         ) from None
     if saved_n != n:
         raise ConfigError(
-            f"data.splits_file={path} indexes {saved_n} samples but the dataset has {n}; "
-            "it belongs to other data"
+            f"data.splits_file={path} indexes {saved_n} samples but the dataset has {n}: it "
+            "belongs to other data, or the data changed since the run (restore them to go on)"
         )
     for name, part in index.items():
         if part.size and (not np.issubdtype(part.dtype, np.integer) or part.ndim != 1):

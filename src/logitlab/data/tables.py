@@ -1,5 +1,8 @@
 """CSV tables, read with the `csv` module: UTF-8 with or without a byte-order mark, an optional
 header row, numeric feature columns, and (for training data) one label column of any type.
+
+What cannot be read exactly is refused in one line: a header that may be a data row, a column
+name given twice, a missing label (an empty cell, or a marker such as `nan` or `NA`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,12 @@ import numpy as np
 
 from logitlab.errors import ConfigError
 
+# The cells pandas.read_csv reads as missing by default, compared case-insensitively.
+MISSING = {
+    "#n/a", "#n/a n/a", "#na", "-1.#ind", "-1.#qnan", "-nan", "1.#ind", "1.#qnan", "<na>",
+    "n/a", "na", "null", "nan", "none",
+}  # fmt: skip
+
 
 def is_number(cell: str) -> bool:
     """Whether a CSV cell reads as a number ("nan" and "inf" do; validation refuses them later)."""
@@ -24,12 +33,16 @@ def is_number(cell: str) -> bool:
     return True
 
 
-def read_csv(path: Path, what: str) -> tuple[list[str] | None, list[list[str]], int]:
+def read_csv(
+    path: Path, what: str, header: bool | None = None, names: list[str] | None = None
+) -> tuple[list[str] | None, list[list[str]], int]:
     """(header or None, data rows, line number of the first data row) of a CSV file.
 
-    Blank lines are skipped. The first row is a header when one of its cells is not a number in
-    a column whose next row holds a number (a feature column). Rows of different lengths,
-    empty files and header-only files are refused, naming the line.
+    Blank lines are skipped. `header` true or false says whether the first row is a header;
+    null detects it: the first row is a header when it holds the column `names` (the training
+    columns, for predict), or when one of its cells is not a number above a number. A first row
+    of numbers that looks like column names (0, 1, 2, ...) is refused as ambiguous. Rows of
+    different lengths, repeated column names, empty and header-only files are refused.
     """
     if path.is_dir():
         raise ConfigError(f"{what}={path} is a folder; give a .csv file")
@@ -47,22 +60,53 @@ def read_csv(path: Path, what: str) -> tuple[list[str] | None, list[list[str]], 
     numbered = [(n, [cell.strip() for cell in row]) for n, row in numbered if any(row)]
     if not numbered:
         raise ConfigError(f"{what}={path} is empty; give a CSV with one sample per row")
-    header = None
-    if len(numbered) == 1:
-        if not all(is_number(cell) for cell in numbered[0][1] if cell):
-            raise ConfigError(f"{what}={path} has a header but no data rows; add samples")
-    else:
-        first, second = numbered[0][1], numbered[1][1]
-        if any(not is_number(a) and is_number(b) for a, b in zip(first, second, strict=False)):
-            header, numbered = first, numbered[1:]
-    width = len(header) if header is not None else len(numbered[0][1])
+    first = numbered[0][1]
+    if header is None:
+        header = _is_header(first, numbered[1][1] if len(numbered) > 1 else None, names)
+        if header is None:
+            raise ConfigError(
+                f"{what}={path}: the first row ({', '.join(first[:4])}"
+                f"{', ...' if len(first) > 4 else ''}) may be a header of numbers or a data row; "
+                "say which with data.header=true or data.header=false"
+            )
+    head = first if header else None
+    numbered = numbered[1:] if header else numbered
+    if not numbered:
+        raise ConfigError(f"{what}={path} has a header but no data rows; add samples")
+    if head is not None:
+        seen: dict[str, int] = {}
+        for i, name in enumerate(head):
+            if name in seen:
+                raise ConfigError(
+                    f"{what}={path}: the header names column '{name}' twice (columns "
+                    f"{seen[name]} and {i}); give every column its own name"
+                )
+            seen[name] = i
+    width = len(head) if head is not None else len(numbered[0][1])
     for line, row in numbered:
         if len(row) != width:
             raise ConfigError(
                 f"{what}={path}: line {line} has {len(row)} columns, the "
-                f"{'header' if header is not None else 'first row'} {width}; fix the row"
+                f"{'header' if head is not None else 'first row'} {width}; fix the row"
             )
-    return header, [row for _, row in numbered], numbered[0][0]
+    return head, [row for _, row in numbered], numbered[0][0]
+
+
+def _is_header(first: list[str], second: list[str] | None, names: list[str] | None) -> bool | None:
+    """Whether the first row is a header (None: it cannot be told from the file)."""
+    if names and set(names) <= set(first):
+        return True
+    if not all(is_number(cell) for cell in first if cell):
+        if second is None:
+            return True
+        return any(not is_number(a) and is_number(b) for a, b in zip(first, second, strict=False))
+    integers = [float(cell) for cell in first if cell]
+    counting = (
+        len(first) > 2
+        and all(v.is_integer() for v in integers)
+        and (integers == [float(i + integers[0]) for i in range(len(integers))])
+    )  # 0, 1, 2, ... or 1, 2, 3, ...: column numbers, or a row that happens to count
+    return None if counting else False
 
 
 def column_index(header: list[str] | None, column: Any, width: int, what: str) -> int:
@@ -114,37 +158,49 @@ class LabelledTable:
     feature_names: list[str]
     target_name: str
     target_index: int
+    header: bool
 
 
 def _label_order(labels: list[str]) -> list[str]:
     """Distinct labels, numerically sorted when all are numbers, else alphabetically."""
     distinct = set(labels)
     if all(is_number(label) for label in distinct):
-        return sorted(distinct, key=lambda label: (float(label), label))
+        return sorted(distinct, key=float)
     return sorted(distinct)
 
 
-def read_labelled_csv(path: Path, target: Any) -> LabelledTable:
+def canonical(label: str) -> str:
+    """A label as one class: numbers by their value ('1', '1.0' and '1e0' are class '1')."""
+    if not is_number(label):
+        return label
+    value = float(label)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def read_labelled_csv(path: Path, target: Any, header: bool | None = None) -> LabelledTable:
     """Features and labels of a CSV; labels (numbers or strings) become class indices 0..C-1.
 
     Class i is the i-th distinct label in sorted order, so labels 0..C-1 keep their values and
     `class_names` holds the mapping (saved with the run).
     """
     what = f"data.path={path}"
-    header, rows, first_line = read_csv(path, "data.path")
+    head, rows, first_line = read_csv(path, "data.path", header)
     width = len(rows[0])
     if width < 2:
         raise ConfigError(f"{what} has one column; it needs feature columns and a label column")
-    index = column_index(header, target, width, f"{what}, data.target={target}")
-    names = header if header is not None else [f"column {i}" for i in range(width)]
+    index = column_index(head, target, width, f"{what}, data.target={target}")
+    names = head if head is not None else [f"column {i}" for i in range(width)]
     columns = [i for i in range(width) if i != index]
     labels = [row[index] for row in rows]
-    missing = [first_line + r for r, label in enumerate(labels) if label == ""]
+    missing = [r for r, label in enumerate(labels) if not _is_label(label)]
     if missing:
+        shown = f"'{labels[missing[0]]}'" if labels[missing[0]] else "empty"
         raise ConfigError(
-            f"{what}: the label column '{names[index]}' is empty on line {missing[0]} "
-            f"({len(missing)} rows); label every row or drop it"
+            f"{what}: the label column '{names[index]}' is {shown} on line "
+            f"{first_line + missing[0]} ({len(missing)} of {len(labels)} rows), a missing "
+            "label; label every row or drop it"
         )
+    labels = [canonical(label) for label in labels]
     order = _label_order(labels)
     if len(order) < 2:
         raise ConfigError(
@@ -152,24 +208,22 @@ def read_labelled_csv(path: Path, target: Any) -> LabelledTable:
             "a classifier needs at least two"
         )
     lookup = {label: i for i, label in enumerate(order)}
-    names_out = [_readable(label) for label in order]
     return LabelledTable(
         x=numeric_matrix(rows, columns, [names[i] for i in columns], first_line, what),
         y=np.array([lookup[label] for label in labels], dtype=np.int64),
-        class_names=names_out,
+        class_names=order,
         feature_names=[names[i] for i in columns],
         target_name=names[index],
         target_index=index,
+        header=head is not None,
     )
 
 
-def _readable(label: str) -> str:
-    """'1.0' reads as '1'; any other label as it is."""
-    if is_number(label):
-        value = float(label)
-        if math.isfinite(value) and value == int(value):
-            return str(int(value))
-    return label
+def _is_label(cell: str) -> bool:
+    """Whether a label cell holds a label: not empty, not a missing marker, a finite number."""
+    if cell == "" or cell.lower() in MISSING:
+        return False
+    return not is_number(cell) or math.isfinite(float(cell))
 
 
 def read_feature_csv(
@@ -177,8 +231,12 @@ def read_feature_csv(
 ) -> np.ndarray:
     """A CSV of features to predict: with a header, the training columns are picked by name
     (the label column, if present, is ignored); without one, all columns, or all but the label
-    column when there is one more column than the model takes."""
-    header, rows, first_line = read_csv(path, "input")
+    column when there is one more column than the model takes. A training file without a
+    header means one here too (`target["header"]`)."""
+    had_header = (target or {}).get("header")
+    header, rows, first_line = read_csv(
+        path, "input", False if had_header is False else None, feature_names
+    )
     width = len(rows[0])
     what = f"input={path}"
     if header is not None and feature_names:

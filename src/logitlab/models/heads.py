@@ -24,6 +24,7 @@ from logitlab.models.metrics import LossAccuracy, build_metric_collection
 
 DEFAULT_OPTIMIZER: dict[str, Any] = {"_target_": "torch.optim.Adam", "lr": 1e-3}
 INPUTS = ("logits", "log_probs", "probs")
+EXPLODED = 1e4  # a training loss this many times its first value (at least 1) has diverged
 
 
 class ClassifierModule(L.LightningModule):
@@ -65,6 +66,7 @@ class ClassifierModule(L.LightningModule):
         self.val_metrics = build_metric_collection(metrics)
         self.test_metrics = build_metric_collection(metrics)
         self.last_finite_loss: float | None = None
+        self.first_loss: float | None = None  # of this fit: what an exploding loss is measured by
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Raw logits; the loss (or predict_step) turns them into probabilities."""
@@ -138,6 +140,15 @@ class ClassifierModule(L.LightningModule):
         if not math.isfinite(value):
             raise TrainingDiverged(
                 self.global_step, self.current_epoch, f"the loss is {value}", self.last_finite_loss
+            )
+        self.first_loss = value if self.first_loss is None else self.first_loss
+        if value > EXPLODED * max(self.first_loss, 1.0):  # finite, but the weights have blown up
+            raise TrainingDiverged(
+                self.global_step,
+                self.current_epoch,
+                f"the loss is {value:.3g}, over {EXPLODED:g} times its first value "
+                f"({self.first_loss:.3g})",
+                self.last_finite_loss,
             )
         self.last_finite_loss = value
         self.train_stats.update(loss, self.predict_classes(logits), targets)

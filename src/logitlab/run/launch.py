@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from logitlab.errors import ConfigError, TrainingDiverged, first_line
 from logitlab.run.layout import RunFolder
 from logitlab.run.lock import LOCK, claim, fresh_folder, make_folder, release, stale_temporaries
+from logitlab.run.sweep import continuable
 
 RUN_FILES = ("job.json", "metrics.json", "summary.csv")
 
@@ -122,13 +123,19 @@ def prepare(argv: list[str], config_dir: str) -> Launch:
         folder = Path(explicit)
         created = make_folder(folder, "hydra.sweep.dir")
         claim(folder, "hydra.sweep.dir")
+        if _leftovers(folder) and _is_sweep(folder) and continuable(folder, overrides):
+            logging.getLogger(__name__).warning(
+                "continuing the sweep in %s: completed jobs are kept, the others run", folder
+            )
+            return Launch(argv, folder, created, "sweep", {"continued": True})
         if _leftovers(folder):
             _give_up(folder, created)
             kind = "an earlier sweep" if _is_sweep(folder) else "files"
             raise ConfigError(
                 f"hydra.sweep.dir={folder} already holds {kind} "
                 f"({', '.join(_leftovers(folder)[:4])}); give a new folder (or leave "
-                "hydra.sweep.dir out for a fresh one)"
+                "hydra.sweep.dir out for a fresh one; a stopped sweep goes on with its own "
+                "overrides)"
             )
         return Launch(argv, folder, created, "sweep")
     explicit, argv = _resolved(argv, "hydra.run.dir", cfg)
@@ -140,6 +147,16 @@ def prepare(argv: list[str], config_dir: str) -> Launch:
     created = make_folder(folder, "hydra.run.dir")
     claim(folder)
     requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+    if RunFolder(folder).config.exists() and not requeued and failed_start(folder):
+        record = RunFolder(folder).hydra / f"failed_start_{stamp}"
+        record.mkdir(exist_ok=True)
+        for saved in RunFolder(folder).hydra.glob("*.yaml"):  # kept, beside the new start's
+            saved.rename(record / saved.name)
+        logging.getLogger(__name__).warning(
+            "%s holds a start that stopped before its first checkpoint; starting again there "
+            "(its config: %s)", folder, record,
+        )  # fmt: skip
+        return Launch(argv, folder, created, "run")
     if RunFolder(folder).config.exists() and not requeued:
         _give_up(folder, created)
         raise ConfigError(
@@ -156,6 +173,21 @@ def prepare(argv: list[str], config_dir: str) -> Launch:
     if requeued:
         stale_temporaries(folder)
     return Launch(argv, folder, created, "run")
+
+
+def failed_start(folder: Path) -> bool:
+    """Whether the run in `folder` stopped before its first checkpoint (a crash, a SIGTERM, a
+    refusal in a sweep): nothing to resume, so it may start again in the same folder."""
+    import json
+
+    run = RunFolder(folder)
+    if any(run.checkpoints.glob("*.ckpt")):
+        return False
+    try:
+        status = json.loads(run.job.read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        status = None  # killed before job.json was written
+    return status != "completed"
 
 
 def help_text(overrides: list[str], config_dir: str) -> str:

@@ -80,6 +80,26 @@ def claim(folder: Path, what: str = "hydra.run.dir") -> Path:
     return path
 
 
+def holder(folder: Path) -> dict[str, Any] | None:
+    """The owner of `folder`'s lock while a live process holds it (a run still training), else
+    None; the lock is only tested, never kept."""
+    path = folder / LOCK
+    if folder.resolve() in HELD or not path.is_file():
+        return None  # a finished run's holder removed its lock file
+    lock = FileLock(path, timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            return dict(json.loads(path.read_text() or "{}"))
+        except (OSError, ValueError):
+            return {}
+    except OSError:
+        return None  # a read-only copy of a run: no one trains in it
+    lock.release()
+    return None
+
+
 def release(folder: Path) -> None:
     """Let go of this process's lock of `folder` (another process's lock stays)."""
     lock = HELD.pop(folder.resolve(), None)

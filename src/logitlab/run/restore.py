@@ -6,6 +6,7 @@ unpickling (one that pickles a class or a function) is refused, never executed.
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 import struct
@@ -18,8 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 from logitlab.config.build import build
 from logitlab.config.rules import task_of
 from logitlab.config.trust import check_run_targets
-from logitlab.errors import ConfigError, first_line
+from logitlab.errors import ConfigError, first_line, warn
 from logitlab.run.layout import RunFolder
+from logitlab.run.lock import holder
 
 
 def load_run_config(run_dir: str | Path) -> tuple[Path, DictConfig]:
@@ -36,6 +38,13 @@ def load_run_config(run_dir: str | Path) -> tuple[Path, DictConfig]:
         )
     cfg = cast(DictConfig, OmegaConf.load(config))
     check_run_targets(cfg, config, folder)  # before anything is imported or built from it
+    owner = holder(folder)
+    if owner is not None:
+        warn(
+            f"{folder} is still training (process {owner.get('pid', '?')} on "
+            f"{owner.get('host', '?')}, since {owner.get('started', '?')}); this reads its "
+            "checkpoints as they are now: run it again once the run has finished"
+        )
     # The saved config points its run folder at Hydra's runtime; outside that run, it is here.
     cfg.paths.output_dir = str(folder)
     return folder, cfg
@@ -108,6 +117,13 @@ def build_from_run(cfg: DictConfig, run_dir: Path, checkpoint: dict[str, Any], c
         str(stats) if stats.is_file() else None,
         loss=loss if isinstance(loss, dict) else None,
     )
+    change = data_change(run_dir, datamodule)
+    if change:
+        warn(
+            f"the data differ from what {run_dir} was trained on ({change}); these results "
+            "describe the new data: restore the training data to reproduce the run's, or train "
+            "a new run on this data"
+        )
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as error:
@@ -118,3 +134,15 @@ def build_from_run(cfg: DictConfig, run_dir: Path, checkpoint: dict[str, Any], c
             "head or network); use this run's own checkpoint"
         ) from None
     return datamodule, model.eval()
+
+
+def data_change(run_dir: Path, datamodule: Any) -> str | None:
+    """How the data just read differ from the fingerprint in the run's data.json (None: they
+    do not, or the run, from an earlier version, has none)."""
+    from logitlab.data.fingerprint import difference
+
+    try:
+        saved = json.loads(RunFolder(run_dir).data.read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None  # no data.json: nothing to compare (Standardization.read names a bad one)
+    return difference(saved if isinstance(saved, dict) else None, datamodule.fingerprint)

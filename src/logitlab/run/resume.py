@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -40,6 +40,17 @@ def prepare_resume(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, P
             f"resume={cfg.resume}: no .hydra/config.yaml there; give the folder of a training run"
         )
     if not last.is_file():
+        from logitlab.run.launch import failed_start
+
+        if failed_start(run_dir):
+            record = RunFolder(run_dir).hydra / "overrides.yaml"
+            started: Any = OmegaConf.load(record) if record.is_file() else []
+            again = " ".join(str(o) for o in started if not str(o).startswith("hydra.run.dir"))
+            raise ConfigError(
+                f"resume={cfg.resume}: this run stopped before its first checkpoint, so there is "
+                f"nothing to resume; start it again in its folder: python -m logitlab.train "
+                f"hydra.run.dir={cfg.resume} {again}".rstrip()
+            )
         raise ConfigError(
             f"resume={cfg.resume}: no checkpoints/last.ckpt to resume from; start a new run"
         )

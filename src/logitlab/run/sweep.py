@@ -2,7 +2,9 @@
 
 A job that fails is written down as failed with its error line and the sweep goes on; at the end
 `summary.csv` lists every job (overrides, status, val/acc_best, test/acc, test/loss, wall time),
-the same table is printed, and the sweep exits non-zero if any job failed.
+the same table is printed, and the sweep exits non-zero if any job failed. A sweep stopped by
+SIGTERM or Ctrl+C writes the summary so far; the same command with its `hydra.sweep.dir` goes on:
+completed jobs are kept, the others run (from their last.ckpt when they have one).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from logitlab.run.layout import RunFolder
 
 log = logging.getLogger("logitlab.run.sweep")
 
+STOPPED = 143  # the exit status of a run stopped by SIGTERM or Ctrl+C
 COLUMNS = (
     "job", "overrides", "tags", "status", "val/acc_best", "test/acc", "test/loss", "wall_time_s"
 )  # fmt: skip
@@ -39,11 +42,13 @@ def in_multirun() -> bool:
 
 
 @contextmanager
-def job_record(run_dir: str | Path, keep_going: bool) -> Iterator[None]:
-    """Write <run_dir>/job.json with the job's status, error line and wall time.
+def job_record(
+    run_dir: str | Path, keep_going: bool, overrides: Sequence[str] = ()
+) -> Iterator[None]:
+    """Write <run_dir>/job.json with the job's status, error line, wall time and overrides.
 
     With `keep_going` (a sweep job), an error is logged and recorded instead of raised, so the
-    other jobs of the sweep still run.
+    other jobs of the sweep still run. A SIGTERM or Ctrl+C is recorded as `stopped`.
     """
     from logitlab.run.ddp import is_rank_zero
     from logitlab.run.files import write_json
@@ -53,22 +58,65 @@ def job_record(run_dir: str | Path, keep_going: bool) -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        record = {
-            "status": "failed",
-            "error": first_line(error),
-        }
+        record = {"status": "failed", "error": first_line(error)}
         if not keep_going:
             raise
         log.error("job failed: %s", record["error"])
+    except KeyboardInterrupt:
+        record = {"status": "stopped", "error": "interrupted (Ctrl+C)"}
+        raise SystemExit(STOPPED) from None
     except SystemExit as exit:
         if exit.code in (0, None):
             raise
-        record = {"status": "failed", "error": f"exited with status {exit.code}"}
+        status = "stopped" if exit.code == STOPPED else "failed"
+        record = {"status": status, "error": f"exited with status {exit.code}"}
         raise
     finally:
         record["wall_time_s"] = round(time.monotonic() - start, 3)
+        record["overrides"] = list(overrides)
         if Path(run_dir).is_dir() and is_rank_zero():
             write_json(RunFolder(run_dir).job, record)
+
+
+def completed_job(run_dir: str | Path, overrides: list[str]) -> dict[str, Any] | None:
+    """The metrics of a job that completed with these overrides in an earlier launch of a
+    continued sweep (None: it did not, so it runs)."""
+    record = _read(RunFolder(run_dir).job)
+    if record.get("status") != "completed" or record.get("overrides") != list(overrides):
+        return None
+    return _read(RunFolder(run_dir).metrics)
+
+
+def continuable(sweep_dir: Path, overrides: list[str]) -> bool:
+    """Whether `sweep_dir` holds an earlier launch of the same sweep that did not complete (it
+    was stopped, or some jobs failed): the same overrides, and not every job completed."""
+    from omegaconf import OmegaConf
+
+    try:
+        saved = OmegaConf.load(sweep_dir / "multirun.yaml").hydra.overrides.task
+    except Exception:  # no multirun.yaml, or not one Hydra wrote: not a sweep to continue
+        return False
+    mine = [o for o in overrides if not o.split("=", 1)[0].lstrip("+~").startswith("hydra.")]
+    if sorted(str(o) for o in saved) != sorted(mine):
+        return False
+    rows = summarize(sweep_dir)
+    return not rows or any(row["status"] != "completed" for row in rows)
+
+
+def stopped(sweep_dir: Path) -> None:
+    """A sweep stopped by SIGTERM or Ctrl+C: the summary of the jobs so far, and how to go on."""
+    rows = summarize(sweep_dir)
+    if not rows:
+        return
+    path = write_summary(sweep_dir, rows)
+    print_summary(rows, path)
+    done = sum(row["status"] == "completed" for row in rows)
+    log.warning(
+        "the sweep stopped after %d completed job(s); run the same command again with "
+        "hydra.sweep.dir=%s to run the others (a stopped job goes on from its last.ckpt)",
+        done,
+        sweep_dir,
+    )
 
 
 def summarize(sweep_dir: Path) -> list[dict[str, str]]:
