@@ -40,7 +40,8 @@ def _cpu_seconds() -> float:
         resource.getrusage(resource.RUSAGE_SELF),
         resource.getrusage(resource.RUSAGE_CHILDREN),
     )
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    forked = ZYGOTE.cpu  # commands the zygote forked: not this process's children
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + forked
 
 
 @pytest.hookimpl(wrapper=True)
@@ -97,10 +98,14 @@ IN_PROCESS = ("logitlab.eval", "logitlab.predict", "logitlab.calibrate")
 def cli(
     module: str, *args: str, timeout: float = 300, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run a logitlab module as a user would, from the repository root (`env`: extra variables)."""
+    """Run a logitlab module as a user would, from the repository root (`env`: extra variables):
+    eval, predict and calibrate in this process, train in a process of its own (forked by the
+    zygote, or started afresh with LOGITLAB_TEST_FORK=0)."""
     if module in IN_PROCESS:
         return in_process(module, list(args), env or {})
     env = {**os.environ, "HYDRA_FULL_ERROR": "", **(env or {})}
+    if os.environ.get("LOGITLAB_TEST_FORK", "1") != "0":
+        return ZYGOTE.run(module, list(args), env, timeout)
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
@@ -109,6 +114,60 @@ def cli(
         text=True,
         timeout=timeout,
     )
+
+
+class Zygote:
+    """tests/zygote.py, started once per test process: it forks each command from an
+    interpreter that has imported Lightning already, as `python -m` would run it."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[str] | None = None
+        self.cpu = 0.0  # CPU seconds of the commands it ran (children included)
+
+    def run(
+        self, module: str, args: list[str], env: dict[str, str], timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        import json
+        import select
+        import signal
+        import tempfile
+
+        if self.process is None or self.process.poll() is not None:
+            self.process = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("zygote.py"))],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+            )  # fmt: skip
+        assert self.process.stdin is not None and self.process.stdout is not None
+        with tempfile.TemporaryDirectory() as folder:
+            out, err = Path(folder) / "out", Path(folder) / "err"
+            request = {"module": module, "args": args, "env": env, "cwd": str(ROOT)}
+            request.update(out=str(out), err=str(err))
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            pid = json.loads(self.process.stdout.readline())["pid"]
+            ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                self.process.stdout.readline()
+                raise subprocess.TimeoutExpired([module, *args], timeout)
+            answer = json.loads(self.process.stdout.readline())
+            self.cpu += answer["cpu"]
+            return subprocess.CompletedProcess(
+                [module, *args], answer["code"], out.read_text(), err.read_text()
+            )
+
+    def close(self) -> None:
+        """End the zygote and wait for it, so its CPU time counts as this process's children's."""
+        if self.process is not None and self.process.stdin is not None:
+            self.process.stdin.close()
+            self.process.wait(timeout=60)
+
+
+ZYGOTE = Zygote()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    ZYGOTE.close()
 
 
 def in_process(module: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -30,9 +30,15 @@ def test_every_option_composes_and_resolves(group: str, option: str, tmp_path: P
     if (group == "loss" and option in BINARY_LOSSES) or option == "binary_extra":
         overrides.append("model=binary")
     # your own data: the file or folder it reads (checked here, read only when training)
-    needs = {"csv": ["data.path=t.csv", "data.target=label"], "npz": ["data.path=t.npz"]}
-    overrides += needs.get(option, ["data.root=images"] if option == "image_folder" else [])
-    if group == "data" and option in ("csv", "npz", "image_folder"):
+    needs = {
+        "csv": ["data.path=t.csv", "data.target=label"],
+        "npz": ["data.path=t.npz"],
+        "image_folder": ["data.root=images"],
+        "dataset": ["data.dataset={_target_: my_data.IrisRows}"],
+        "datamodule": ["data.datamodule={_target_: my_data.DigitsDataModule}"],
+    }
+    overrides += needs.get(option, []) if group == "data" else []
+    if group == "data" and option in ("csv", "npz", "image_folder", "dataset"):
         cfg = compose_train([f"{group}={option}"], output_dir=tmp_path)
         with pytest.raises(ConfigError, match=f"data={option} needs data."):
             check_config(cfg)
@@ -167,15 +173,16 @@ def test_data_schema_defaults_are_the_datamodules_own():
     import dataclasses
     import inspect
 
-    from logitlab.config.schemas import AugmentSchema, DataSchema, ImageFolderSchema
+    from logitlab.config.schemas import AugmentSchema, DataSchema, DatasetSchema, ImageFolderSchema
     from logitlab.data.augment import Augment
     from logitlab.data.datamodule import ClassificationDataModule
 
     signature = inspect.signature(ClassificationDataModule.__init__).parameters
-    schema = {f.name: f for s in (DataSchema, ImageFolderSchema) for f in dataclasses.fields(s)}
-    assert set(signature) - {"self", "task"} == set(schema) - {"_target_"}
+    schemas = (DataSchema, ImageFolderSchema, DatasetSchema)
+    schema = {f.name: f for s in schemas for f in dataclasses.fields(s)}
+    assert set(signature) - {"self", "task"} == set(schema) - {"_target_", "_recursive_"}
     for name, field in schema.items():
-        if name in ("_target_", "source"):
+        if name in ("_target_", "_recursive_", "source"):
             continue
         default = field.default_factory() if callable(field.default_factory) else field.default
         if dataclasses.is_dataclass(default):

@@ -74,8 +74,12 @@ def test_predict_test_split_matches_the_recorded_accuracy(runs, capsys) -> None:
     code, out, _ = run_main(predict_cli, capsys, f"run_dir={run_dir}")
     assert code == 0 and out.strip() == f"predictions written to {run_dir / 'predictions.csv'}"
     rows = list(csv.DictReader((run_dir / "predictions.csv").open()))
-    assert list(rows[0]) == ["index", "pred", "target", *(f"prob_{c}" for c in range(10))]
-    assert len(rows) == 270
+    header = ["row", "pred", "pred_name", "target", *(f"prob_{c}" for c in range(10))]
+    assert list(rows[0]) == header and len(rows) == 270
+    # `row` is the sample's row in the dataset: it joins the predictions back to the data
+    assert [int(r["row"]) for r in rows] == np.load(run_dir / "splits.npz")["test"].tolist()
+    assert [int(r["target"]) for r in rows] == [load_digits().target[int(r["row"])] for r in rows]
+    assert all(r["pred_name"] == r["pred"] for r in rows)  # digits' classes are named 0..9
     probs = np.array([[float(r[f"prob_{c}"]) for c in range(10)] for r in rows])
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-4)
     assert [int(r["pred"]) for r in rows] == probs.argmax(axis=1).tolist()
@@ -93,9 +97,12 @@ def test_predict_binary_and_user_files(runs, tmp_path: Path) -> None:
     out_npy = predict_cli.predict(str(run_dir), str(tmp_path / "x.npy"), str(tmp_path / "a.csv"))
     out_csv = predict_cli.predict(str(run_dir), str(tmp_path / "x.csv"), str(tmp_path / "b.csv"))
     a = list(csv.DictReader(out_npy.open()))
-    assert list(a[0]) == ["index", "pred", "prob_0", "prob_1"]
+    names = json.loads((run_dir / "data.json").read_text())["label_names"]
+    assert list(a[0]) == ["row", "pred", "pred_name", *(f"prob_{n}" for n in names)]
+    assert names[1] == "1,3,5,7,9" and [r["row"] for r in a] == [str(i) for i in range(40)]
+    assert all(r["pred_name"] == names[int(r["pred"])] for r in a)
     assert out_npy.read_text() == out_csv.read_text()
-    p0, p1 = (np.array([float(r[k]) for r in a]) for k in ("prob_0", "prob_1"))
+    p0, p1 = (np.array([float(r[f"prob_{n}"]) for r in a]) for n in names)
     np.testing.assert_allclose(p0 + p1, 1.0, atol=1e-5)
     odd = digits.target[:40] % 2
     assert np.mean(np.array([int(r["pred"]) for r in a]) == odd) > 0.9

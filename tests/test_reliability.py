@@ -223,7 +223,7 @@ def test_predict_never_overwrites_a_run_file_or_its_input(
         f"output={mine}",
         "overwrite=true",
     )
-    assert result.returncode == 0 and mine.read_text().startswith("index,pred,")
+    assert result.returncode == 0 and mine.read_text().startswith("row,pred,pred_name,")
 
 
 # --- messages that name the right cause ----------------------------------------------------------

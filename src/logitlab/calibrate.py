@@ -120,6 +120,8 @@ def _logits(model: Any, datamodule: Any, split: str) -> tuple[Any, Any]:
         for x, y in datamodule.sample_batches(split):
             chunks.append(model(x).float())
             labels.append(y)
+    if not chunks or not sum(len(y) for y in labels):
+        raise ConfigError(f"the run has no {split} samples to calibrate with")
     return torch.cat(chunks), torch.cat(labels)
 
 
@@ -148,8 +150,6 @@ def calibrate(run_dir: str, ckpt: str = "best", method: str = "auto") -> dict[st
         raise ConfigError(
             f"method={chosen} does not fit the {task} head of {run_dir}; use method={fits}"
         )
-    if len(datamodule.splits.get("val", ((), ()))[1]) == 0:
-        raise ConfigError(f"{run_dir} has no validation split to fit a calibration on")
     val_logits, val_y = _logits(model, datamodule, "val")
     if task == "binary" and len(val_y.unique()) < 2:
         raise ConfigError(

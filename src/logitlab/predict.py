@@ -1,8 +1,9 @@
 """`python -m logitlab.predict run_dir=DIR [input=FILE] [output=FILE] [ckpt=best|last|PATH]`.
 
-Writes a CSV with one row per sample: index, predicted class and the probability of every class
-(`prob_<class>`: softmax for the multiclass head, sigmoid for the binary head). Without `input`
-it predicts the run's own test split (and adds the true `target`). `input` is a .npy or .csv
+Writes a CSV with one row per sample: `row` (the sample's row in its dataset, or in the input),
+the predicted class (`pred`, its index; `pred_name`) and the probability of every class
+(`prob_<class name>`: softmax for the multiclass head, sigmoid for the binary head). Without
+`input` it predicts the run's own test split (and adds the true `target`). `input` is a .npy or .csv
 feature matrix in the dataset's raw units (the run's standardisation is applied to it; a CSV
 with a header gives the training columns by name, its label column ignored), or, for a run on
 images, an image file (.png, .jpg, .jpeg, .bmp) or a folder of them: each is read in the run's
@@ -33,7 +34,8 @@ USAGE = """python -m logitlab.predict run_dir=DIR [input=FILE] [output=FILE] [ck
   output   the CSV to write (default: <run_dir>/predictions.csv)
   ckpt     best (default), last, or a .ckpt path
   overwrite  true to replace an existing output file (never a file of the run, nor the input)
-  calibrated  with the run's calibration.json (logitlab.calibrate): true (default) or false"""
+  calibrated  with the run's calibration.json (logitlab.calibrate): true (default) or false
+  id_column  a column of a CSV input copied into each row (e.g. id_column=sample_id)"""
 
 
 def check_output(destination: Path, run_dir: Path, input: str | None, overwrite: bool) -> None:
@@ -140,6 +142,7 @@ def predict(
     ckpt: str = "best",
     overwrite: bool = False,
     calibrated: bool = True,
+    id_column: str | None = None,
 ) -> Path:
     """Write the predictions CSV and return its path."""
     import torch
@@ -155,21 +158,28 @@ def predict(
     folder, cfg = load_run_config(run_dir)
     destination = Path(output) if output else RunFolder(folder).predictions
     check_output(destination, folder, input, overwrite)
+    if id_column is not None and not (input and Path(input).suffix.lower() == ".csv"):
+        raise ConfigError(f"id_column={id_column} names a column of a CSV input; give input=x.csv")
     path = find_checkpoint(folder, ckpt)
     datamodule, model = build_from_run(cfg, folder, load_checkpoint(path), path)
     from logitlab.calibrate import calibrated_probs, for_checkpoint
 
     calibration = for_checkpoint(folder, path) if calibrated else None
-    targets, names = None, None
+    names, ids, rows = None, None, None
     if input and is_image_input(Path(input)):
         scale = datamodule.source_info.get("pixel_max")
         images, names = read_images(Path(input), datamodule.input_shape, scale)
         batches = [(datamodule.transform(images, name=f"input={input}"), None)]
     elif input:
         features = read_features(Path(input), datamodule)
+        if id_column is not None:
+            from logitlab.data.tables import read_column
+
+            ids = read_column(Path(input), id_column)
         batches = [(datamodule.transform(features, name=f"input={input}"), None)]
     else:  # the run's own test split, with its true labels (and files, for image folders)
         batches, names = datamodule.sample_batches("test"), datamodule.sample_names("test")
+        rows = datamodule.sample_rows("test")
     chunks: list[Any] = []
     labels: list[Any] = []
     with torch.inference_mode():
@@ -182,29 +192,45 @@ def predict(
             ]
             labels += [] if y is None else [y]
     probs = torch.cat(chunks)
-    targets = torch.cat(labels) if labels else None
-    preds = probs.argmax(dim=1)
-    header = ["index", "pred", *(f"prob_{c}" for c in range(probs.shape[1]))]
-    method = calibration["method"] if calibration else "none"
-    if (calibrated and RunFolder(folder).calibration.is_file()) or not calibrated:
-        header.append("calibration")  # which probabilities these are
-    if targets is not None:
-        header.insert(2, "target")
-    if names is not None:
-        header.insert(1, "path")
+    table = prediction_table(
+        probs,
+        torch.cat(labels) if labels else None,
+        datamodule.label_names(),
+        rows if rows is not None else list(range(len(probs))),
+        {"path": names, id_column or "id": ids},
+        (calibration["method"] if calibration else "none")
+        if (calibrated and RunFolder(folder).calibration.is_file()) or not calibrated
+        else None,
+    )
+    return write_text(destination, table)
+
+
+def prediction_table(
+    probs: Any,
+    targets: Any,
+    class_names: list[str],
+    rows: list[int],
+    extra: dict[str, list[str] | None],
+    calibration: str | None,
+) -> str:
+    """The predictions CSV: row, [path or id], pred, pred_name, [target], prob_<class name>...,
+    [calibration]; `pred` and `target` are class indices, the rest names them."""
+    preds = probs.argmax(dim=1).tolist()
+    columns = [name for name, values in extra.items() if values is not None]
+    header = ["row", *columns, "pred", "pred_name"]
+    header += ["target"] if targets is not None else []
+    header += [f"prob_{name}" for name in class_names]
+    header += ["calibration"] if calibration is not None else []
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(header)
-    for i, (pred, row) in enumerate(zip(preds.tolist(), probs.tolist(), strict=True)):
-        cells = [str(i), str(pred), *(f"{p:.6g}" for p in row)]
-        if header[-1] == "calibration":
-            cells.append(method)
-        if targets is not None:
-            cells.insert(2, str(int(targets[i])))
-        if names is not None:
-            cells.insert(1, names[i])
+    for i, (pred, row) in enumerate(zip(preds, probs.tolist(), strict=True)):
+        cells = [str(rows[i]), *(str(extra[c][i]) for c in columns), str(pred), class_names[pred]]  # type: ignore[index]
+        cells += [str(int(targets[i]))] if targets is not None else []
+        cells += [f"{p:.6g}" for p in row]
+        cells += [calibration] if calibration is not None else []
         writer.writerow(cells)
-    return write_text(destination, table.getvalue())
+    return table.getvalue()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -218,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         "ckpt": "best",
         "overwrite": "false",
         "calibrated": "true",
+        "id_column": None,
     }
     with user_errors():
         args = parse_args(sys.argv[1:] if argv is None else argv, defaults, USAGE)
@@ -231,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
             args["ckpt"],
             args["overwrite"] == "true",
             args["calibrated"] == "true",
+            args["id_column"],
         )
     print(f"predictions written to {written}")
 

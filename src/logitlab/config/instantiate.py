@@ -9,7 +9,7 @@ from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from logitlab.errors import ConfigError
 
@@ -26,24 +26,37 @@ def instantiate(node: Any, **kwargs: Any) -> Any:
         raise
 
 
-def instantiate_transforms(entries: Any, where: str) -> list[Any]:
-    """The `data.transforms.extra` transforms, a `dtype` named by its string (float32,
-    torch.float32) given to each as the torch dtype itself."""
+def with_dtypes(node: Any, where: str) -> Any:
+    """A config node as plain containers, each `dtype` (or `*_dtype`) named by its string
+    (float32, torch.float32) made the torch dtype itself, nested ones included."""
     import torch
+    from omegaconf import OmegaConf
 
-    built = []
-    for i, entry in enumerate(entries or []):
-        dtypes = {}
-        for key, value in entry.items() if isinstance(entry, Mapping) else []:
-            if (key == "dtype" or str(key).endswith("_dtype")) and isinstance(value, str):
-                dtype = getattr(torch, value.removeprefix("torch."), None)
-                if not isinstance(dtype, torch.dtype):
-                    raise ConfigError(
-                        f"{where}[{i}].{key}={value} is not a torch dtype; name one, e.g. float32"
-                    )
-                dtypes[str(key)] = dtype
-        built.append(instantiate(entry, **dtypes))
-    return built
+    if isinstance(node, DictConfig | ListConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    if isinstance(node, list):
+        return [with_dtypes(value, f"{where}[{i}]") for i, value in enumerate(node)]
+    if not isinstance(node, dict):
+        return node
+    resolved = {}
+    for key, value in node.items():
+        if (key == "dtype" or str(key).endswith("_dtype")) and isinstance(value, str):
+            dtype = getattr(torch, value.removeprefix("torch."), None)
+            if not isinstance(dtype, torch.dtype):
+                raise ConfigError(
+                    f"{where}.{key}={value} is not a torch dtype; name one, e.g. float32"
+                )
+            resolved[key] = dtype
+        else:
+            resolved[key] = with_dtypes(value, f"{where}.{key}")
+    return resolved
+
+
+def instantiate_transforms(entries: Any, where: str) -> list[Any]:
+    """The `data.transforms.extra` transforms, each `dtype` named by its string resolved."""
+    return [
+        instantiate(with_dtypes(entry, f"{where}[{i}]")) for i, entry in enumerate(entries or [])
+    ]
 
 
 def instantiate_loggers(cfg: DictConfig | None) -> list[Any]:

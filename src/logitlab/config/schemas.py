@@ -130,6 +130,19 @@ class ImageFolderSchema(DataSchema):
 
 
 @dataclass
+class DatasetSchema(DataSchema):
+    """ClassificationDataModule arguments of your own Dataset: one to split, or the splits."""
+
+    _target_: str = "logitlab.data.datamodule.ClassificationDataModule"
+    _recursive_: bool = False  # the DataModule builds the datasets (and checks what they are)
+    source: str = "dataset"
+    dataset: Any = None  # {_target_: ...}: one Dataset, split by val_fraction/test_fraction
+    train: Any = None  # or the splits: train and val, test optional
+    val: Any = None
+    test: Any = None
+
+
+@dataclass
 class MulticlassSchema:
     """MulticlassClassifier arguments (the loss and metrics come from their own groups)."""
 
@@ -180,6 +193,7 @@ def register() -> None:
     store.store(group="schema", name="trainer", node=trainer_schema())
     store.store(group="schema", name="data", node=DataSchema)
     store.store(group="schema", name="image_folder", node=ImageFolderSchema)
+    store.store(group="schema", name="dataset", node=DatasetSchema)
     store.store(group="schema", name="model_multiclass", node=MulticlassSchema)
     store.store(group="schema", name="model_binary", node=BinarySchema)
     store.store(group="schema", name="optimizer_adam", node=AdamSchema)

@@ -56,6 +56,10 @@ def slot_of(path: str) -> str | None:
         return rest[0]
     if head == "data" and rest[:2] == ["transforms", "extra"] and len(rest) == 3:
         return "transform"
+    if head == "data" and rest in (["dataset"], ["train"], ["val"], ["test"]):
+        return "dataset"
+    if head == "data" and rest == ["datamodule"]:
+        return "data"
     if head in ("model", "data", "loss", "optimizer", "trainer") and not rest:
         return head
     if head in ("callbacks", "logger", "metrics") and len(rest) == 1:

@@ -14,7 +14,12 @@ from logitlab.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-USER_DATA = ("npz", "csv", "image_folder")  # sources whose class count comes from the user's data
+USER_DATA = (
+    "npz",
+    "csv",
+    "image_folder",
+    "dataset",
+)  # sources whose class count comes from the user's data
 
 
 def _examples(values: np.ndarray, limit: int = 3) -> str:

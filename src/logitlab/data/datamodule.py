@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from logitlab.data.augment import Augment
 from logitlab.data.checks import class_count, new_samples
+from logitlab.data.datasets import DatasetSamples
 from logitlab.data.fingerprint import fingerprint
 from logitlab.data.images import ImageSamples
 from logitlab.data.loaders import Loaders, TensorBatches
@@ -28,9 +29,14 @@ from logitlab.data.task import TaskView, check_two_classes, class_weights, pos_w
 log = logging.getLogger(__name__)
 
 
-def samples_of(settings: dict[str, Any], batch_size: int) -> TensorSamples | ImageSamples:
+def samples_of(
+    settings: dict[str, Any], batch_size: int
+) -> TensorSamples | ImageSamples | DatasetSamples:
     """The samples part the `data` settings name: image files, or a source held in memory."""
     s = settings
+    if s["source"] == "dataset":  # a user's Dataset, read by DataLoader workers
+        specs = {key: s[key] for key in ("dataset", "train", "val", "test")}
+        return DatasetSamples(specs, s["class_names"], s["seed"], batch_size)
     if s["source"] == "image_folder":  # files decoded by DataLoader workers
         return ImageSamples(
             str(s["root"]), s["image_size"], s["channels"], s["stats_samples"], s["transforms"],
@@ -48,8 +54,8 @@ class ClassificationDataModule(L.LightningDataModule):
 
     Samples keep their shape (`input_shape`: (F,) for tables, (C, H, W) for images);
     standardisation is per feature for tables and per channel for images, measured on the
-    training split only. `source=image_folder` reads `root` lazily; every other source is held
-    in memory (see data/sources.py).
+    training split only. `source=image_folder` reads `root` lazily, `source=dataset` a user's
+    Dataset (data/datasets.py); every other source is held in memory (see data/sources.py).
     """
 
     def __init__(
@@ -85,6 +91,10 @@ class ClassificationDataModule(L.LightningDataModule):
         channels: int | None = None,
         stats_samples: int = 10_000,
         transforms: dict[str, Any] | None = None,
+        dataset: Any = None,
+        train: Any = None,
+        val: Any = None,
+        test: Any = None,
     ) -> None:
         settings = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         super().__init__()
@@ -110,6 +120,7 @@ class ClassificationDataModule(L.LightningDataModule):
         self.pos_weight: float | None = None
         self.class_weight: list[float] | None = None
         self.fingerprint: dict[str, Any] = {}
+        self.rows: dict[str, torch.Tensor] = {}
 
     @property
     def num_classes(self) -> int:
@@ -139,8 +150,11 @@ class ClassificationDataModule(L.LightningDataModule):
             part: self.samples.check(part, x, y, classes) for part, (x, y) in loaded.parts.items()
         }
         self.fingerprint = fingerprint(parts, self.samples.digest, self.dataset_class_names())
+        # each sample's row in its part's dataset, through the view, for predictions to name
+        rows = torch.cat([torch.arange(len(y))[self.view.kept(y)] for _, y in parts.values()])
         parts = self.view.apply(parts, self.source)
         self.split_index, self.splits = self.split.apply(parts, self.samples.gather, self.source)
+        self.rows = {name: rows[torch.from_numpy(i)] for name, i in self.split_index.items()}
         del parts, loaded  # the splits hold what training needs
         self.input_shape = self.samples.settle(self.splits["train"])
         if self.standardize:
@@ -221,6 +235,10 @@ class ClassificationDataModule(L.LightningDataModule):
         x, y = self.splits[split]
         dataset = None if self.samples.in_memory else self.samples.dataset(x, y, False, self.stats)
         return iter(self.loaders.evaluation(x, y, dataset))
+
+    def sample_rows(self, split: str) -> list[int]:
+        """Each sample's row in its dataset (the whole file, or its own part), in split order."""
+        return self.rows[split].tolist()
 
     def sample_names(self, split: str) -> list[str] | None:
         """Each sample's file of a split, where samples are files (image folders); else None."""

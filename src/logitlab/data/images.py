@@ -302,7 +302,8 @@ class ImageSamples:
             self.files[ids.numpy()], y, int(self.channels or 1), self.pipeline(False)
         )
         loader = DataLoader(images, batch_size=self.batch_size, num_workers=workers)
-        stats = Standardization.fit_stream((x for x, _ in loader), int(self.channels or 1))
+        shape = (int(self.channels or 1), *map(int, self.image_size or []))
+        stats = Standardization.fit_stream((x for x, _ in loader), shape)
         log.info(
             "data=image_folder: per-channel mean %s, std %s (%d training images)",
             [round(v, 4) for v in stats.mean.flatten().tolist()],

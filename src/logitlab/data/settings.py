@@ -29,6 +29,17 @@ def check_settings(data: Mapping[str, Any], task: str) -> None:
         keys = " and ".join(f"data.{key}" for key, _ in unset)
         example = " ".join(f"data.{key}={value}" for key, value in unset)
         raise ConfigError(f"data={source} needs {keys}; e.g. {example}")
+    given = [key for key in ("dataset", "train", "val", "test") if data.get(key) is not None]
+    if source == "dataset" and given not in (
+        ["dataset"],
+        ["train", "val"],
+        ["train", "val", "test"],
+    ):
+        raise ConfigError(
+            "data=dataset needs data.dataset (one Dataset, split by logitlab) or data.train and "
+            "data.val (data.test optional), each a {_target_: ...} node; given: "
+            f"{', '.join(given) or 'none'}"
+        )
     for holds, message in _rules(data, task):
         if not holds:
             raise ConfigError(message)
@@ -47,8 +58,9 @@ def _rules(data: Mapping[str, Any], task: str) -> list[tuple[bool, str]]:
     return [
         (task in TASKS, f"unknown task '{task}'; use one of {', '.join(TASKS)}"),
         (
-            source in SOURCES or source == "image_folder",
-            f"data.source='{source}' is not a known dataset; use one of {', '.join(SOURCES)}",
+            source in SOURCES or source in ("image_folder", "dataset"),
+            f"data.source='{source}' is not a known dataset; use one of {', '.join(SOURCES)}, "
+            "image_folder, dataset",
         ),
         (
             loader in LOADERS,

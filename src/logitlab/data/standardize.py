@@ -33,20 +33,23 @@ class Standardization:
         return cls(mean, std)
 
     @classmethod
-    def fit_stream(cls, batches: Iterable[torch.Tensor], channels: int) -> Standardization:
-        """Per-channel statistics of image batches (N, C, H, W), in one pass, in float64."""
-        total = torch.zeros(channels, dtype=torch.float64)
-        squares = torch.zeros(channels, dtype=torch.float64)
+    def fit_stream(cls, batches: Iterable[torch.Tensor], shape: tuple[int, ...]) -> Standardization:
+        """Statistics of batches of samples of `shape` in one pass, in float64: per channel for
+        images (N, C, H, W), per feature for tables (N, F)."""
+        dims = (0, 2, 3) if len(shape) == 3 else (0,)
+        total = torch.zeros(shape[0], dtype=torch.float64)
+        squares = torch.zeros(shape[0], dtype=torch.float64)
         count = 0
         for x in batches:
             x = x.to(torch.float64)
-            total += x.sum(dim=(0, 2, 3))
-            squares += x.square().sum(dim=(0, 2, 3))
-            count += x.shape[0] * x.shape[2] * x.shape[3]
+            total += x.sum(dim=dims)
+            squares += x.square().sum(dim=dims)
+            count += x.numel() // shape[0]
         mean = total / count
         std = (squares / count - mean.square()).clamp_min(0).sqrt()
-        std[std < 1e-6] = 1.0  # a constant channel stays finite
-        return cls(mean.float().reshape(-1, 1, 1), std.float().reshape(-1, 1, 1))
+        std[std < 1e-6] = 1.0  # a constant channel or feature stays finite
+        axes = cls.axes(shape)
+        return cls(mean.float().reshape(axes), std.float().reshape(axes))
 
     @classmethod
     def read(cls, path: str | Path, shape: tuple[int, ...]) -> Standardization:

@@ -253,3 +253,12 @@ def read_feature_csv(
         columns = list(range(width))
     names = header or [f"column {i}" for i in range(width)]
     return numeric_matrix(rows, columns, [names[i] for i in columns], first_line, what)
+
+
+def read_column(path: Path, name: str) -> list[str]:
+    """The cells of the column `name` of a CSV with a header (an id column, for predict)."""
+    header, rows, _ = read_csv(path, "input", True)
+    if header is None or name not in header:
+        shown = ", ".join((header or [])[:8])
+        raise ConfigError(f"id_column={name}: input={path} has no column '{name}' ({shown})")
+    return [row[header.index(name)] for row in rows]

@@ -84,10 +84,16 @@ class TaskView:
         viewed = {}
         for part, (x, y) in parts.items():
             if self.keep_classes:
-                keep = torch.isin(y, torch.tensor(self.keep_classes))
+                keep = self.kept(y)
                 x, y = x[keep], y[keep]
             viewed[part] = (x, torch.isin(y, positive).long())
         return viewed
+
+    def kept(self, y: torch.Tensor) -> torch.Tensor:
+        """Which samples of labels `y` the view keeps (all, unless keep_classes is set)."""
+        if self.task != "binary" or not self.keep_classes:
+            return torch.ones(len(y), dtype=torch.bool)
+        return torch.isin(y, torch.tensor(self.keep_classes))
 
 
 def pos_weight(train_counts: list[int]) -> float:

@@ -1,0 +1,252 @@
+"""Your own data through config: a Dataset by `_target_` (split by logitlab, or the splits
+given), a torchvision dataset named directly, a LightningDataModule; predictions that keep the
+class names and the dataset's rows; the one-line refusals."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import ROOT, cli, digest
+from logitlab.errors import ConfigError
+from my_data import DigitsImages, IrisRows
+
+USER = {"PYTHONPATH": str(ROOT / "tests")}
+SEARCH = f"hydra.searchpath=[file://{ROOT / 'tests' / 'user_conf'}]"
+IRIS = ["setosa", "versicolor", "virginica"]
+FAKE = (
+    "data.dataset={_target_: torchvision.datasets.FakeData, size: 150, image_size: [3, 16, 16], "
+    "num_classes: 3, transform: {_target_: torchvision.transforms.v2.Compose, transforms: "
+    "[{_target_: torchvision.transforms.v2.ToImage}, {_target_: torchvision.transforms.v2.ToDtype,"
+    " dtype: float32, scale: true}]}}"
+)
+
+
+def train(run: Path, *args: str) -> Path:
+    result = cli("logitlab.train", *args, f"hydra.run.dir={run}", env=USER)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return run
+
+
+def predictions(run: Path, *args: str) -> list[dict[str, str]]:
+    out = run.parent / f"{run.name}-predictions.csv"
+    result = cli(
+        "logitlab.predict", f"run_dir={run}", f"output={out}", "overwrite=true", *args, env=USER
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return list(csv.DictReader(out.open()))
+
+
+def evaluated_as_trained(run: Path) -> float:
+    """eval's test accuracy, which must equal the one recorded at the end of training."""
+    result = cli("logitlab.eval", f"run_dir={run}", env=USER)
+    assert result.returncode == 0, result.stderr[-2000:]
+    recorded = json.loads((run / "metrics.json").read_text())["test/acc"]
+    evaluated = json.loads((run / "eval_metrics.json").read_text())["test/acc"]
+    assert evaluated == pytest.approx(recorded, abs=1e-6)
+    return evaluated
+
+
+@pytest.fixture(scope="module")
+def iris_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user's Dataset of string labels, by a YAML of their own found through hydra.searchpath."""
+    run = tmp_path_factory.mktemp("iris") / "run"
+    return train(run, SEARCH, "data=iris_rows", "trainer.max_epochs=40")
+
+
+@pytest.mark.slow
+def test_a_users_dataset_trains_evaluates_predicts_and_calibrates(iris_run: Path) -> None:
+    data = json.loads((iris_run / "data.json").read_text())
+    assert data["class_names"] == IRIS and data["input_shape"] == [4]  # names from the labels
+    assert data["fingerprint"]["label_counts"] == [50, 50, 50]
+    assert evaluated_as_trained(iris_run) >= 0.8
+    rows = predictions(iris_run)
+    header = ["row", "pred", "pred_name", "target", *(f"prob_{n}" for n in IRIS)]
+    assert list(rows[0]) == header
+    truth = IrisRows().names
+    assert [int(r["row"]) for r in rows] == np.load(iris_run / "splits.npz")["test"].tolist()
+    assert all(IRIS[int(r["target"])] == truth[int(r["row"])] for r in rows)  # joined back
+    assert all(r["pred_name"] == IRIS[int(r["pred"])] for r in rows)
+    calibrated = cli("logitlab.calibrate", f"run_dir={iris_run}", env=USER)
+    assert calibrated.returncode == 0, calibrated.stderr[-2000:]
+    record = json.loads((iris_run / "calibration.json").read_text())
+    assert record["method"] == "temperature" and record["temperature"] > 0
+    assert {r["calibration"] for r in predictions(iris_run)} == {"temperature"}
+
+
+@pytest.mark.slow
+def test_a_downloaded_runs_dataset_target_is_gated(iris_run: Path, tmp_path: Path) -> None:
+    run = Path(shutil.copytree(iris_run, tmp_path / "downloaded"))
+    config = run / ".hydra" / "config.yaml"
+    cfg = OmegaConf.load(config)
+    cfg.data.dataset = {
+        "_target_": "shutil.copyfile",
+        "src": str(config),
+        "dst": str(tmp_path / "x"),
+    }
+    OmegaConf.save(cfg, config)
+    before = digest(run)
+    result = cli("logitlab.eval", f"run_dir={run}", env=USER)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(
+        f"logitlab: error: data.dataset._target_=shutil.copyfile in {config} is a function, not "
+        "a class, so not a dataset"
+    )
+    assert not (tmp_path / "x").exists() and digest(run) == before
+
+
+@pytest.mark.slow
+def test_given_splits_keep_their_own_rows(tmp_path: Path) -> None:
+    splits = [
+        f"data.{p}={{_target_: my_data.IrisRows, part: {p}}}" for p in ("train", "val", "test")
+    ]
+    run = train(tmp_path / "run", "data=dataset", *splits, "trainer.max_epochs=40")
+    data = json.loads((run / "data.json").read_text())
+    assert data["fingerprint"]["samples"] == 150 and data["class_names"] == IRIS
+    evaluated_as_trained(run)
+    rows = predictions(run)
+    test = IrisRows("test")
+    assert [int(r["row"]) for r in rows] == list(range(len(test)))  # rows of the test dataset
+    assert all(IRIS[int(r["target"])] == test.names[int(r["row"])] for r in rows)
+
+
+@pytest.mark.slow
+def test_a_torchvision_dataset_by_target_with_workers(tmp_path: Path) -> None:
+    run = train(
+        tmp_path / "run", "data=dataset", FAKE, "model/net=cnn", "data.num_workers=2",
+        "trainer.max_epochs=2",
+    )  # fmt: skip
+    data = json.loads((run / "data.json").read_text())
+    assert data["input_shape"] == [3, 16, 16] and data["class_names"] == ["0", "1", "2"]
+    assert len(data["mean"]) == 3  # per channel, measured in one streaming pass
+    evaluated_as_trained(run)
+    assert len(predictions(run)) == len(np.load(run / "splits.npz")["test"])
+
+
+@pytest.mark.slow
+def test_a_users_datamodule_trains_evaluates_predicts_and_calibrates(tmp_path: Path) -> None:
+    run = train(
+        tmp_path / "run", "data=datamodule", "data.datamodule={_target_: my_data.DigitsDataModule}",
+        "trainer.max_epochs=4",
+    )  # fmt: skip
+    assert json.loads((run / "data.json").read_text())["class_names"] == DigitsImages.classes
+    assert evaluated_as_trained(run) > 0.5
+    rows = predictions(run)
+    truth = DigitsImages().targets[1497:]  # the DataModule's test split, in its order
+    assert [int(r["target"]) for r in rows] == truth.tolist() and rows[0]["row"] == "0"
+    assert all(r["pred_name"] == DigitsImages.classes[int(r["pred"])] for r in rows)
+    assert cli("logitlab.calibrate", f"run_dir={run}", env=USER).returncode == 0
+    binary = train(
+        tmp_path / "binary", "data=datamodule", "model=binary", "data.positive_classes=[eight]",
+        "data.datamodule={_target_: my_data.DigitsDataModule}", "trainer.max_epochs=2",
+    )  # fmt: skip
+    rows = predictions(binary)
+    assert list(rows[0])[-2:] == ["prob_not eight", "prob_eight"]
+    assert {r["target"] for r in rows} == {"0", "1"}
+    assert sum(r["target"] == "1" for r in rows) == int((truth == 8).sum())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "data",
+    [
+        ("data=dataset", "data.dataset={_target_: my_data.IrisRows}"),
+        ("data=datamodule", "data.datamodule={_target_: my_data.DigitsDataModule}"),
+    ],
+    ids=["dataset", "datamodule"],
+)
+def test_own_data_resumes_after_sigterm(tmp_path: Path, data: tuple[str, str]) -> None:
+    run = tmp_path / "run"
+    command = [*data, "trainer.max_epochs=400", f"hydra.run.dir={run}"]
+    env = {**__import__("os").environ, **USER}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "logitlab.train", *command], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while not (run / "checkpoints" / "last.ckpt").is_file():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err[-2000:]
+    stopped = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+    resumed = cli(
+        "logitlab.train", f"resume={run}", "trainer.max_epochs=" + str(stopped + 3), env=USER
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == stopped + 2
+    assert "test/acc" in json.loads((run / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.dataset={_target_: my_data.Unpaired}"], "a sample is a Tensor, not a pair (x, y)"),
+        (["data.dataset={_target_: my_data.Ragged}"], "has shape (5,), the first sample (4,)"),
+        (["data.dataset={_target_: my_data.MultiHot}"], "a label of shape (3,); the multiclass"),
+        (["data.dataset={_target_: my_data.Nope}"], "_target_=my_data.Nope cannot be imported"),
+        (
+            ["data.dataset={_target_: collections.OrderedDict}"],
+            "built a OrderedDict, not a map-style torch.utils.data.Dataset",
+        ),
+        (
+            ["data.dataset={_target_: torchvision.datasets.FakeData, size: 0}"],
+            "data.dataset is empty (len 0)",
+        ),
+        (
+            ["data.dataset={_target_: my_data.DigitsImages}", "data.num_classes=5"],
+            "labels must lie in [0, 5)",
+        ),
+        (
+            ["data=datamodule", "data.datamodule={_target_: my_data.IrisRows}"],
+            "built a IrisRows, not a lightning.pytorch.LightningDataModule",
+        ),
+        (
+            ["data=datamodule", "data.datamodule={_target_: my_data.NamelessDataModule}"],
+            "NamelessDataModule names no classes; give it a `classes` list of class names",
+        ),
+    ],
+)
+def test_own_data_refusals(make_cfg, overrides: list[str], message: str) -> None:
+    from logitlab.config.build import build_data
+
+    if not overrides[0].startswith("data="):
+        overrides = ["data=dataset", *overrides]
+    cfg = make_cfg(*overrides)
+    with pytest.raises(ConfigError) as refused:
+        dm = build_data(cfg, "multiclass")
+        next(iter(dm.train_dataloader()))  # what a worker meets when training starts
+    assert message in str(refused.value)
+
+
+@pytest.mark.slow
+def test_a_refused_dataset_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = cli(
+        "logitlab.train",
+        "data=dataset",
+        "data.dataset={_target_: my_data.Unpaired}",
+        f"hydra.run.dir={run}",
+        env=USER,
+    )
+    assert result.returncode == 2 and "source:" not in result.stdout
+    assert result.stderr.strip().splitlines() == [
+        "logitlab: error: data.dataset: sample 0: a sample is a Tensor, not a pair (x, y); "
+        "return (x, y)"
+    ]
+    assert not run.exists()
+    missing = cli("logitlab.train", "data=dataset", f"hydra.run.dir={run}")
+    assert missing.returncode == 2 and "data=dataset needs data.dataset" in missing.stderr
+    assert not run.exists()
