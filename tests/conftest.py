@@ -116,6 +116,49 @@ def cli(
     )
 
 
+class Forked:
+    """A command the zygote forked, as much of `subprocess.Popen` as the tests use."""
+
+    def __init__(self, zygote: Zygote, pid: int, folder: Path) -> None:
+        self.zygote, self.pid, self.folder = zygote, pid, folder
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        import json
+
+        status = self.folder / "status"
+        if self.returncode is None and status.is_file():
+            answer = json.loads(status.read_text())
+            self.returncode = answer["code"]
+            self.zygote.cpu += answer["cpu"]
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
+            time.sleep(0.02)
+        return self.returncode  # type: ignore[return-value]
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        import shutil
+
+        self.wait(timeout)
+        out, err = (self.folder / "out").read_text(), (self.folder / "err").read_text()
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return out, err
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        import signal
+
+        self.send_signal(signal.SIGKILL)
+
+
 class Zygote:
     """tests/zygote.py, started once per test process: it forks each command from an
     interpreter that has imported Lightning already, as `python -m` would run it."""
@@ -124,12 +167,9 @@ class Zygote:
         self.process: subprocess.Popen[str] | None = None
         self.cpu = 0.0  # CPU seconds of the commands it ran (children included)
 
-    def run(
-        self, module: str, args: list[str], env: dict[str, str], timeout: float
-    ) -> subprocess.CompletedProcess[str]:
+    def start(self, module: str, args: list[str], env: dict[str, str] | None = None) -> Forked:
+        """Fork `python -m module args` (`env`: the whole environment; default this one's)."""
         import json
-        import select
-        import signal
         import tempfile
 
         if self.process is None or self.process.poll() is not None:
@@ -138,23 +178,25 @@ class Zygote:
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
             )  # fmt: skip
         assert self.process.stdin is not None and self.process.stdout is not None
-        with tempfile.TemporaryDirectory() as folder:
-            out, err = Path(folder) / "out", Path(folder) / "err"
-            request = {"module": module, "args": args, "env": env, "cwd": str(ROOT)}
-            request.update(out=str(out), err=str(err))
-            self.process.stdin.write(json.dumps(request) + "\n")
-            self.process.stdin.flush()
-            pid = json.loads(self.process.stdout.readline())["pid"]
-            ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-            if not ready:
-                os.kill(pid, signal.SIGKILL)
-                self.process.stdout.readline()
-                raise subprocess.TimeoutExpired([module, *args], timeout)
-            answer = json.loads(self.process.stdout.readline())
-            self.cpu += answer["cpu"]
-            return subprocess.CompletedProcess(
-                [module, *args], answer["code"], out.read_text(), err.read_text()
-            )
+        folder = Path(tempfile.mkdtemp(prefix="forked-"))
+        request = {"module": module, "args": args, "env": env or dict(os.environ)}
+        request.update(cwd=str(ROOT), out=str(folder / "out"), err=str(folder / "err"))
+        request["status"] = str(folder / "status")
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return Forked(self, json.loads(self.process.stdout.readline())["pid"], folder)
+
+    def run(
+        self, module: str, args: list[str], env: dict[str, str], timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command to its end, as subprocess.run does."""
+        forked = self.start(module, args, env)
+        try:
+            out, err = forked.communicate(timeout)
+        except subprocess.TimeoutExpired:
+            forked.kill()
+            raise
+        return subprocess.CompletedProcess([module, *args], forked.returncode or 0, out, err)
 
     def close(self) -> None:
         """End the zygote and wait for it, so its CPU time counts as this process's children's."""

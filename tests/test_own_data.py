@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import ROOT, cli, digest
+from conftest import ROOT, ZYGOTE, cli, digest
 from logitlab.errors import ConfigError
 from my_data import DigitsImages, IrisRows
 
@@ -83,6 +82,28 @@ def test_a_users_dataset_trains_evaluates_predicts_and_calibrates(iris_run: Path
     record = json.loads((iris_run / "calibration.json").read_text())
     assert record["method"] == "temperature" and record["temperature"] > 0
     assert {r["calibration"] for r in predictions(iris_run)} == {"temperature"}
+
+
+@pytest.mark.slow
+def test_a_csv_input_keeps_its_order_and_its_id_column(iris_run: Path, tmp_path: Path) -> None:
+    iris = IrisRows()
+    picked = [140, 3, 77, 12]
+    table = tmp_path / "new.csv"
+    lines = ["sample_id,a,b,c,d"] + [
+        f"flower-{r}," + ",".join(f"{v:.6g}" for v in iris.x[r].tolist()) for r in picked
+    ]
+    table.write_text("\n".join(lines) + "\n")
+    np.save(tmp_path / "new.npy", iris.x[picked].numpy())
+    with_ids = predictions(iris_run, f"input={table}", "id_column=sample_id")
+    plain = predictions(iris_run, f"input={tmp_path / 'new.npy'}")
+    assert list(with_ids[0])[:4] == ["row", "sample_id", "pred", "pred_name"]
+    assert [r["sample_id"] for r in with_ids] == [f"flower-{r}" for r in picked]
+    assert [r["row"] for r in with_ids] == ["0", "1", "2", "3"]  # the input's own order
+    for ours, theirs in zip(with_ids, plain, strict=True):
+        assert ours["pred"] == theirs["pred"]
+        assert float(ours["prob_setosa"]) == pytest.approx(float(theirs["prob_setosa"]), abs=1e-5)
+    missing = cli("logitlab.predict", f"run_dir={iris_run}", f"input={table}", "id_column=nope")
+    assert missing.returncode == 2 and "id_column=nope: input=" in missing.stderr
 
 
 @pytest.mark.slow
@@ -169,11 +190,7 @@ def test_a_users_datamodule_trains_evaluates_predicts_and_calibrates(tmp_path: P
 def test_own_data_resumes_after_sigterm(tmp_path: Path, data: tuple[str, str]) -> None:
     run = tmp_path / "run"
     command = [*data, "trainer.max_epochs=400", f"hydra.run.dir={run}"]
-    env = {**__import__("os").environ, **USER}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "logitlab.train", *command], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = ZYGOTE.start("logitlab.train", command, {**os.environ, **USER})
     deadline = time.monotonic() + 240
     while not (run / "checkpoints" / "last.ckpt").is_file():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-2000:]

@@ -13,24 +13,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, cli, digest
+from conftest import ROOT, ZYGOTE, Forked, cli, digest
 from logitlab.errors import ConfigError
 from logitlab.run.lock import LOCK, claim, fresh_folder, release
 
 QUICK = ("train=false", "test=false")  # build everything, claim, write the run's files; no fit
 
 
-def start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "logitlab.train", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def start(*args: str) -> Forked:
+    """`python -m logitlab.train args` started in the background (forked by the zygote)."""
+    return ZYGOTE.start("logitlab.train", list(args))
 
 
-def finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
+def finish(proc: Forked) -> tuple[int, str]:
     _, err = proc.communicate(timeout=300)
     return proc.returncode, err
 

@@ -7,15 +7,13 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ZYGOTE, Forked
 from logitlab.run.checkpoint_io import AtomicCheckpointIO
 from test_train import scalar_tags
 
@@ -29,12 +27,12 @@ ARGS = [
 TOTAL_STEPS = 5 * 79
 
 
-def start(run_dir: Path, *extra: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "logitlab.train", *ARGS, *extra, f"hydra.run.dir={run_dir}"]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def start(run_dir: Path, *extra: str) -> Forked:
+    """A training command in the background (forked by the zygote, a process of its own)."""
+    return ZYGOTE.start("logitlab.train", [*ARGS, *extra, f"hydra.run.dir={run_dir}"])
 
 
-def interrupt_after_first_checkpoint(proc: subprocess.Popen, run_dir: Path, sig: int) -> int:
+def interrupt_after_first_checkpoint(proc: Forked, run_dir: Path, sig: int) -> int:
     """Wait for the first step checkpoint, let training go on a little, then send `sig`."""
     last = run_dir / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 120

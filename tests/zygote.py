@@ -3,9 +3,10 @@ command: each child runs the module as `python -m` would (`__main__`, argv, envi
 folder first on sys.path), so a test's command starts in milliseconds instead of spending about
 4.5 CPU-seconds importing Lightning, torchmetrics and torchvision.
 
-Protocol, one JSON line each way: a request {module, args, env, cwd, out, err}; the answers
-{pid} once forked, then {code, cpu} when the child has ended (cpu: its CPU seconds, its own
-children's included, from wait4).
+Protocol: a request is one JSON line {module, args, env, cwd, out, err, status}; the answer,
+once forked, is {pid}. Commands run side by side: when one ends, this process (its parent)
+writes {code, cpu} to its `status` file (the exit status as Popen reports it, negative for a
+signal; cpu: its CPU seconds, its own children's included, from wait4).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import logging
 import os
 import runpy
+import select
 import sys
 import threading
 import traceback
@@ -70,20 +72,53 @@ def child(request: dict) -> int:
     return code
 
 
+def reap(status: dict[int, str]) -> None:
+    """Write the status file of every command that has ended."""
+    while status:
+        try:
+            pid, code, usage = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        path = status.pop(pid, None)
+        if path is not None:
+            answer = {
+                "code": os.waitstatus_to_exitcode(code),
+                "cpu": usage.ru_utime + usage.ru_stime,
+            }
+            with open(f"{path}.tmp", "w") as handle:
+                json.dump(answer, handle)
+            os.replace(f"{path}.tmp", path)
+
+
 def serve() -> None:
     preload()
-    for line in sys.stdin:
-        request = json.loads(line)
-        pid = os.fork()
-        if pid == 0:
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)  # the child never reads the requests meant for this process
-            os.close(null)
-            os._exit(child(request))
-        print(json.dumps({"pid": pid}), flush=True)
-        _, status, usage = os.wait4(pid, 0)
-        cpu = usage.ru_utime + usage.ru_stime
-        print(json.dumps({"code": os.waitstatus_to_exitcode(status), "cpu": cpu}), flush=True)
+    status: dict[int, str] = {}
+    pending = b""
+    while True:
+        ready, _, _ = select.select([0], [], [], 0.02)
+        reap(status)
+        if not ready:
+            continue
+        chunk = os.read(0, 65536)
+        if not chunk:
+            break  # the tests have ended
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            request = json.loads(line)
+            pid = os.fork()
+            if pid == 0:
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)  # the child never reads the requests meant for this process
+                os.close(null)
+                os._exit(child(request))
+            status[pid] = request["status"]
+            os.write(1, (json.dumps({"pid": pid}) + "\n").encode())
+    while status:  # commands still running when the tests ended
+        os.wait4(-1, 0)
+        status.popitem()
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def check_output(destination: Path, run_dir: Path, input: str | None, overwrite:
         )
 
 
-def read_features(path: Path, datamodule: Any = None) -> np.ndarray:
+def read_features(path: Path, datamodule: Any = None, id_column: str | None = None) -> np.ndarray:
     """A samples x features matrix from .npy or .csv (a header row picks the training columns)."""
     from logitlab.data.tables import read_feature_csv
 
@@ -87,7 +87,7 @@ def read_features(path: Path, datamodule: Any = None) -> np.ndarray:
         raise ConfigError(f"input={path}: use a .npy or .csv file")
     names = getattr(datamodule, "feature_names", None)
     info = getattr(datamodule, "source_info", None) or {}
-    return read_feature_csv(path, names, info if "target_index" in info else None)
+    return read_feature_csv(path, names, info if "target_index" in info else None, id_column)
 
 
 def is_image_input(path: Path) -> bool:
@@ -171,11 +171,11 @@ def predict(
         images, names = read_images(Path(input), datamodule.input_shape, scale)
         batches = [(datamodule.transform(images, name=f"input={input}"), None)]
     elif input:
-        features = read_features(Path(input), datamodule)
         if id_column is not None:
             from logitlab.data.tables import read_column
 
             ids = read_column(Path(input), id_column)
+        features = read_features(Path(input), datamodule, id_column)
         batches = [(datamodule.transform(features, name=f"input={input}"), None)]
     else:  # the run's own test split, with its true labels (and files, for image folders)
         batches, names = datamodule.sample_batches("test"), datamodule.sample_names("test")

@@ -227,12 +227,15 @@ def _is_label(cell: str) -> bool:
 
 
 def read_feature_csv(
-    path: Path, feature_names: list[str] | None = None, target: dict[str, Any] | None = None
+    path: Path,
+    feature_names: list[str] | None = None,
+    target: dict[str, Any] | None = None,
+    id_column: str | None = None,
 ) -> np.ndarray:
     """A CSV of features to predict: with a header, the training columns are picked by name
     (the label column, if present, is ignored); without one, all columns, or all but the label
     column when there is one more column than the model takes. A training file without a
-    header means one here too (`target["header"]`)."""
+    header means one here too (`target["header"]`); `id_column` is never a feature."""
     had_header = (target or {}).get("header")
     header, rows, first_line = read_csv(
         path, "input", False if had_header is False else None, feature_names
@@ -250,7 +253,8 @@ def read_feature_csv(
     elif target and feature_names and width == len(feature_names) + 1:
         columns = [i for i in range(width) if i != target["target_index"]]
     else:
-        columns = list(range(width))
+        ids = header.index(id_column) if header and id_column in header else None
+        columns = [i for i in range(width) if i != ids]
     names = header or [f"column {i}" for i in range(width)]
     return numeric_matrix(rows, columns, [names[i] for i in columns], first_line, what)
 
