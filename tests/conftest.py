@@ -92,7 +92,7 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 
 # Commands without a Hydra app run their main() in this process, as their console scripts do:
 # the same code path, without five seconds of imports per call. Training runs as a subprocess.
-IN_PROCESS = ("logitlab.eval", "logitlab.predict", "logitlab.calibrate")
+IN_PROCESS = ("logitlab.eval", "logitlab.predict", "logitlab.calibrate", "logitlab.compare")
 
 
 def cli(

@@ -80,6 +80,9 @@ class DataSchema:
     eval_batch_size: Optional[int] = None  # noqa: UP045  null: max(batch_size, 1024)
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    # k-fold cross-validation: fold `fold` of `folds` stratified folds of train + val validates
+    folds: Optional[int] = None  # noqa: UP045  null: one train/val split by val_fraction
+    fold: int = 0
     standardize: bool = True  # per feature (tables) or channel (images), on the training split
     # binary head only: these classes become 1, the others 0 (one-vs-rest), after keeping only
     # keep_classes (e.g. [3, 8] for 3-vs-8; null keeps all); class indices or class names

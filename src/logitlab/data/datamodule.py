@@ -68,6 +68,8 @@ class ClassificationDataModule(L.LightningDataModule):
         eval_batch_size: int | None = None,
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
+        folds: int | None = None,
+        fold: int = 0,
         standardize: bool = True,
         positive_classes: Sequence[int | str] | None = None,
         keep_classes: Sequence[int | str] | None = None,
@@ -104,7 +106,7 @@ class ClassificationDataModule(L.LightningDataModule):
         self.samples = samples_of(settings, self.eval_batch_size)
         loader = "tensor" if self.samples.in_memory and loader == "tensor" else "dataloader"
         self.view = TaskView(task, positive_classes, keep_classes)
-        self.split = Split(val_fraction, test_fraction, seed, splits_file)
+        self.split = Split(val_fraction, test_fraction, seed, splits_file, folds, fold)
         self.augment = Augment(**(augment or {}))
         self.dataset_num_classes = num_classes
         self.class_names = list(class_names) if class_names else None

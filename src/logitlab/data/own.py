@@ -39,16 +39,17 @@ class OwnDataModule(L.LightningDataModule):
         balance: str | None = None,
         seed: int = 0,
         augment: dict[str, Any] | None = None,
+        folds: int | None = None,
         **_: Any,  # the settings of logitlab's own data (splits_file, stats_file, ...): unused
     ) -> None:
         super().__init__()
         self.source, self.task, self.seed = "datamodule", task, seed
-        if keep_classes or balance:
-            key = "data.keep_classes" if keep_classes else "data.balance"
-            raise ConfigError(
-                f"{key} needs logitlab's own data; with data=datamodule, filter or weigh the "
-                "classes in your DataModule (set it to null)"
-            )
+        for key, value in (("keep_classes", keep_classes), ("balance", balance), ("folds", folds)):
+            if value:
+                raise ConfigError(
+                    f"data.{key} needs logitlab's own data; with data=datamodule, filter, weigh "
+                    "or fold the data in your DataModule (set it to null)"
+                )
         self.spec = dict(datamodule) if isinstance(datamodule, Mapping) else datamodule
         self.inner = build_datamodule(self.spec)
         self.view = TaskView(task, positive_classes, None)

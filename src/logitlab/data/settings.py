@@ -50,6 +50,7 @@ def _rules(data: Mapping[str, Any], task: str) -> list[tuple[bool, str]]:
     source, loader = data.get("source"), data.get("loader", "tensor")
     batch, eval_batch = data.get("batch_size", 64), data.get("eval_batch_size")
     val, test = data.get("val_fraction", 0.15), data.get("test_fraction", 0.15)
+    folds, fold = data.get("folds"), data.get("fold", 0)
     classes, balance = data.get("num_classes"), data.get("balance")
     names, workers = data.get("class_names"), data.get("num_workers", 0)
     size, channels = data.get("image_size"), data.get("channels")
@@ -70,6 +71,14 @@ def _rules(data: Mapping[str, Any], task: str) -> list[tuple[bool, str]]:
             0 < val < 1 and 0 <= test < 1 and val + test < 1,
             f"data.val_fraction={val} and data.test_fraction={test} leave a split empty; each "
             "must be in (0, 1) and their sum below 1",
+        ),
+        (
+            folds is None or (isinstance(folds, int) and folds >= 2),
+            f"data.folds={folds} must be at least 2 (null: no cross-validation)",
+        ),
+        (
+            folds is None or (isinstance(fold, int) and 0 <= fold < folds),
+            f"data.fold={fold} must be in [0, {folds}) for data.folds={folds}",
         ),
         (
             isinstance(batch, int) and batch > 0,

@@ -89,9 +89,30 @@ def save_splits(path: Path, split_index: dict[str, np.ndarray]) -> Path:
     return path
 
 
+def fold_split(
+    pool: np.ndarray, y: np.ndarray, folds: int, fold: int, seed: int, dataset: str
+) -> dict[str, np.ndarray]:
+    """Fold `fold` of `folds` stratified folds of the `pool` indices: it validates, the others
+    train. The folds depend only on the pool, its labels and the seed."""
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(y[pool])
+    smallest = int(counts[counts > 0].min()) if len(pool) else 0
+    if folds > smallest:
+        raise ConfigError(
+            f"data={dataset}: data.folds={folds} is more than the smallest class has samples "
+            f"outside the test split ({smallest}); use data.folds<={smallest}"
+        )
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    train, val = list(splitter.split(pool, y[pool]))[fold]
+    return {"train": np.sort(pool[train]), "val": np.sort(pool[val])}
+
+
 class Split:
     """Which samples train, validate and test: the indices a run saved (`splits_file`), the
-    data's own splits where it has them, or stratified seeded fractions of what it lacks."""
+    data's own splits where it has them, or stratified seeded fractions of what it lacks.
+    With `folds`, train and val are fold `fold` of a stratified k-fold of everything but the
+    test split, which stays the same for every fold."""
 
     def __init__(
         self,
@@ -99,9 +120,12 @@ class Split:
         test_fraction: float = 0.15,
         seed: int = 0,
         splits_file: str | None = None,
+        folds: int | None = None,
+        fold: int = 0,
     ) -> None:
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.seed, self.splits_file = seed, splits_file
+        self.folds, self.fold = folds, fold
 
     def indices(self, labels: dict[str, np.ndarray], dataset: str) -> dict[str, np.ndarray]:
         """Indices into the parts concatenated in order, for each of train, val and test."""
@@ -117,6 +141,9 @@ class Split:
             index["test"] = np.arange(n_train, len(y))
         else:
             index = stratified_split(y, self.val_fraction, self.test_fraction, self.seed, dataset)
+        if self.folds and not self.splits_file:  # train + val pooled, then folded
+            pool = np.sort(np.concatenate([index["train"], index["val"]]))
+            index.update(fold_split(pool, y, self.folds, self.fold, self.seed, dataset))
         for name, part in index.items():
             if len(part) == 0:
                 raise ConfigError(

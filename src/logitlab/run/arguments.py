@@ -7,8 +7,11 @@ from typing import Any
 from logitlab.errors import ConfigError
 
 
-def parse_args(argv: list[str], allowed: dict[str, Any], usage: str) -> dict[str, Any]:
-    """`key=value` arguments (Hydra's override style) checked against `allowed` (the defaults)."""
+def parse_args(
+    argv: list[str], allowed: dict[str, Any], usage: str, required: str | None = "run_dir"
+) -> dict[str, Any]:
+    """`key=value` arguments (Hydra's override style) checked against `allowed` (the defaults);
+    the `required` one must be given."""
     if any(arg in ("-h", "--help") for arg in argv):
         print(usage)
         raise SystemExit(0)
@@ -19,6 +22,6 @@ def parse_args(argv: list[str], allowed: dict[str, Any], usage: str) -> dict[str
             keys = ", ".join(f"{k}=..." for k in allowed)
             raise ConfigError(f"unknown argument '{arg}'; this command takes {keys}")
         values[key] = value
-    if not values.get("run_dir"):
-        raise ConfigError(f"run_dir is required; usage: {usage.splitlines()[0]}")
+    if required and not values.get(required):
+        raise ConfigError(f"{required} is required; usage: {usage.splitlines()[0]}")
     return values

@@ -90,6 +90,7 @@ def prepare(argv: list[str], config_dir: str) -> Launch:
     """Check `argv`, claim its folder; the Launch says what Hydra runs and where."""
     from logitlab.config.compose import preflight
 
+    argv = cross_validation(argv)
     flags = [a for a in argv if a.startswith("-")]
     # hparams_search configs set hydra.mode=MULTIRUN themselves: a sweep without -m
     searched = any(a.split("=", 1)[0] == "hparams_search" for a in argv)
@@ -173,6 +174,22 @@ def prepare(argv: list[str], config_dir: str) -> Launch:
     if requeued:
         stale_temporaries(folder)
     return Launch(argv, folder, created, "run")
+
+
+def cross_validation(argv: list[str]) -> list[str]:
+    """`cv=K`: the K folds of data.folds=K as one sweep (`-m data.fold=0,...,K-1`), beside
+    whatever else is swept."""
+    given = _value(argv, "cv")
+    if given is None:
+        return argv
+    if not given.isdigit() or int(given) < 2:
+        raise ConfigError(f"cv={given} must be a number of folds, at least 2 (e.g. cv=5)")
+    if _value(argv, "data.fold") is not None or _value(argv, "data.folds") is not None:
+        raise ConfigError("cv=K sets data.folds and sweeps data.fold; give cv or those, not both")
+    k = int(given)
+    kept = [a for a in argv if a.split("=", 1)[0].lstrip("+~") != "cv"]
+    multirun = [] if any(a in ("-m", "--multirun") for a in kept) else ["-m"]
+    return [*multirun, *kept, f"data.folds={k}", "data.fold=" + ",".join(map(str, range(k)))]
 
 
 def failed_start(folder: Path) -> bool:

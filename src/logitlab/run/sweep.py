@@ -1,8 +1,10 @@
 """Sweeps: every job records how it ended; the sweep root gets a summary table of all of them.
 
 A job that fails is written down as failed with its error line and the sweep goes on; at the end
-`summary.csv` lists every job (overrides, status, val/acc_best, test/acc, test/loss, wall time),
-the same table is printed, and the sweep exits non-zero if any job failed. A sweep stopped by
+`summary.csv` lists every job (a column per swept parameter, the overrides, status,
+val/acc_best, test/acc, test/loss, wall time), `aggregate.csv` (and .png) each configuration's
+mean and 95 % interval over its seeds and folds (results/aggregate.py); both tables are
+printed, and the sweep exits non-zero if any job failed. A sweep stopped by
 SIGTERM or Ctrl+C writes the summary so far; the same command with its `hydra.sweep.dir` goes on:
 completed jobs are kept, the others run (from their last.ckpt when they have one).
 """
@@ -103,6 +105,23 @@ def continuable(sweep_dir: Path, overrides: list[str]) -> bool:
     return not rows or any(row["status"] != "completed" for row in rows)
 
 
+def report(sweep_dir: Path) -> None:
+    """aggregate.csv and aggregate.png at the sweep root, and the aggregate table printed."""
+    from logitlab.results.aggregate import (
+        aggregate,
+        plot_aggregate,
+        print_aggregate,
+        read_jobs,
+        write_aggregate,
+    )
+
+    jobs = read_jobs(sweep_dir)
+    rows = aggregate(jobs)
+    path = write_aggregate(sweep_dir, rows)
+    plot_aggregate(sweep_dir, jobs, rows)
+    print_aggregate(rows, path)
+
+
 def stopped(sweep_dir: Path) -> None:
     """A sweep stopped by SIGTERM or Ctrl+C: the summary of the jobs so far, and how to go on."""
     rows = summarize(sweep_dir)
@@ -110,6 +129,7 @@ def stopped(sweep_dir: Path) -> None:
         return
     path = write_summary(sweep_dir, rows)
     print_summary(rows, path)
+    report(sweep_dir)
     done = sum(row["status"] == "completed" for row in rows)
     log.warning(
         "the sweep stopped after %d completed job(s); run the same command again with "
@@ -120,16 +140,16 @@ def stopped(sweep_dir: Path) -> None:
 
 
 def summarize(sweep_dir: Path) -> list[dict[str, str]]:
-    """One row per job folder under `sweep_dir`, in job order."""
+    """One row per job folder under `sweep_dir`, in job order, a column per swept parameter."""
+    from logitlab.results.aggregate import read_jobs
+
     rows = []
-    jobs = [p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")]
-    for job in sorted(
-        jobs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name)
-    ):
-        overrides = OmegaConf.load(RunFolder(job).hydra / "overrides.yaml")
-        record = _read(RunFolder(job).job) or {"status": "unknown", "error": ""}
-        metrics = _read(RunFolder(job).metrics)
-        row = {"job": job.name, "overrides": " ".join(overrides), "status": record["status"]}
+    for job in read_jobs(sweep_dir):
+        overrides = OmegaConf.load(RunFolder(job.folder).hydra / "overrides.yaml")
+        record = _read(RunFolder(job.folder).job) or {"status": "unknown", "error": ""}
+        metrics = _read(RunFolder(job.folder).metrics)
+        row = {"job": job.folder.name, **job.overrides, "overrides": " ".join(overrides)}
+        row["status"] = record["status"]
         row["tags"] = ",".join(str(t) for t in metrics.get("tags", []) if isinstance(t, str))
         for key in ("val/acc_best", "test/acc", "test/loss"):
             value = metrics.get(key)
@@ -152,7 +172,9 @@ def write_summary(sweep_dir: Path, rows: list[dict[str, str]]) -> Path:
     from logitlab.run.files import write_text
 
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, "error"], lineterminator="\n")
+    swept = [k for k in (rows[0] if rows else {}) if k not in (*COLUMNS, "error")]
+    columns = ["job", *swept, *COLUMNS[1:], "error"]
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return write_text(sweep_dir / "summary.csv", buffer.getvalue())
@@ -161,6 +183,7 @@ def write_summary(sweep_dir: Path, rows: list[dict[str, str]]) -> Path:
 def print_summary(rows: list[dict[str, str]], path: Path) -> None:
     """The summary as a rich table."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"sweep summary ({path})", title_justify="left")
@@ -168,7 +191,7 @@ def print_summary(rows: list[dict[str, str]], path: Path) -> None:
         table.add_column(column, overflow="fold", justify="right" if "/" in column else "left")
     for row in rows:
         style = "red" if row["status"] != "completed" else None
-        table.add_row(*(row[c] for c in (*COLUMNS, "error")), style=style)
+        table.add_row(*(escape(row[c]) for c in (*COLUMNS, "error")), style=style)  # [x] as typed
     Console(width=None if Console().is_terminal else 160).print(table)
 
 
@@ -182,6 +205,7 @@ class SweepSummary(Callback):
             return
         path = write_summary(sweep_dir, rows)
         print_summary(rows, path)
+        report(sweep_dir)
         failed = sum(row["status"] != "completed" for row in rows)
         if failed:
             log.error("%d of %d jobs failed; see %s", failed, len(rows), path)

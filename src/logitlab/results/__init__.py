@@ -1,0 +1,1 @@
+"""Results you can publish: a sweep aggregated by configuration, paired comparisons."""
