@@ -186,3 +186,53 @@ def test_compare_refusals_write_nothing(cv_sweep: Path, finished_run: Path, tmp_
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], lines
     assert digest(cv_sweep) == before and not (tmp_path / "c.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_fold_ensemble_averages_the_fold_probabilities(cv_sweep: Path, tmp_path: Path) -> None:
+    result = cli("logitlab.eval", f"run_dir={cv_sweep}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    ensembles = json.loads((cv_sweep / "ensemble_metrics.json").read_text())
+    assert set(ensembles) == {"optimizer.lr=0.001", "optimizer.lr=0.01"}
+    folds = [cv_sweep / str(i) for i in range(3)]  # the lr=1e-3 jobs
+    probs, accuracies = [], []
+    for fold in folds:
+        out = tmp_path / f"{fold.name}.csv"
+        assert (
+            cli(
+                "logitlab.predict", f"run_dir={fold}", f"output={out}", "calibrated=false"
+            ).returncode
+            == 0
+        )
+        rows = list(csv.DictReader(out.open()))
+        columns = [c for c in rows[0] if c.startswith("prob_")]
+        probs.append(np.array([[float(r[c]) for c in columns] for r in rows]))
+        targets = np.array([int(r["target"]) for r in rows])
+        accuracies.append((probs[-1].argmax(axis=1) == targets).mean())
+    mean = np.mean(probs, axis=0)
+    ours = ensembles["optimizer.lr=0.001"]
+    assert ours["members"] == 3
+    assert ours["ensemble/acc"] == pytest.approx((mean.argmax(axis=1) == targets).mean(), abs=1e-6)
+    assert ours["members/acc_mean"] == pytest.approx(np.mean(accuracies), abs=1e-6)
+    nll = -np.log(mean[np.arange(len(targets)), targets]).mean()
+    assert ours["ensemble/nll"] == pytest.approx(nll, abs=1e-4)  # the CSV keeps 6 digits
+    listed = cli("logitlab.eval", "run_dir=" + ",".join(str(f) for f in folds))
+    assert listed.returncode == 0 and "ensemble/acc" in listed.stdout
+
+
+@pytest.mark.slow
+def test_an_ensemble_of_a_sweep_without_folds_is_refused(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    sweep = tmp_path / "sweep"
+    (sweep / "0").mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(finished_run / ".hydra", sweep / "0" / ".hydra")
+    result = cli("logitlab.eval", f"run_dir={sweep}")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"logitlab: error: run_dir={sweep} is a sweep without folds; an ensemble is of a "
+        "cross-validation sweep's fold models (cv=K or data.folds), or give "
+        "run_dir=RUN_A,RUN_B,..."
+    )

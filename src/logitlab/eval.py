@@ -15,7 +15,8 @@ from logitlab.run.layout import RunFolder
 USAGE = """python -m logitlab.eval run_dir=DIR [ckpt=best|last|PATH]
 
 Tests a checkpoint of a finished run on that run's test split, with that run's config.
-  run_dir  the run folder (outputs/<task_name>/<stamp>)
+  run_dir  the run folder (outputs/<task_name>/<stamp>); a cv=K sweep folder, or RUN_A,RUN_B,...:
+           the ensemble of their best checkpoints on the shared test split
   ckpt     best (default): the best val/acc checkpoint; last: last.ckpt; or a .ckpt path"""
 
 
@@ -72,12 +73,39 @@ def main(argv: list[str] | None = None) -> None:
         args = parse_args(
             sys.argv[1:] if argv is None else argv, {"run_dir": None, "ckpt": "best"}, USAGE
         )
+        if is_ensemble(args["run_dir"]):
+            evaluate_ensemble(args["run_dir"])
+            return
         metrics = evaluate(args["run_dir"], args["ckpt"])
     width = max(len(n) for n in metrics)
     with closed_pipe_quiet():
         for name, value in metrics.items():
             print(f"{name:<{width}}  {value:.6f}")
         print(f"written to {Path(args['run_dir']) / 'eval_metrics.json'}")
+
+
+def is_ensemble(run_dir: str) -> bool:
+    """Whether `run_dir` names several runs: a list of run folders, or a sweep folder."""
+    folder = Path(run_dir)
+    return "," in run_dir or (folder.is_dir() and any(folder.glob("*/.hydra/config.yaml")))
+
+
+def evaluate_ensemble(run_dir: str) -> None:
+    """Fold ensembles of a cv sweep (per configuration) or of the runs listed: printed, and
+    written to <sweep>/ensemble_metrics.json (or ./ensemble_metrics.json for a list)."""
+    from logitlab.results.ensemble import ensemble, members
+    from logitlab.run.files import write_json
+
+    results = {name: ensemble(folders) for name, folders in members(run_dir).items()}
+    target = Path(run_dir) if "," not in run_dir else Path(".")
+    written = write_json(target / "ensemble_metrics.json", results)
+    with closed_pipe_quiet():
+        for name, metrics in results.items():
+            print(name)
+            for key, value in metrics.items():
+                shown = f"{value:.6f}" if isinstance(value, float) else str(value)
+                print(f"  {key:<18}  {shown}")
+        print(f"written to {written}")
 
 
 if __name__ == "__main__":
