@@ -53,6 +53,32 @@ def test_platt_fits_a_binary_logit_and_keeps_its_order() -> None:
     assert fitted["nll"] < raw["nll"] and fitted["acc"] == raw["acc"]
 
 
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_ece_and_brier_are_the_customary_ones(task: str) -> None:
+    from sklearn.metrics import brier_score_loss
+    from torchmetrics.classification import BinaryCalibrationError, MulticlassCalibrationError
+
+    rng = np.random.default_rng(3)
+    classes = 2 if task == "binary" else 5
+    y = torch.tensor(rng.integers(0, classes, size=600))
+    logits = torch.tensor(rng.normal(0, 2, size=(600, 1 if task == "binary" else 5)))
+    logits = logits[:, 0] if task == "binary" else logits
+    probs = calibrated_probs(logits, None, task)
+    ours = scores(probs, y, task)
+    if task == "binary":  # P(positive) against the positive rate; the usual binary Brier score
+        ece = BinaryCalibrationError(n_bins=15)(probs[:, 1], y)
+        assert ours["brier"] == pytest.approx(
+            brier_score_loss(y.numpy(), probs[:, 1].numpy()), abs=1e-6
+        )
+    else:  # top-class confidence against correctness; the Brier score summed over classes
+        ece = MulticlassCalibrationError(classes, n_bins=15)(probs, y)
+        onehot = np.eye(classes)[y.numpy()]
+        assert ours["brier"] == pytest.approx(
+            ((probs.numpy() - onehot) ** 2).sum(axis=1).mean(), abs=1e-6
+        )
+    assert ours["ece"] == pytest.approx(float(ece), abs=1e-5)
+
+
 @pytest.fixture(scope="module")
 def long_run(tmp_path_factory) -> Path:
     """A digits run trained 80 epochs without early stopping or dropout: over-confident."""
@@ -127,6 +153,11 @@ def test_platt_scaling_lowers_nll_and_ece_of_an_overconfident_binary_run(tmp_pat
     for name in ("nll", "ece", "brier"):  # and the fit carries over to the test split
         assert record[f"test/{name}_after"] < record[f"test/{name}_before"], name
     assert abs(record["test/acc_after"] - record["test/acc_before"]) < 0.01  # b moves the cut
+    # one ECE for the binary head: calibration.json's equals metrics.json's on one checkpoint
+    assert cli("logitlab.calibrate", f"run_dir={run}", "ckpt=best").returncode == 0
+    best = json.loads((run / "calibration.json").read_text())
+    tested = json.loads((run / "metrics.json").read_text())
+    assert best["test/ece_before"] == pytest.approx(tested["test/ece"], abs=1e-5)
 
 
 @pytest.mark.slow

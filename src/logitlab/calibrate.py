@@ -90,8 +90,17 @@ def calibrated_probs(logits: Any, calibration: dict[str, Any] | None, task: str)
     return torch.softmax(z, dim=1).float()
 
 
-def scores(probs: Any, targets: Any) -> dict[str, float]:
-    """NLL, ECE (15 bins, top-class confidence), Brier score and accuracy of (N, C) probs."""
+def binned(probs: Any, task: str) -> Any:
+    """What the reliability bins take: P(positive) for the binary head (against the positive
+    rate: torchmetrics' BinaryCalibrationError), the (N, C) probabilities otherwise (top-class
+    confidence against correctness: MulticlassCalibrationError)."""
+    return probs[:, 1] if task == "binary" else probs
+
+
+def scores(probs: Any, targets: Any, task: str = "multiclass") -> dict[str, float]:
+    """NLL, ECE (15 bins, l1), Brier score and accuracy of (N, C) probs. The binary head's ECE
+    bins P(positive), its Brier score is mean((p - y)^2) as sklearn's brier_score_loss; the
+    multiclass head's ECE bins the top-class confidence, its Brier score sums over classes."""
     import torch
 
     from logitlab.models.metrics import ReliabilityBins
@@ -100,10 +109,12 @@ def scores(probs: Any, targets: Any) -> dict[str, float]:
     p = probs.double()
     y = targets.long()
     nll = -torch.log(p[torch.arange(len(y)), y].clamp_min(eps)).mean()
-    onehot = torch.nn.functional.one_hot(y, p.shape[1]).double()
-    brier = ((p - onehot) ** 2).sum(dim=1).mean()
+    if task == "binary":
+        brier = ((p[:, 1] - y.double()) ** 2).mean()
+    else:
+        brier = ((p - torch.nn.functional.one_hot(y, p.shape[1]).double()) ** 2).sum(dim=1).mean()
     bins = ReliabilityBins(n_bins=N_BINS)
-    bins.update(probs.float(), y)
+    bins.update(binned(probs.float(), task), y)
     return {
         "nll": float(nll),
         "ece": float(bins.compute()["ece"]),
@@ -161,12 +172,14 @@ def calibrate(run_dir: str, ckpt: str = "best", method: str = "auto") -> dict[st
     else:
         calibration = {"method": "temperature", "temperature": fit_temperature(val_logits, val_y)}
     test_logits, test_y = _logits(model, datamodule, "test")
-    before = scores(calibrated_probs(test_logits, None, task), test_y)
-    after = scores(calibrated_probs(test_logits, calibration, task), test_y)
+    before = scores(calibrated_probs(test_logits, None, task), test_y, task)
+    after = scores(calibrated_probs(test_logits, calibration, task), test_y, task)
     record = {**calibration, "checkpoint": str(path), "val_samples": len(val_y)}
     # on the split it was fitted on, the calibration can only lower the NLL (raw is a candidate)
-    record["val/nll_before"] = scores(calibrated_probs(val_logits, None, task), val_y)["nll"]
-    record["val/nll_after"] = scores(calibrated_probs(val_logits, calibration, task), val_y)["nll"]
+    record["val/nll_before"] = scores(calibrated_probs(val_logits, None, task), val_y, task)["nll"]
+    record["val/nll_after"] = scores(calibrated_probs(val_logits, calibration, task), val_y, task)[
+        "nll"
+    ]
     for name in ("nll", "ece", "brier", "acc"):
         record[f"test/{name}_before"] = before[name]
         record[f"test/{name}_after"] = after[name]
@@ -202,7 +215,7 @@ def _log_tensorboard(
     for when, used in (("before", None), ("after", calibration)):
         probs = calibrated_probs(logits, used, task)
         bins = ReliabilityBins(n_bins=N_BINS)
-        bins.update(probs, targets)
+        bins.update(binned(probs, task), targets)
         result = bins.compute()
         figure = reliability(
             (result["confidence"], result["accuracy"], result["count"]), float(result["ece"])
@@ -248,8 +261,8 @@ def calibrated_scores(
     if calibration is None or calibration.get("checkpoint") != str(checkpoint):
         return {}  # none, or fitted for another checkpoint
     logits, targets = _logits(model, datamodule, "test")
-    raw = scores(calibrated_probs(logits, None, model.task), targets)
-    fitted = scores(calibrated_probs(logits, calibration, model.task), targets)
+    raw = scores(calibrated_probs(logits, None, model.task), targets, model.task)
+    fitted = scores(calibrated_probs(logits, calibration, model.task), targets, model.task)
     return {
         "test/ece_raw": raw["ece"],
         "test/ece_calibrated": fitted["ece"],
