@@ -196,7 +196,11 @@ def test_lr_find_suggests_logs_the_curve_and_can_train_with_it(tmp_path: Path) -
         f"hydra.run.dir={applied}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    suggestion = json.loads((applied / "lr_find.json").read_text())["suggestion"]
+    applied_found = json.loads((applied / "lr_find.json").read_text())
+    suggestion = applied_found["suggestion"]
+    # two epochs are 40 steps of digits: the finder's 100 steps are not cut short by them
+    assert applied_found["steps"] == found["steps"] > 40 and suggestion == found["suggestion"]
+    assert applied_found["swept"][0] == pytest.approx(1e-8)
     state = torch.load(applied / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(suggestion)
     assert (applied / "metrics.json").is_file()

@@ -25,6 +25,7 @@ from logitlab.run.layout import RunFolder
 
 CONFIG_PATH = str(CONFIG_DIR)
 CONTINUED = "LOGITLAB_CONTINUED_SWEEP"  # set for the jobs of a sweep that goes on
+LR_FIND_STEPS = 100  # the learning-rate finder's steps, whatever trainer.max_epochs is
 log = logging.getLogger("logitlab.train")
 
 
@@ -153,7 +154,17 @@ def find_lr(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig) -> float
     from logitlab.dashboards.diagnostics import tensorboard
     from logitlab.run.files import write_json
 
-    finder = Tuner(trainer).lr_find(model, datamodule=datamodule, update_attr=False)
+    # Its step budget (num_training) must not end at trainer.max_epochs: epochs enough for it
+    epochs = trainer.fit_loop.max_epochs
+    datamodule.setup("fit")
+    per_epoch = max(len(datamodule.train_dataloader()), 1)
+    trainer.fit_loop.max_epochs = max(epochs or 1, math.ceil(LR_FIND_STEPS / per_epoch) + 1)
+    try:
+        finder = Tuner(trainer).lr_find(
+            model, datamodule=datamodule, update_attr=False, num_training=LR_FIND_STEPS
+        )
+    finally:
+        trainer.fit_loop.max_epochs = epochs
     if finder is None:  # another rank under DDP
         return float(cfg.optimizer.lr)
     suggestion = finder.suggestion()
@@ -167,6 +178,8 @@ def find_lr(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig) -> float
         folder / "lr_find.json",
         {
             "suggestion": suggestion,
+            "steps": len(finder.results["lr"]),  # what it swept: this many steps, lr from-to
+            "swept": [float(finder.results["lr"][0]), float(finder.results["lr"][-1])],
             "lr": [float(v) for v in finder.results["lr"]],
             "loss": [float(v) if math.isfinite(v) else None for v in finder.results["loss"]],
         },
@@ -175,6 +188,10 @@ def find_lr(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig) -> float
     if logger is not None:
         logger.experiment.add_figure("lr_find/curve", finder.plot(suggest=True), 0)
         logger.experiment.flush()
+    log.info(
+        "lr_find: swept %d steps, optimizer.lr from %.3g to %.3g (it stops early once the loss "
+        "diverges)", len(finder.results["lr"]), finder.results["lr"][0], finder.results["lr"][-1],
+    )  # fmt: skip
     log.info(
         "lr_find: suggested optimizer.lr=%.3g (the curve: lr_find/curve in TensorBoard, "
         "%s); train with: python -m logitlab.train optimizer.lr=%.3g",
