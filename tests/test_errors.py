@@ -130,7 +130,13 @@ def test_gradient_clipping_is_one_override_away(run_cli, tmp_path: Path) -> None
         (
             ["trainer.max_epoch=3"],
             "trainer.max_epoch is not a key of the config (python -m logitlab.train --cfg job "
-            "lists them); check the spelling, or add a new key with +trainer.max_epoch=...",
+            "lists them); did you mean trainer.max_epochs? or add a new key with "
+            "+trainer.max_epoch=...",
+        ),
+        (
+            ["trainer.zzzqq=3"],
+            "trainer.zzzqq is not a key of the config (python -m logitlab.train --cfg job "
+            "lists them); check the spelling, or add a new key with +trainer.zzzqq=...",
         ),
         (
             ["trainer.max_epochs=abc"],
@@ -156,6 +162,7 @@ def test_gradient_clipping_is_one_override_away(run_cli, tmp_path: Path) -> None
     ids=[
         "unknown-option",
         "unknown-key",
+        "unknown-key-far-from-any",
         "wrong-type-trainer",
         "wrong-type-optimizer",
         "wrong-type-data",

@@ -13,7 +13,7 @@ from hydra.errors import (
     MissingConfigException,
     OverrideParseException,
 )
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from logitlab.config.rules import check_config
 from logitlab.errors import ConfigError, first_line
@@ -77,9 +77,11 @@ def compose_train(argv: list[str], config_dir: str) -> DictConfig:
         unknown = re.search(r"Could not override '([^']+)'", str(error))
         if unknown:
             key = unknown.group(1)
+            nearest = nearest_key(key, [a for a in argv if a.split("=", 1)[0] != key], config_dir)
+            spelling = f"did you mean {nearest}? " if nearest else "check the spelling, "
             raise ConfigError(
                 f"{key} is not a key of the config (python -m logitlab.train --cfg job lists "
-                f"them); check the spelling, or add a new key with +{key}=..."
+                f"them); {spelling}or add a new key with +{key}=..."
             ) from None
         if cause is not None:
             lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
@@ -94,3 +96,19 @@ def compose_train(argv: list[str], config_dir: str) -> DictConfig:
         ) from None
     finally:
         GlobalHydra.instance().clear()
+
+
+def nearest_key(key: str, others: list[str], config_dir: str) -> str | None:
+    """The key of the config nearest to a misspelt one (difflib), among its siblings."""
+    import difflib
+
+    parent, _, name = key.rpartition(".")
+    try:
+        cfg = compose_train(others, config_dir)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+    except ConfigError:
+        return None
+    if not isinstance(node, DictConfig):
+        return None
+    found = difflib.get_close_matches(name, [str(k) for k in node], n=1, cutoff=0.75)
+    return f"{parent}.{found[0]}".lstrip(".") if found else None
