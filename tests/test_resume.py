@@ -96,7 +96,11 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues_the_same_tensorboard(
     assert 25 <= stopped["global_step"] < TOTAL_STEPS
     log = (run_dir / "train.log").read_text()
     assert f"{signal.Signals(signum).name} received at step {stopped['global_step']}" in log
-    assert f"continue with: python -m logitlab.train resume={run_dir}" in log
+    name = signal.Signals(signum).name
+    assert f"stopped by {name}; continue with: python -m logitlab.train resume={run_dir}" in log
+    job = json.loads((run_dir / "job.json").read_text())  # saved and stopped, not crashed
+    assert (job["status"], job["signal"], job["error"]) == ("stopped", name, f"stopped by {name}")
+    assert job["resume"] == f"python -m logitlab.train resume={run_dir}"
 
     result = run_cli("logitlab.train", f"resume={run_dir}")
     assert result.returncode == 0, result.stderr[-2000:]

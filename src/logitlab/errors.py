@@ -29,6 +29,15 @@ class TrainingDiverged(ConfigError):
         return f"{base} ({self.advice})" if self.advice else base
 
 
+class RunStopped(SystemExit):
+    """A run stopped by a signal (SIGTERM, a preemption; SIGINT, Ctrl+C) after saving last.ckpt:
+    exit status 143, and the command that goes on."""
+
+    def __init__(self, signal_name: str, resume: str) -> None:
+        super().__init__(143)
+        self.signal_name, self.resume = signal_name, resume
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn a ConfigError into one line on stderr and exit 2 (full trace: HYDRA_FULL_ERROR=1)."""

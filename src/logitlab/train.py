@@ -213,9 +213,8 @@ def fit(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig, ckpt_path: P
     """Train; a divergence is recorded in metrics.json, a SIGTERM/Ctrl+C exits 143."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from logitlab.errors import TrainingDiverged
+    from logitlab.errors import RunStopped, TrainingDiverged
     from logitlab.run.files import write_json
-    from logitlab.run.sweep import STOPPED
 
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -239,10 +238,15 @@ def fit(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig, ckpt_path: P
             write_json(RunFolder(cfg.paths.output_dir).metrics, failure)
         raise
     except SIGTERMException:
-        log.warning(
-            "stopped; continue with: python -m logitlab.train resume=%s", cfg.paths.output_dir
-        )
-        raise SystemExit(STOPPED) from None
+        import signal
+
+        from logitlab.run.callbacks import Resumable
+
+        received = [c.signal_received for c in trainer.callbacks if isinstance(c, Resumable)]
+        name = signal.Signals(received[0]).name if received and received[0] else "SIGTERM"
+        command = f"python -m logitlab.train resume={cfg.paths.output_dir}"
+        log.warning("stopped by %s; continue with: %s", name, command)
+        raise RunStopped(name, command) from None
     for early in trainer.early_stopping_callbacks:
         if early.stopped_epoch > 0:
             log.info(

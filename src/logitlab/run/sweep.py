@@ -24,7 +24,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from logitlab.errors import first_line
+from logitlab.errors import RunStopped, first_line
 from logitlab.run.layout import RunFolder
 
 log = logging.getLogger("logitlab.run.sweep")
@@ -72,6 +72,9 @@ def job_record(
             raise
         status = "stopped" if exit.code == STOPPED else "failed"
         record = {"status": status, "error": f"exited with status {exit.code}"}
+        if isinstance(exit, RunStopped):  # saved, not crashed: how it stopped and how to go on
+            record.update(error=f"stopped by {exit.signal_name}", signal=exit.signal_name)
+            record["resume"] = exit.resume
         raise
     finally:
         record["wall_time_s"] = round(time.monotonic() - start, 3)
