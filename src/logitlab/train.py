@@ -6,6 +6,7 @@ Heavy imports (torch, lightning) happen inside `train`, so `--help` answers at o
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -51,6 +52,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
         print_config(cfg)
     if cfg.get("lr_find") and not cfg.get("resume"):
+        needed = math.ceil(LR_FIND_STEPS / max(len(datamodule.train_dataloader()), 1)) + 1
+        if (trainer.max_epochs or 0) < needed:  # the finder's steps must not end with the epochs
+            finder_cfg = copy.deepcopy(cfg)
+            finder_cfg.trainer.max_epochs = needed
+            L.seed_everything(cfg.seed, workers=True)  # the same weights as a first build
+            datamodule, model, trainer = build(finder_cfg)
         suggestion = find_lr(trainer, model, datamodule, cfg)
         if not cfg.get("lr_find_apply"):
             return {}
@@ -154,17 +161,9 @@ def find_lr(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig) -> float
     from logitlab.dashboards.diagnostics import tensorboard
     from logitlab.run.files import write_json
 
-    # Its step budget (num_training) must not end at trainer.max_epochs: epochs enough for it
-    epochs = trainer.fit_loop.max_epochs
-    datamodule.setup("fit")
-    per_epoch = max(len(datamodule.train_dataloader()), 1)
-    trainer.fit_loop.max_epochs = max(epochs or 1, math.ceil(LR_FIND_STEPS / per_epoch) + 1)
-    try:
-        finder = Tuner(trainer).lr_find(
-            model, datamodule=datamodule, update_attr=False, num_training=LR_FIND_STEPS
-        )
-    finally:
-        trainer.fit_loop.max_epochs = epochs
+    finder = Tuner(trainer).lr_find(
+        model, datamodule=datamodule, update_attr=False, num_training=LR_FIND_STEPS
+    )
     if finder is None:  # another rank under DDP
         return float(cfg.optimizer.lr)
     suggestion = finder.suggestion()
