@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from logitlab.config.instantiate import instantiate, instantiate_transforms
+from logitlab.config.instantiate import build_target, instantiate, instantiate_transforms
 from logitlab.config.rules import model_class
-from logitlab.errors import ConfigError, first_line
+from logitlab.errors import ConfigError
 
 
 def build(
@@ -75,25 +74,13 @@ def loss_config(cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
 
 def build_net(cfg: DictConfig, head: Any, datamodule: Any) -> Any:
     """The network of `model/net`, given the data's sample shape and the head's output width."""
-    target = cfg.model.net.get("_target_")
-    try:
-        return instantiate(
-            cfg.model.net,
-            in_shape=list(datamodule.input_shape),
-            num_outputs=head.num_outputs(datamodule.num_classes),
-        )
-    except InstantiationException as error:
-        cause = error.__cause__
-        if cause is None or "Error locating target" in str(error):
-            raise ConfigError(
-                f"model.net._target_={target} cannot be imported; check the name and put its "
-                "module on PYTHONPATH"
-            ) from None
-        first = first_line(cause)
-        raise ConfigError(
-            f"model.net: {target} could not be built ({type(cause).__name__}: {first}); it takes "
-            "in_shape and num_outputs from logitlab and its own arguments from the YAML"
-        ) from None
+    return build_target(
+        cfg.model.net,
+        "model.net",
+        "; it takes in_shape and num_outputs from logitlab and its own arguments from the YAML",
+        in_shape=list(datamodule.input_shape),
+        num_outputs=head.num_outputs(datamodule.num_classes),
+    )
 
 
 def build_model(

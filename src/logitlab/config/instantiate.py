@@ -11,7 +11,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, ListConfig
 
-from logitlab.errors import ConfigError
+from logitlab.errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,25 @@ def instantiate(node: Any, **kwargs: Any) -> Any:
         if isinstance(error.__cause__, ConfigError):
             raise error.__cause__ from None
         raise
+
+
+def build_target(spec: Any, where: str, hint: str = "", **kwargs: Any) -> Any:
+    """A user's `_target_` built, its two usual mistakes in one line each: a module that cannot
+    be imported, and a constructor that raises (`hint`: what logitlab passes it)."""
+    target = spec.get("_target_") if isinstance(spec, Mapping) else None
+    try:
+        return instantiate(with_dtypes(spec, where), **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        if cause is None or "Error locating target" in str(error):
+            raise ConfigError(
+                f"{where}._target_={target} cannot be imported; check the name and put its "
+                "module on PYTHONPATH"
+            ) from None
+        raise ConfigError(
+            f"{where}: {target} could not be built ({type(cause).__name__}: "
+            f"{first_line(cause)}){hint}"
+        ) from None
 
 
 def with_dtypes(node: Any, where: str) -> Any:

@@ -23,7 +23,7 @@ from logitlab.data.fingerprint import hash_tensor
 from logitlab.data.sources import Loaded
 from logitlab.data.standardize import Standardization
 from logitlab.data.tables import canonical
-from logitlab.errors import ConfigError, first_line
+from logitlab.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +32,12 @@ KEYS = ("dataset", "train", "val", "test")
 
 def build_dataset(spec: Any, where: str) -> Dataset:
     """The Dataset a `_target_` node builds, refused in one line if it is not a map-style one."""
-    from hydra.errors import InstantiationException
-
-    from logitlab.config.instantiate import instantiate, with_dtypes
+    from logitlab.config.instantiate import build_target
 
     target = spec.get("_target_") if isinstance(spec, Mapping) else None
     if target is None:
         raise ConfigError(f"{where} needs a _target_: the class of your Dataset, e.g. my_data.Rows")
-    try:
-        dataset = instantiate(with_dtypes(spec, where))
-    except InstantiationException as error:
-        cause = error.__cause__
-        if cause is None or "Error locating target" in str(error):
-            raise ConfigError(
-                f"{where}._target_={target} cannot be imported; check the name and put its module "
-                "on PYTHONPATH"
-            ) from None
-        raise ConfigError(
-            f"{where}: {target} could not be built ({type(cause).__name__}: {first_line(cause)})"
-        ) from None
+    dataset = build_target(spec, where)
     if not isinstance(dataset, Dataset) or not hasattr(dataset, "__len__"):
         raise ConfigError(
             f"{where}._target_={target} built a {type(dataset).__name__}, not a map-style "

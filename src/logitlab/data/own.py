@@ -20,7 +20,7 @@ import torch
 from logitlab.data.augment import Augment
 from logitlab.data.checks import new_samples
 from logitlab.data.task import TaskView
-from logitlab.errors import ConfigError, first_line
+from logitlab.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 
@@ -188,9 +188,7 @@ class OwnDataModule(L.LightningDataModule):
 
 def build_datamodule(spec: Any) -> L.LightningDataModule:
     """The user's DataModule from its `_target_` node, refused in one line if it is none."""
-    from hydra.errors import InstantiationException
-
-    from logitlab.config.instantiate import instantiate, with_dtypes
+    from logitlab.config.instantiate import build_target
 
     target = spec.get("_target_") if isinstance(spec, Mapping) else None
     if target is None:
@@ -198,19 +196,7 @@ def build_datamodule(spec: Any) -> L.LightningDataModule:
             "data=datamodule needs data.datamodule={_target_: your.DataModule, ...}; e.g. "
             "'data.datamodule={_target_: my_data.DigitsDataModule}'"
         )
-    try:
-        built = instantiate(with_dtypes(spec, "data.datamodule"))
-    except InstantiationException as error:
-        cause = error.__cause__
-        if cause is None or "Error locating target" in str(error):
-            raise ConfigError(
-                f"data.datamodule._target_={target} cannot be imported; check the name and put "
-                "its module on PYTHONPATH"
-            ) from None
-        raise ConfigError(
-            f"data.datamodule: {target} could not be built ({type(cause).__name__}: "
-            f"{first_line(cause)})"
-        ) from None
+    built = build_target(spec, "data.datamodule")
     if not isinstance(built, L.LightningDataModule):
         raise ConfigError(
             f"data.datamodule._target_={target} built a {type(built).__name__}, not a "

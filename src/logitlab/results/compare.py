@@ -92,32 +92,17 @@ def compare_sweep(sweep_dir: Path, metric: str = "val/acc_best") -> list[dict[st
 
 
 def correctness(run_dir: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(targets, whether each test sample is predicted right, the run's data record) of a run's
-    best checkpoint on its own test split."""
+    """(targets, whether each test sample is predicted right, the run's data record with the
+    test rows) of a run's best checkpoint on its own test split."""
     import json
 
-    import torch
+    from logitlab.results.ensemble import test_probabilities
 
-    from logitlab.run.restore import (
-        build_from_run,
-        find_checkpoint,
-        load_checkpoint,
-        load_run_config,
-    )
-
-    folder, cfg = load_run_config(run_dir)
-    path = find_checkpoint(folder, "best")
-    datamodule, model = build_from_run(cfg, folder, load_checkpoint(path), path)
-    preds, targets = [], []
-    with torch.inference_mode():
-        for x, y in datamodule.sample_batches("test"):
-            preds.append(model.predict_step(x, 0)["probs"].argmax(dim=1))
-            targets.append(y)
-    y = torch.cat(targets).numpy()
-    data = RunFolder(folder).data
+    probs, y, rows = test_probabilities(run_dir)
+    data = RunFolder(run_dir).data
     record = json.loads(data.read_text()) if data.is_file() else {}
-    record["rows"] = datamodule.sample_rows("test")
-    return y, torch.cat(preds).numpy() == y, record
+    record["rows"] = rows
+    return y, probs.argmax(axis=1) == y, record
 
 
 def compare_runs(a: Path, b: Path) -> dict[str, Any]:
