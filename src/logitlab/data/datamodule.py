@@ -24,7 +24,7 @@ from logitlab.data.settings import check_settings
 from logitlab.data.sources import Loaded
 from logitlab.data.splits import Split
 from logitlab.data.standardize import Standardization
-from logitlab.data.task import TaskView, check_two_classes, class_weights, pos_weight
+from logitlab.data.task import ClassNames, TaskView, check_two_classes, class_weights, pos_weight
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def samples_of(
     )
 
 
-class ClassificationDataModule(L.LightningDataModule):
+class ClassificationDataModule(ClassNames, L.LightningDataModule):
     """A labelled dataset, checked once, viewed as the head's task, split and standardised.
 
     Samples keep their shape (`input_shape`: (F,) for tables, (C, H, W) for images);
@@ -123,19 +123,6 @@ class ClassificationDataModule(L.LightningDataModule):
         self.class_weight: list[float] | None = None
         self.fingerprint: dict[str, Any] = {}
         self.rows: dict[str, torch.Tensor] = {}
-
-    @property
-    def num_classes(self) -> int:
-        """Classes the model predicts: the dataset's for multiclass, 2 for the binary view."""
-        return self.view.num_classes(int(self.dataset_num_classes or 0))
-
-    def dataset_class_names(self) -> list[str]:
-        """The dataset's class names (its own, data.class_names, or the class indices)."""
-        return self.class_names or [str(c) for c in range(self.dataset_num_classes or 0)]
-
-    def label_names(self) -> list[str]:
-        """A readable name for each class of the task view."""
-        return self.view.label_names(self.dataset_class_names())
 
     def prepare_data(self) -> None:
         """Download torchvision datasets when data.download=true (rank 0 only, by Lightning)."""

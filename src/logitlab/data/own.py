@@ -19,13 +19,13 @@ import torch
 
 from logitlab.data.augment import Augment
 from logitlab.data.checks import new_samples
-from logitlab.data.task import TaskView
+from logitlab.data.task import ClassNames, TaskView
 from logitlab.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 
 
-class OwnDataModule(L.LightningDataModule):
+class OwnDataModule(ClassNames, L.LightningDataModule):
     """A user's LightningDataModule seen as logitlab's own: classes, sample shape, the task's
     view of the labels (binary: `positive_classes` become 1), batch augmentation."""
 
@@ -65,19 +65,6 @@ class OwnDataModule(L.LightningDataModule):
         self.balance = None
         self.split_index: dict[str, Any] = {}
         self.fingerprint: dict[str, Any] = {}
-
-    @property
-    def num_classes(self) -> int:
-        """Classes the model predicts: the DataModule's, or 2 for the binary view."""
-        return self.view.num_classes(int(self.dataset_num_classes or 0))
-
-    def dataset_class_names(self) -> list[str]:
-        """The DataModule's class names (its `classes`, data.class_names, or the indices)."""
-        return self.class_names or [str(c) for c in range(self.dataset_num_classes or 0)]
-
-    def label_names(self) -> list[str]:
-        """A readable name for each class of the task view."""
-        return self.view.label_names(self.dataset_class_names())
 
     def prepare_data(self) -> None:
         self.inner.prepare_data()

@@ -96,6 +96,28 @@ class TaskView:
         return torch.isin(y, torch.tensor(self.keep_classes))
 
 
+class ClassNames:
+    """The class count and names a DataModule gives the head (it sets `view`, `class_names`
+    and `dataset_num_classes`)."""
+
+    view: TaskView
+    class_names: list[str] | None
+    dataset_num_classes: int | None
+
+    @property
+    def num_classes(self) -> int:
+        """Classes the model predicts: the dataset's for multiclass, 2 for the binary view."""
+        return self.view.num_classes(int(self.dataset_num_classes or 0))
+
+    def dataset_class_names(self) -> list[str]:
+        """The dataset's class names (its own, data.class_names, or the class indices)."""
+        return self.class_names or [str(c) for c in range(self.dataset_num_classes or 0)]
+
+    def label_names(self) -> list[str]:
+        """A readable name for each class of the task view."""
+        return self.view.label_names(self.dataset_class_names())
+
+
 def pos_weight(train_counts: list[int]) -> float:
     """data.balance=pos_weight: the training split's negatives / positives."""
     weight = train_counts[0] / train_counts[1]

@@ -125,14 +125,22 @@ def report(sweep_dir: Path) -> None:
     print_aggregate(rows, path)
 
 
+def tables(sweep_dir: Path) -> tuple[list[dict[str, str]], Path]:
+    """summary.csv and the aggregate written and printed; the summary's rows (none: no jobs)."""
+    rows = summarize(sweep_dir)
+    path = sweep_dir / "summary.csv"
+    if rows:
+        path = write_summary(sweep_dir, rows)
+        print_summary(rows, path)
+        report(sweep_dir)
+    return rows, path
+
+
 def stopped(sweep_dir: Path) -> None:
     """A sweep stopped by SIGTERM or Ctrl+C: the summary of the jobs so far, and how to go on."""
-    rows = summarize(sweep_dir)
+    rows, _ = tables(sweep_dir)
     if not rows:
         return
-    path = write_summary(sweep_dir, rows)
-    print_summary(rows, path)
-    report(sweep_dir)
     done = sum(row["status"] == "completed" for row in rows)
     log.warning(
         "the sweep stopped after %d completed job(s); run the same command again with "
@@ -202,13 +210,9 @@ class SweepSummary(Callback):
     """Hydra callback: at the end of a multirun, write and print the sweep summary."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        rows = summarize(sweep_dir)
+        rows, path = tables(Path(config.hydra.sweep.dir))
         if not rows:
             return
-        path = write_summary(sweep_dir, rows)
-        print_summary(rows, path)
-        report(sweep_dir)
         failed = sum(row["status"] != "completed" for row in rows)
         if failed:
             log.error("%d of %d jobs failed; see %s", failed, len(rows), path)
