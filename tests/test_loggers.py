@@ -1,12 +1,22 @@
-"""The loggers researchers use, each writing a real run on disk: MLflow's local file store,
-W&B's offline run, several loggers at once; and the one line when an extra is missing."""
+"""The loggers researchers use, each writing a real run on disk: MLflow's local file store (read
+back through `mlflow ui`), W&B's offline run, several loggers at once; and the one line when an
+extra is missing."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import socket
 import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.request import Request, urlopen
 
 import pytest
 
@@ -48,6 +58,51 @@ def test_mlflow_writes_a_run_to_the_local_file_store(run_cli, tmp_path: Path) ->
     test_acc, _ = last_value(mlrun / "metrics" / "test" / "acc")
     assert test_acc == pytest.approx(final["test/acc"], abs=1e-6)
     assert (only_run(out) / "tensorboard" / name).is_dir()  # the same name in TensorBoard
+    with mlflow_ui(out / "mlruns") as url:  # the store as `mlflow ui` serves it
+        assert "<title>MLflow</title>" in urlopen(url, timeout=30).read().decode()  # the web UI
+        (run,) = api(url, "runs/search", {"experiment_ids": [experiment.name]})["runs"]
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    params = {p["key"]: p["value"] for p in run["data"]["params"]}
+    metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+    assert tags["mlflow.runName"] == name
+    assert params["optimizer.lr"] == "0.002"
+    assert metrics["test/acc"] == pytest.approx(final["test/acc"], abs=1e-6)
+
+
+@contextmanager
+def mlflow_ui(store: Path) -> Iterator[str]:
+    """`mlflow ui --backend-store-uri <store>` on a free loopback port, until it answers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", str(store)]
+    env = {**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true"}
+    server = subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--port", str(port)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if urlopen(f"{url}/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def api(url: str, endpoint: str, body: dict) -> dict:
+    """A POST to MLflow's REST API."""
+    request = Request(
+        f"{url}/api/2.0/mlflow/{endpoint}", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    return json.loads(urlopen(request, timeout=30).read())
 
 
 def wandb_records(path: Path) -> list:

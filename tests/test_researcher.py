@@ -149,7 +149,8 @@ def test_an_optuna_study_in_sqlite_continues(tmp_path: Path) -> None:
         result = cli(
             "logitlab.train", "hparams_search=optuna_digits", "debug=limit",
             f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=day",
-            "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path / f'sweep{launch}'}",
+            "hydra.sweeper.n_trials=2", "hydra.sweeper.pruner=null",
+            f"hydra.sweep.dir={tmp_path / f'sweep{launch}'}",
         )  # fmt: skip
         assert result.returncode == 0, result.stderr[-3000:]
     study = optuna.load_study(study_name="day", storage=storage)

@@ -68,6 +68,70 @@ def test_optuna_search_records_failing_trials_and_goes_on(run_cli, tmp_path: Pat
         max(float(r["val/acc_best"]) for r in completed), abs=5e-5
     )
     assert best.best_params.loss == "cross_entropy"
+    assert best.trials == {"complete": len(completed), "fail": len(failed)}  # told as failed
+
+
+PRUNE_ALL = (  # a pruner that stops every trial after its first epoch: val/acc never reaches 1.01
+    "hydra.sweeper.pruner._target_=optuna.pruners.ThresholdPruner",
+    "+hydra.sweeper.pruner.lower=1.01",
+    "~hydra.sweeper.pruner.n_startup_trials",
+    "~hydra.sweeper.pruner.n_warmup_steps",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "local"])
+def test_a_pruned_trial_is_recorded_as_pruned(run_cli, tmp_path: Path, launcher: str) -> None:
+    """In this process (the basic launcher) and in submitit's (the study through its storage)."""
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "logitlab.train", "hparams_search=optuna_digits", "hydra.sweeper.n_trials=2",
+        "trainer.max_epochs=3", f"hydra.sweeper.storage={storage}", f"hydra/launcher={launcher}",
+        *PRUNE_ALL, f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]  # pruning is not a failure
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [r["status"] for r in rows] == ["pruned", "pruned"]
+    assert rows[0]["error"] == "Trial was pruned at epoch 0."
+    study = optuna.load_study(study_name="optuna_digits", storage=storage)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
+    assert all(t.intermediate_values[0] < 1.01 for t in study.trials)  # val/acc of epoch 0
+    assert not (sweep / "0" / "metrics.json").exists()
+
+
+def test_a_pruner_for_jobs_in_other_processes_needs_a_storage(run_cli, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "logitlab.train", "hparams_search=optuna_digits", "hydra.sweeper.n_trials=1",
+        "debug=limit", "hydra/launcher=local", f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    assert result.returncode == 1
+    job = json.loads((sweep / "0" / "job.json").read_text())
+    assert job["status"] == "failed"
+    assert job["error"].startswith("hydra.sweeper.pruner: this launcher runs the trials in other")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("hydra.sweeper.sampler._target_=os.system",
+         "hydra.sweeper.sampler._target_=os.system is not an Optuna sampler"),
+        ("optimizer.lr=glob(*)",
+         "optimizer.lr: an Optuna search takes interval(a, b), tag(log, interval(a, b)), "
+         "choice(...) or range(...), not glob(*)"),
+    ],
+)  # fmt: skip
+def test_a_bad_search_is_one_line(run_cli, tmp_path: Path, override: str, message: str) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_cli(
+        "logitlab.train", "hparams_search=optuna_digits", override, f"hydra.sweep.dir={sweep}"
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"logitlab: error: {message}")
+    assert not sweep.exists()
 
 
 @pytest.mark.slow

@@ -114,6 +114,7 @@ def build(cfg: DictConfig, resuming: bool = False) -> tuple[Any, Any, Any]:
     from logitlab.data.splits import save_splits
     from logitlab.run import fastpath
     from logitlab.run.files import write_json
+    from logitlab.run.search import pruning_callback
 
     datamodule, model = build_run(cfg)  # the data loaded and checked once, before training
     if cfg.trainer.get("accelerator") in ("gpu", "cuda") and has_conv(model):
@@ -126,6 +127,9 @@ def build(cfg: DictConfig, resuming: bool = False) -> tuple[Any, Any, Any]:
     progress_bar = cfg.trainer.get("enable_progress_bar") is not False  # null: Lightning's on
     summary = cfg.trainer.get("enable_model_summary") is not False
     callbacks = instantiate_callbacks(cfg.get("callbacks"), bool(loggers), progress_bar, summary)
+    pruning = pruning_callback()  # a trial of an Optuna search with a pruner
+    if pruning is not None:
+        callbacks.append(pruning)
     if cfg.get("resume") and any(o.split("=")[0] == "optimizer.lr" for o in resume_overrides()):
         from logitlab.run.callbacks import NewLearningRate
 
@@ -323,7 +327,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
         done = completed_job(cfg.paths.output_dir, resume_overrides())
         if done is not None:
             log.info("kept: this job completed in an earlier launch of the sweep")
-            return done.get(cfg.get("optimized_metric") or "", worst_value())
+            return done.get(cfg.get("optimized_metric") or "")
     metrics: dict[str, float] = {}
     with (
         user_errors(),
@@ -333,17 +337,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
         gpus_hidden(bool(cfg.get("fastpath")) and cfg.trainer.get("accelerator") == "cpu"),
     ):
         metrics = train(cfg)
-    return metrics.get(cfg.get("optimized_metric") or "", worst_value())
-
-
-def worst_value() -> float:
-    """What a failed sweep job returns: the worst score, so an Optuna search goes on past it."""
-    from hydra.core.hydra_config import HydraConfig
-
-    direction = (
-        HydraConfig.get().sweeper.get("direction", "maximize") if HydraConfig.initialized() else ""
-    )
-    return float("inf") if str(direction).lower() == "minimize" else float("-inf")
+    return metrics.get(cfg.get("optimized_metric") or "")  # None: failed (job.json says why)
 
 
 LAUNCH = Launch([])
@@ -369,6 +363,7 @@ def main() -> None:
     sys.argv = [sys.argv[0], *LAUNCH.argv]
     if LAUNCH.saved.get("continued"):
         os.environ[CONTINUED] = "1"  # for the jobs, also those a launcher starts elsewhere
+    code: Any = 0
     try:
         hydra_main()
     except (SystemExit, KeyboardInterrupt) as stop:
@@ -380,6 +375,9 @@ def main() -> None:
     finally:
         if LAUNCH.folder is not None:
             release(LAUNCH.folder)
+            folder = LAUNCH.folder
+            if code == 2 and LAUNCH.kind == "sweep" and LAUNCH.fresh and not any(folder.iterdir()):
+                folder.rmdir()  # a refused sweep leaves no folder behind
 
 
 if __name__ == "__main__":

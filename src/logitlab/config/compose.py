@@ -8,6 +8,7 @@ import re
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob
 from hydra.errors import (
     ConfigCompositionException,
     MissingConfigException,
@@ -41,8 +42,8 @@ def preflight(argv: list[str], config_dir: str) -> DictConfig | None:
     swept = [
         (o.get_key_element(), list(o.sweep_string_iterator()))
         for o in parsed
-        if o.is_sweep_override() and o.is_discrete_sweep()
-    ]
+        if o.is_sweep_override() and o.is_discrete_sweep() and not isinstance(o.value(), Glob)
+    ]  # glob(...) is expanded by Hydra, against the group's options
     first = [f"{key}={values[0]}" for key, values in swept if values]
     cfg = compose_train(plain + first, config_dir)
     variants = [

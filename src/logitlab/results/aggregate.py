@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from logitlab.run.files import read_record
 from logitlab.run.layout import RunFolder
 
 REPEATS = ("seed", "data.fold")  # what makes two jobs repeats of one configuration
@@ -54,8 +54,10 @@ def read_jobs(sweep_dir: Path) -> list[Job]:
         for override in OmegaConf.load(run.hydra / "overrides.yaml"):
             key, _, value = str(override).partition("=")
             overrides[key.lstrip("+~")] = value
-        record = _read(run.job)
-        metrics = {k: float(v) for k, v in _read(run.metrics).items() if isinstance(v, int | float)}
+        record = read_record(run.job)
+        metrics = {
+            k: float(v) for k, v in read_record(run.metrics).items() if isinstance(v, int | float)
+        }
         jobs.append(Job(folder, overrides, str(record.get("status", "unknown")), metrics))
     return swept(jobs)
 
@@ -73,14 +75,6 @@ def swept(jobs: list[Job]) -> list[Job]:
     for job in jobs:
         job.overrides = {k: job.overrides.get(k, "") for k in varying}
     return jobs
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def mean_interval(values: list[float]) -> dict[str, float | None]:

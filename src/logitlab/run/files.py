@@ -53,3 +53,13 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
         return value if not isinstance(value, float) or math.isfinite(value) else str(value)
 
     return write_text(path, json.dumps({k: finite(v) for k, v in data.items()}, indent=2) + "\n")
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """A run's JSON record (job.json, metrics.json): {} when it is missing, unreadable or not an
+    object."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -25,6 +24,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from logitlab.errors import RunStopped, first_line
+from logitlab.run.files import read_record
 from logitlab.run.layout import RunFolder
 
 log = logging.getLogger("logitlab.run.sweep")
@@ -60,10 +60,14 @@ def job_record(
     try:
         yield
     except Exception as error:
-        record = {"status": "failed", "error": first_line(error)}
+        from optuna.exceptions import TrialPruned
+
+        pruned = isinstance(error, TrialPruned)  # the search's pruner stopped this trial
+        record = {"status": "pruned" if pruned else "failed", "error": first_line(error)}
         if not keep_going:
             raise
-        log.error("job failed: %s", record["error"])
+        log.log(logging.INFO if record["status"] == "pruned" else logging.ERROR,
+                "job %s: %s", record["status"], record["error"])  # fmt: skip
     except KeyboardInterrupt:
         record = {"status": "stopped", "error": "interrupted (Ctrl+C)"}
         raise SystemExit(STOPPED) from None
@@ -86,10 +90,10 @@ def job_record(
 def completed_job(run_dir: str | Path, overrides: list[str]) -> dict[str, Any] | None:
     """The metrics of a job that completed with these overrides in an earlier launch of a
     continued sweep (None: it did not, so it runs)."""
-    record = _read(RunFolder(run_dir).job)
+    record = read_record(RunFolder(run_dir).job)
     if record.get("status") != "completed" or record.get("overrides") != list(overrides):
         return None
-    return _read(RunFolder(run_dir).metrics)
+    return read_record(RunFolder(run_dir).metrics)
 
 
 def continuable(sweep_dir: Path, overrides: list[str]) -> bool:
@@ -157,8 +161,8 @@ def summarize(sweep_dir: Path) -> list[dict[str, str]]:
     rows = []
     for job in read_jobs(sweep_dir):
         overrides = OmegaConf.load(RunFolder(job.folder).hydra / "overrides.yaml")
-        record = _read(RunFolder(job.folder).job) or {"status": "unknown", "error": ""}
-        metrics = _read(RunFolder(job.folder).metrics)
+        record = read_record(RunFolder(job.folder).job) or {"status": "unknown", "error": ""}
+        metrics = read_record(RunFolder(job.folder).metrics)
         row = {"job": job.folder.name, **job.overrides, "overrides": " ".join(overrides)}
         row["status"] = record["status"]
         row["tags"] = ",".join(str(t) for t in metrics.get("tags", []) if isinstance(t, str))
@@ -169,13 +173,6 @@ def summarize(sweep_dir: Path) -> list[dict[str, str]]:
         row["error"] = record.get("error", "")
         rows.append(row)
     return rows
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def write_summary(sweep_dir: Path, rows: list[dict[str, str]]) -> Path:
@@ -201,7 +198,7 @@ def print_summary(rows: list[dict[str, str]], path: Path) -> None:
     for column in (*COLUMNS, "error"):
         table.add_column(column, overflow="fold", justify="right" if "/" in column else "left")
     for row in rows:
-        style = "red" if row["status"] != "completed" else None
+        style = {"completed": None, "pruned": "yellow"}.get(row["status"], "red")
         table.add_row(*(escape(row[c]) for c in (*COLUMNS, "error")), style=style)  # [x] as typed
     Console(width=None if Console().is_terminal else 160).print(table)
 
@@ -213,7 +210,7 @@ class SweepSummary(Callback):
         rows, path = tables(Path(config.hydra.sweep.dir))
         if not rows:
             return
-        failed = sum(row["status"] != "completed" for row in rows)
+        failed = sum(row["status"] not in ("completed", "pruned") for row in rows)
         if failed:
             log.error("%d of %d jobs failed; see %s", failed, len(rows), path)
             raise SystemExit(1)

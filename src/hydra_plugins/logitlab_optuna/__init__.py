@@ -1,0 +1,1 @@
+"""logitlab's Optuna sweeper for Hydra: hydra/sweeper=optuna."""
