@@ -128,3 +128,28 @@ def test_gradient_clipping_clips_when_asked(make_cfg, tmp_path, clip) -> None:
         assert step == pytest.approx(clip, rel=1e-3)
     else:
         assert step > 10 * 0.01
+
+
+@pytest.mark.slow
+def test_a_tie_of_val_acc_goes_to_the_lower_val_loss(run_cli, tmp_path: Path) -> None:
+    """breast_cancer's 86 val samples tie val/acc over several epochs: the best checkpoint is
+    the tied epoch of lowest val/loss, not the first."""
+    import csv
+
+    run = tmp_path / "run"
+    result = run_cli(
+        "logitlab.train", "data=breast_cancer", "model=binary", "logger=csv",
+        "trainer.max_epochs=8", f"hydra.run.dir={run}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [r for r in csv.DictReader((run / "csv" / "metrics.csv").open()) if r["val/acc"]]
+    epochs = {int(r["epoch"]): (float(r["val/acc"]), float(r["val/loss"])) for r in rows}
+    top = max(acc for acc, _ in epochs.values())
+    tied = [e for e, (acc, _) in epochs.items() if acc == top]
+    assert len(tied) > 1  # the case this is about
+    (best,) = (run / "checkpoints").glob("best-*.ckpt")
+    chosen = int(best.name.split("-")[1].removeprefix("epoch"))
+    assert chosen == min(tied, key=lambda e: epochs[e][1]) and chosen != tied[0]
+    assert torch.load(best, weights_only=True)["epoch"] == chosen  # the weights of that epoch
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["val/acc_best"] == pytest.approx(top)

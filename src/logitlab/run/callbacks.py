@@ -1,5 +1,6 @@
 """Callbacks for what Lightning's own do not cover: an interrupt-safe last.ckpt with the RNG
-state, and the epoch's wall time and throughput."""
+state, the epoch's wall time and throughput, a best checkpoint whose ties go to the lower
+val/loss, an early stopping that keeps a raised patience."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping as LightningEarlyStopping
+from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from logitlab.dashboards.diagnostics import log_to_loggers
@@ -176,3 +178,39 @@ class EarlyStopping(LightningEarlyStopping):
         self.patience = patience
         if self.wait_count < patience:
             self.stopped_epoch = 0  # it may train on: no longer a stopped run
+
+
+class ModelCheckpoint(LightningModelCheckpoint):
+    """Lightning's ModelCheckpoint; with save_top_k=1 a tie of `monitor` goes to the epoch with
+    the lower `tie_break` (val/loss).
+
+    On a small val split val/acc ties for many epochs (86 samples: from epoch 2 on), and
+    Lightning keeps the first of them, an under-trained model; here a later epoch of the same
+    val/acc and a lower val/loss replaces it. tie_break=null: Lightning's first-wins.
+    """
+
+    def __init__(self, *args: Any, tie_break: str | None = "val/loss", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tie_break = tie_break
+        self.tie_break_score: float | None = None  # `tie_break` of the best checkpoint
+
+    def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
+        better = super().check_monitor_top_k(trainer, current)
+        second = trainer.callback_metrics.get(self.tie_break) if self.tie_break else None
+        if current is None or second is None or self.save_top_k != 1:
+            return better
+        tied = bool(self.best_k_models) and bool(
+            current == self.best_k_models[self.kth_best_model_path]
+        )
+        lower = self.tie_break_score is not None and float(second) < self.tie_break_score
+        better = trainer.strategy.reduce_boolean_decision(better or (tied and lower))
+        if better:
+            self.tie_break_score = float(second)
+        return better
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "tie_break_score": self.tie_break_score}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.tie_break_score = state_dict.get("tie_break_score")  # None from earlier versions
