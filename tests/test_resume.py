@@ -224,3 +224,39 @@ def test_remote_checkpoint_paths_keep_lightnings_writer() -> None:
     with memory.open("/logitlab-test/last.ckpt", "rb") as handle:
         assert torch.load(handle, weights_only=True) == {"step": 7}
     memory.rm("/logitlab-test", recursive=True)
+
+
+@pytest.mark.slow
+def test_the_slurm_pre_timeout_signal_saves_requeues_and_the_requeued_job_goes_on(
+    uninterrupted, tmp_path
+):
+    """SIGUSR1, as `#SBATCH --signal=SIGUSR1@90` sends it: Lightning's SLURM auto-requeue saves
+    hpc_ckpt_1.ckpt and calls `scontrol requeue <job>`; SLURM then stops the job (SIGTERM, here
+    sent by the stand-in scontrol) and starts the same command again, which goes on from the
+    newest checkpoint and ends as an uninterrupted run."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "scontrol.calls"
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nkill -TERM $PPID\n')
+    scontrol.chmod(0o755)
+    slurm = {
+        "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "logitlab", "SLURM_NTASKS": "1",
+        "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0",
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    }  # fmt: skip
+    run_dir = tmp_path / "slurm"
+    command = [*ARGS, f"hydra.run.dir={run_dir}"]
+    proc = ZYGOTE.start("logitlab.train", command, {**os.environ, **slurm})
+    assert interrupt_after_first_checkpoint(proc, run_dir, signal.SIGUSR1) == 143
+    assert calls.read_text().split() == ["requeue", "4242"]
+    assert (run_dir / "hpc_ckpt_1.ckpt").is_file()  # Lightning's, at the signal
+    job = json.loads((run_dir / "job.json").read_text())
+    assert (job["status"], job["signal"]) == ("stopped", "SIGTERM")
+
+    requeued = {**os.environ, **slurm, "SLURM_RESTART_COUNT": "1"}
+    again = ZYGOTE.start("logitlab.train", command, requeued)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err[-2000:]
+    assert "SLURM requeued this job: resuming from" in (run_dir / "train.log").read_text()
+    assert_same_run(uninterrupted, run_dir)

@@ -97,9 +97,10 @@ def starting_point(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
         log.info("resuming %s from %s", cfg.resume, ckpt_path)
         return cfg, ckpt_path
     last = RunFolder(cfg.paths.output_dir).last
-    if int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0 and last.is_file():
-        log.info("SLURM requeued this job: resuming from %s", last)
-        return cfg, last
+    requeue_point = RunFolder(cfg.paths.output_dir).requeue_point()
+    if int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0 and requeue_point is not None:
+        log.info("SLURM requeued this job: resuming from %s", requeue_point)
+        return cfg, requeue_point
     if os.environ.get(CONTINUED) == "1" and last.is_file():
         log.info("the sweep goes on: this job resumes from %s", last)
         return cfg, last

@@ -33,6 +33,12 @@ class RunFolder:
         """checkpoints/last.ckpt: where resume and a SLURM requeue start from."""
         return self.checkpoints / LAST
 
+    def requeue_point(self) -> Path | None:
+        """The newest of last.ckpt and the hpc_ckpt_N.ckpt Lightning's SLURM auto-requeue saves
+        at the pre-timeout signal: where a requeued job goes on (None: neither exists)."""
+        saved = [p for p in (self.last, *self.root.glob("hpc_ckpt_*.ckpt")) if p.is_file()]
+        return max(saved, key=lambda p: p.stat().st_mtime_ns, default=None)
+
     @property
     def metrics(self) -> Path:
         """metrics.json: the final metrics, flat."""
