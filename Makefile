@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 PORT   ?= 6006
+LOGDIR ?= outputs
 
 .DEFAULT_GOAL := help
 .PHONY: help install train test test-fast tensorboard bench lint format clean
@@ -29,8 +30,8 @@ test: $(STAMP) ## run the whole test suite (a worker per core)
 test-fast: $(STAMP) ## the suite without the slow (training) tests
 	$(BIN)/python -m pytest -n auto --dist loadfile -m "not slow" $(ARGS)
 
-tensorboard: $(STAMP) ## serve outputs/ on http://localhost:$(PORT)
-	$(BIN)/tensorboard --logdir outputs --port $(PORT)
+tensorboard: $(STAMP) ## serve outputs/ (or LOGDIR=...) on http://localhost:$(PORT)
+	$(BIN)/tensorboard --logdir $(LOGDIR) --port $(PORT)
 
 bench: $(STAMP) ## logitlab (defaults, fastpath=true) vs minimal Lightning and bare loops: outputs/bench/latest.json, docs/benchmarks.md
 	$(BIN)/python benchmarks/bench.py $(ARGS)

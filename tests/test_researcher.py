@@ -93,12 +93,20 @@ def test_a_run_prints_its_config_results_and_next_steps(tmp_path: Path) -> None:
     result = cli("logitlab.train", "debug=limit", "tags=[baseline,v2]", f"hydra.run.dir={run}")
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
-    assert "config" in out and "data" in out and "source: digits" in out  # the config tree
+    # the config tree: the groups chosen, then only what differs from their defaults
+    assert "groups: data=digits model=multiclass model/net=mlp loss=cross_entropy" in out
+    assert "debug=limit" in out and "tags: [baseline, v2]" in out
+    assert "limit_train_batches: 4" in out  # set by debug=limit
+    assert "source: digits" not in out and "hidden_sizes" not in out  # defaults left out
     metrics = json.loads((run / "metrics.json").read_text())
     assert f"run folder: {run}" in out and f"{metrics['test/acc']:.4f}" in out
     assert f"python -m logitlab.eval run_dir={run}" in out
     assert f"python -m logitlab.predict run_dir={run}" in out
+    assert f"make tensorboard LOGDIR={run} " in out  # `make tensorboard` serves outputs/ only
     assert metrics["tags"] == ["baseline", "v2"]
+    full = cli("logitlab.train", "train=false", "extras.print_config=full",
+               f"hydra.run.dir={tmp_path / 'full'}")  # fmt: skip
+    assert "source: digits" in full.stdout and "hidden_sizes" in full.stdout  # all of it
 
 
 @pytest.mark.slow
@@ -121,13 +129,18 @@ def test_early_stopping_says_so_and_a_resume_needs_more_patience(tmp_path: Path)
     run = tmp_path / "run"
     first = cli(
         "logitlab.train", "debug=limit", "trainer.max_epochs=8", "optimizer.lr=1e-12",
-        "callbacks.early_stopping.patience=2", f"hydra.run.dir={run}",
+        "callbacks.early_stopping.patience=2", "trainer.enable_progress_bar=false",
+        f"hydra.run.dir={run}",
     )  # fmt: skip
     assert first.returncode == 0, first.stderr[-2000:]
     log = (run / "train.log").read_text()
     assert "early stopping: val/acc did not improve for 2 epochs (patience 2)" in log
     stopped = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
     assert stopped < 7
+    # no progress bar: one line per epoch, each with the epoch's own train and val metrics
+    lines = [line.split(" - ", 1)[1] for line in log.splitlines() if "] - epoch " in line]
+    assert [line.split(":")[0] for line in lines] == [f"epoch {e}/8" for e in range(stopped + 1)]
+    assert all("train/loss" in line and "val/acc" in line for line in lines)
     again = cli("logitlab.train", f"resume={run}", "trainer.max_epochs=8")
     assert again.returncode == 2
     assert "early stopping ended this run after epoch" in again.stderr

@@ -47,10 +47,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         cfg.run_name = dashboard_name(cfg.paths.output_dir, cfg.get("tags") or [])
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg, resuming=ckpt_path is not None)
-    if shows_console() and (cfg.get("extras") or {}).get("print_config", False):
+    shown = (cfg.get("extras") or {}).get("print_config", False)
+    if shows_console() and shown:
+        from logitlab.config.compose import changes
         from logitlab.dashboards.console import print_config
 
-        print_config(cfg)
+        print_config(cfg, None if shown == "full" else changes(cfg))
     if cfg.get("lr_find") and not cfg.get("resume"):
         needed = math.ceil(LR_FIND_STEPS / max(len(datamodule.train_dataloader()), 1)) + 1
         if (trainer.max_epochs or 0) < needed:  # the finder's steps must not end with the epochs
@@ -128,6 +130,10 @@ def build(cfg: DictConfig, resuming: bool = False) -> tuple[Any, Any, Any]:
     progress_bar = cfg.trainer.get("enable_progress_bar") is not False  # null: Lightning's on
     summary = cfg.trainer.get("enable_model_summary") is not False
     callbacks = instantiate_callbacks(cfg.get("callbacks"), bool(loggers), progress_bar, summary)
+    if not progress_bar:
+        from logitlab.run.callbacks import EpochLine
+
+        callbacks.append(EpochLine())  # one line per epoch instead of the bar
     pruning = pruning_callback()  # a trial of an Optuna search with a pruner
     if pruning is not None:
         callbacks.append(pruning)
@@ -288,7 +294,7 @@ def record(trainer: Any, cfg: DictConfig, fitted: dict, tested: dict) -> dict[st
     if trainer.is_global_zero and shows_console():
         from logitlab.dashboards.console import print_results
 
-        print_results(metrics, cfg.paths.output_dir)
+        print_results(metrics, cfg.paths.output_dir, cfg.paths.output_root)
     return metrics
 
 

@@ -4,6 +4,7 @@ multi-line errors made one, the config checks run without torch."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -113,3 +114,40 @@ def nearest_key(key: str, others: list[str], config_dir: str) -> str | None:
         return None
     found = difflib.get_close_matches(name, [str(k) for k in node], n=1, cutoff=0.75)
     return f"{parent}.{found[0]}".lstrip(".") if found else None
+
+
+VALUE_GROUPS = ("experiment", "hparams_search", "debug")  # groups that set values of others
+
+
+def changes(cfg: DictConfig) -> dict[str, Any]:
+    """What this run's config sets beyond its groups' defaults: {"groups": {group: option}} and
+    {key: value} for every value that differs from conf/train.yaml composed with those groups
+    alone (an experiment's, a debug preset's and the command line's). Inside the Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
+
+    choices = {
+        str(group): str(option)
+        for group, option in HydraConfig.get().runtime.choices.items()
+        if option is not None and not str(group).startswith("hydra")
+    }
+    groups = [f"{g}={o}" for g, o in choices.items() if g not in VALUE_GROUPS]
+    base = dict(_leaves(compose("train", overrides=groups)))
+    mine = dict(_leaves(cfg))
+    changed: dict[str, Any] = {"groups": choices}
+    for key, value in mine.items():
+        if key.split(".")[0] not in ("hydra", "paths") and base.get(key, _ABSENT) != value:
+            changed[key] = OmegaConf.select(cfg, key) if OmegaConf.is_config(cfg) else value
+    return changed
+
+
+_ABSENT = object()
+
+
+def _leaves(node: Any, prefix: str = "") -> Any:
+    """(dotted key, unresolved value) of every leaf of a config; lists are leaves."""
+    container = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
+    if isinstance(container, dict) and container:
+        for key, value in container.items():
+            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, container

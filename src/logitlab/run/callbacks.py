@@ -1,6 +1,6 @@
 """Callbacks for what Lightning's own do not cover: an interrupt-safe last.ckpt with the RNG
 state, the epoch's wall time and throughput, a best checkpoint whose ties go to the lower
-val/loss, an early stopping that keeps a raised patience."""
+val/loss, an early stopping that keeps a raised patience, a line per epoch without a bar."""
 
 from __future__ import annotations
 
@@ -214,3 +214,35 @@ class ModelCheckpoint(LightningModelCheckpoint):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         self.tie_break_score = state_dict.get("tie_break_score")  # None from earlier versions
+
+
+class EpochLine(L.Callback):
+    """One line per epoch when the progress bar is off (trainer.enable_progress_bar=false):
+    `epoch 3/20: train/loss 0.1234, ..., val/acc 0.9700 (1.2 s)`. The module logs its epoch's
+    train metrics after the callbacks' on_train_epoch_end, so the line is printed at the next
+    epoch's start, or when training ends."""
+
+    SHOWN = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best")
+
+    def __init__(self) -> None:
+        self.start = 0.0
+        self.ended: tuple[int, float] | None = None  # (epoch, seconds) not printed yet
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.print(trainer)
+        self.start = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.ended = (trainer.current_epoch, time.monotonic() - self.start)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.print(trainer)
+
+    def print(self, trainer: L.Trainer) -> None:
+        if self.ended is None or not trainer.is_global_zero:
+            return
+        (epoch, seconds), self.ended = self.ended, None
+        metrics = trainer.callback_metrics
+        shown = ", ".join(f"{k} {float(metrics[k]):.4f}" for k in self.SHOWN if k in metrics)
+        total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+        log.info("epoch %d%s: %s (%.1f s)", epoch, total, shown, seconds)
