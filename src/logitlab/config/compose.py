@@ -4,6 +4,7 @@ multi-line errors made one, the config checks run without torch."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from hydra import compose, initialize_config_dir
@@ -143,11 +144,11 @@ def changes(cfg: DictConfig) -> dict[str, Any]:
 _ABSENT = object()
 
 
-def _leaves(node: Any, prefix: str = "") -> Any:
+def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """(dotted key, unresolved value) of every leaf of a config; lists are leaves."""
     container = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
     if isinstance(container, dict) and container:
         for key, value in container.items():
-            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key))
+            yield from _leaves(value, f"{prefix}.{key!s}" if prefix else str(key))
     else:
         yield prefix, container
