@@ -105,14 +105,18 @@ def test_calibrate_lowers_nll_and_ece_keeps_accuracy_and_predict_uses_it(long_ru
     assert record["test/ece_after"] < record["test/ece_before"]
     assert record["test/acc_after"] == record["test/acc_before"]
     assert "temperature scaling: T = " in result.stdout
-    images, scalars = [], []
+    images, scalars, texts = [], [], {}
     for events in (long_run / "tensorboard").rglob("events.out.tfevents.*"):
-        accumulator = EventAccumulator(str(events))
+        accumulator = EventAccumulator(str(events), size_guidance={"tensors": 0})
         accumulator.Reload()
         images += accumulator.Tags()["images"]
         scalars += accumulator.Tags()["scalars"]
+        for tag in accumulator.Tags()["tensors"]:
+            texts[tag] = accumulator.Tensors(tag)[-1].tensor_proto.string_val[0].decode()
     assert {"calibration/reliability_before", "calibration/reliability_after"} <= set(images)
-    assert "calibration/ece_after" in scalars
+    assert not [t for t in scalars if t.startswith("calibration/")]  # no single-dot charts
+    ece_after = f"| ece_after | {record['test/ece_after']:.6g} |"
+    assert ece_after in texts["calibration/scores/text_summary"]  # a table in TEXT instead
 
     calibrated, raw = long_run / "cal.csv", long_run / "raw.csv"
     mismatch = cli("logitlab.predict", f"run_dir={long_run}", f"output={calibrated}")

@@ -205,13 +205,15 @@ def _log_tensorboard(
         return
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from logitlab.dashboards.plots import reliability
+    from logitlab.dashboards.plots import reliability, scores_markdown
     from logitlab.models.metrics import ReliabilityBins
 
     logger = TensorBoardLogger(str(events), name="", version="")
     step = int(checkpoint.get("global_step", 0))
-    scalars = {k: v for k, v in record.items() if k.startswith("test/")}
-    logger.log_metrics({f"calibration/{k[5:]}": v for k, v in scalars.items()}, step)
+    scores = {k[5:]: v for k, v in record.items() if k.startswith("test/")}
+    logger.experiment.add_text(
+        "calibration/scores", scores_markdown(scores), step
+    )  # no 1-dot charts
     for when, used in (("before", None), ("after", calibration)):
         probs = calibrated_probs(logits, used, task)
         bins = ReliabilityBins(n_bins=N_BINS)

@@ -58,9 +58,12 @@ def evaluate(run_dir: str, ckpt: str = "best") -> dict[str, float]:
     if events is not None:  # beside the run's own curves
         from lightning.pytorch.loggers import TensorBoardLogger
 
+        from logitlab.dashboards.plots import scores_markdown
+
         logger = TensorBoardLogger(str(events), name="", version="")
         step = int(checkpoint.get("global_step", 0))
-        logger.log_metrics({n.replace("test/", "eval/"): v for n, v in metrics.items()}, step)
+        table = scores_markdown({n.removeprefix("test/"): v for n, v in metrics.items()})
+        logger.experiment.add_text("eval/metrics", table, step)  # TEXT: no single-dot charts
         logger.finalize("success")
     return metrics
 

@@ -52,7 +52,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         from logitlab.config.compose import changes
         from logitlab.dashboards.console import print_config
 
-        print_config(cfg, None if shown == "full" else changes(cfg))
+        print_config(cfg, None if shown == "full" else changes(cfg))  # None: the whole tree
     if cfg.get("lr_find") and not cfg.get("resume"):
         needed = math.ceil(LR_FIND_STEPS / max(len(datamodule.train_dataloader()), 1)) + 1
         if (trainer.max_epochs or 0) < needed:  # the finder's steps must not end with the epochs

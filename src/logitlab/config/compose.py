@@ -120,19 +120,27 @@ def nearest_key(key: str, others: list[str], config_dir: str) -> str | None:
 VALUE_GROUPS = ("experiment", "hparams_search", "debug")  # groups that set values of others
 
 
-def changes(cfg: DictConfig) -> dict[str, Any]:
+def changes(cfg: DictConfig) -> dict[str, Any] | None:
     """What this run's config sets beyond its groups' defaults: {"groups": {group: option}} and
     {key: value} for every value that differs from conf/train.yaml composed with those groups
-    alone (an experiment's, a debug preset's and the command line's). Inside the Hydra app."""
+    alone (an experiment's, a debug preset's and the command line's). None outside Hydra."""
     from hydra.core.hydra_config import HydraConfig
 
+    from logitlab.config import CONFIG_DIR
+
+    if not HydraConfig.initialized():
+        return None
     choices = {
         str(group): str(option)
         for group, option in HydraConfig.get().runtime.choices.items()
         if option is not None and not str(group).startswith("hydra")
     }
     groups = [f"{g}={o}" for g, o in choices.items() if g not in VALUE_GROUPS]
-    base = dict(_leaves(compose("train", overrides=groups)))
+    if GlobalHydra.instance().is_initialized():  # inside the app
+        base = dict(_leaves(compose("train", overrides=groups)))
+    else:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            base = dict(_leaves(compose("train", overrides=groups)))
     mine = dict(_leaves(cfg))
     changed: dict[str, Any] = {"groups": choices}
     for key, value in mine.items():

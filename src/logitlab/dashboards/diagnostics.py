@@ -223,27 +223,26 @@ def log_run_summary(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, floa
     logger = tensorboard(trainer)
     if logger is None:
         return
-    final = {
-        f"hp/{name.replace('/', '_')}": metrics[name] for name in HPARAM_METRICS if name in metrics
-    }
-    write_hparams(logger, values, final, overridden)
     job = OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"])
     yaml = OmegaConf.to_yaml(job, resolve=True)
-    logger.experiment.add_text("run/config", f"```yaml\n{yaml}\n```", 0)
+    logger.experiment.add_text("run/config", f"```yaml\n{yaml}\n```", 0)  # (re)opens the writer
     logger.experiment.add_text("run/git_commit", git_commit(), 0)
+    final = {name: metrics[name] for name in HPARAM_METRICS if name in metrics}
+    write_hparams(logger, values, final, overridden)
     logger.experiment.flush()
 
 
 def write_hparams(
     logger: TensorBoardLogger, values: dict[str, Any], final: dict[str, float], first: list[str]
 ) -> None:
-    """The HPARAMS summaries, with the overridden keys marked as the ones that differ.
+    """The HPARAMS summaries, with the swept (a run's: overridden) keys marked as the ones that
+    differ.
 
     TensorBoard orders the table's columns by that mark, then by name, and ticks the first
-    five: a sweep's swept keys (and a run's overrides) come first and are shown.
+    five: a sweep's swept keys come first and are shown, then the metrics. The metric columns
+    read the run's own val/acc_best, test/acc and test/loss scalars (their last values), so no
+    copy of them is logged.
     """
-
-    logger.log_metrics(final, 0)  # the values of the table's metric columns
     experiment, start, end = hparams(values, final)
     content = experiment.value[0].metadata.plugin_data
     data = HParamsPluginData.FromString(content.content)

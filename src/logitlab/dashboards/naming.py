@@ -113,23 +113,28 @@ def run_name(run_dir: str | Path, tags: Iterable[Any] = ()) -> str:
 
 
 def hyperparameters(cfg: DictConfig, run_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
-    """The run's hyperparameters as {key: value} in display order, and the overridden keys.
+    """The run's hyperparameters as {key: value} in display order, and the keys it compares:
+    its overrides, less those every job of its sweep shares.
 
     Keys are written as on the command line (`optimizer.lr`, `loss`), groups with a dot
     (`model.net`: the option chosen). Values are numbers, booleans or short strings.
     """
     record = hydra_record(run_dir)
     choices = {str(k): v for k, v in (OmegaConf.select(record, "runtime.choices") or {}).items()}
+    shared = set(  # a sweep's keys that every job has alike (launch.py): not what it compares
+        OmegaConf.select(record, "job.config.override_dirname.exclude_keys", default=[]) or []
+    )
     values: dict[str, Any] = {}
     first: list[str] = []
     for key, _ in overrides_of(record):
-        if not _named(key) or key.replace("/", ".") in first:
+        if not _named(key) or key.replace("/", ".") in values:
             continue
         value = choices.get(key) if key in choices else OmegaConf.select(cfg, key, default=None)
         if isinstance(value, str) and _is_path(value):
             continue
         values[key.replace("/", ".")] = _plain(value)
-        first.append(key.replace("/", "."))
+        if key not in shared:
+            first.append(key.replace("/", "."))
     for group in GROUPS:  # `model/net` is written model.net: a `/` makes folders in MLflow's store
         if choices.get(group) is not None and group.replace("/", ".") not in values:
             values[group.replace("/", ".")] = choices[group]

@@ -28,6 +28,13 @@ def confusion_markdown(matrix: torch.Tensor, labels: list[str]) -> str:
     return "\n".join([head, rule, *rows])
 
 
+def scores_markdown(scores: dict[str, float]) -> str:
+    """One-off results (eval's metrics, calibration's before/after) as a markdown table for
+    TensorBoard's TEXT tab, where they do not open the SCALARS page as single-dot charts."""
+    rows = [f"| {name} | {value:.6g} |" for name, value in sorted(scores.items())]
+    return "\n".join(["| metric | value |", "|---|---|", *rows])
+
+
 def reliability(bins: tuple[torch.Tensor, torch.Tensor, torch.Tensor], ece: float) -> Any:
     """Accuracy against confidence per bin, with the diagonal of perfect calibration."""
     plt = _pyplot()
