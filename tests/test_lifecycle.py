@@ -222,4 +222,3 @@ def eval_table(run_dir: Path) -> str:
         if "eval/metrics/text_summary" in acc.Tags()["tensors"]:
             found = acc.Tensors("eval/metrics/text_summary")[-1].tensor_proto.string_val[0].decode()
     return found
-
