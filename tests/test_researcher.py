@@ -70,6 +70,32 @@ def test_config_mistakes_are_instant_import_no_torch_and_write_nothing(
     assert not (tmp_path / "root").exists()
 
 
+def test_data_mistakes_are_answered_before_torch_is_imported(tmp_path: Path) -> None:
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,y\n1,2,0\n3,4,1\n")
+    cases = [
+        (["logitlab.train", "data=csv", f"data.path={table}", "data.target=label"],
+         f"data.path={table}, data.target=label: no column 'label' (the columns are a, b, y)"),
+        (["logitlab.predict", f"run_dir={tmp_path}", f"input={tmp_path / 'gone.csv'}"],
+         f"input={tmp_path / 'gone.csv'} does not exist; give a .npy or .csv feature matrix"),
+    ]  # fmt: skip
+    for args, message in cases:
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", *args, f"hydra.run.dir={tmp_path / 'r'}"]
+            if args[0] == "logitlab.train"
+            else [sys.executable, "-X", "importtime", "-m", *args],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 2
+        lines = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+        assert len(lines) == 1 and lines[0].startswith(f"logitlab: error: {message}"), lines
+        imported = {
+            line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line
+        }
+        assert "torch" not in imported and "lightning" not in imported
+    assert not (tmp_path / "r").exists()
+
+
 def test_npz_sizes_come_from_the_data(make_cfg, tmp_path: Path) -> None:
     from logitlab.config.build import build
 

@@ -90,9 +90,20 @@ def read_features(path: Path, datamodule: Any = None, id_column: str | None = No
     return read_feature_csv(path, names, info if "target_index" in info else None, id_column)
 
 
+def check_input(input: str | None) -> None:
+    """A missing input, in the words its reader would use."""
+    if input and not Path(input).exists():
+        kind = (
+            "an image file or a folder of them"
+            if is_image_input(Path(input))
+            else ("a .npy or .csv feature matrix")
+        )
+        raise ConfigError(f"input={input} does not exist; give {kind}")
+
+
 def is_image_input(path: Path) -> bool:
     """Whether `input` names an image file or a folder (of images)."""
-    from logitlab.data.images import IMAGE_SUFFIXES
+    from logitlab.data.sources import IMAGE_SUFFIXES
 
     return path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES
 
@@ -105,7 +116,8 @@ def read_images(
     import torch
     from torchvision.transforms.v2.functional import resize, to_dtype
 
-    from logitlab.data.images import IMAGE_SUFFIXES, read_image
+    from logitlab.data.images import read_image
+    from logitlab.data.sources import IMAGE_SUFFIXES
 
     if len(shape) != 3:
         raise ConfigError(
@@ -251,6 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         for flag in ("overwrite", "calibrated"):
             if args[flag] not in ("true", "false"):
                 raise ConfigError(f"{flag}={args[flag]} must be true or false")
+        check_input(args["input"])  # before torch is imported
         written = predict(
             args["run_dir"],
             args["input"],

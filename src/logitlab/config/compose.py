@@ -57,7 +57,20 @@ def preflight(argv: list[str], config_dir: str) -> DictConfig | None:
     if not cfg.get("resume") and not searched:
         for composed in (cfg, *variants):
             check_config(composed)
+            early_data_checks(composed)
     return cfg
+
+
+def early_data_checks(cfg: DictConfig) -> None:
+    """The data mistakes a file's first lines show (a CSV's target column), answered before
+    torch and Lightning are imported; the full checks run when the data load."""
+    data = cfg.get("data") or {}
+    if data.get("source") == "csv" and data.get("path"):
+        from pathlib import Path
+
+        from logitlab.data.tables import check_target
+
+        check_target(Path(str(data.path)), data.get("target"), data.get("header"))
 
 
 def compose_train(argv: list[str], config_dir: str) -> DictConfig:

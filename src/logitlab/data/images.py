@@ -22,13 +22,12 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import find_classes, make_dataset
 from torchvision.transforms import v2
 
-from logitlab.data.sources import Loaded
+from logitlab.data.sources import IMAGE_SUFFIXES, Loaded
 from logitlab.data.standardize import Standardization
 from logitlab.errors import ConfigError, first_line
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 SPLITS = ("train", "val", "test")
 

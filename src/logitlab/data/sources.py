@@ -17,6 +17,8 @@ import numpy as np
 
 from logitlab.errors import ConfigError, first_line
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # the image files read, here and by predict
+
 Parts = dict[str, tuple[Any, Any]]
 MAX_CLASSES = 100_000  # bounds the class count before anything is allocated by it
 

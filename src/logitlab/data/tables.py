@@ -109,6 +109,27 @@ def _is_header(first: list[str], second: list[str] | None, names: list[str] | No
     return None if counting else False
 
 
+def check_target(path: Path, target: Any, header: bool | None = None) -> None:
+    """data.target against the first rows of data.path, before anything heavy is imported (the
+    file is read whole, and checked in full, when the data load)."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            rows = []
+            for row in csv.reader(handle):
+                rows += [[cell.strip() for cell in row]] if any(row) else []
+                if len(rows) == 2:
+                    break
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return  # the load says what is wrong with the file
+    if not rows or target is None:
+        return
+    second = rows[1] if len(rows) > 1 else None
+    named = header if header is not None else _is_header(rows[0], second, None)
+    if named is not None:  # None: ambiguous, refused at load in its own words
+        what = f"data.path={path}, data.target={target}"
+        column_index(rows[0] if named else None, target, len(rows[0]), what)
+
+
 def column_index(header: list[str] | None, column: Any, width: int, what: str) -> int:
     """The index of `column` (a header name, or an index; negative counts from the end)."""
     if isinstance(column, str) and not column.lstrip("-").isdigit():
