@@ -1,6 +1,6 @@
 """Start-up of the small commands: eval, predict and calibrate of a small run against the cost
-of importing what they need (torch, Lightning, torchmetrics, OmegaConf, scikit-learn), in CPU time of
-the child process, the minimum of N repetitions (noise only ever adds CPU time).
+of importing what they need (torch, Lightning, torchmetrics, OmegaConf, scikit-learn), in CPU
+time of the child process, the minimum of N repetitions (noise only ever adds CPU time).
 
     .venv/bin/python benchmarks/startup.py [--repeat 5] [--run-dir DIR]
 
@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOOR = "import torch, lightning, torchmetrics, omegaconf, sklearn"  # all three load data with sklearn
+FLOOR = "import torch, lightning, torchmetrics, omegaconf, sklearn"  # sklearn: the data's splits
 
 
 def cpu_seconds(command: list[str]) -> float:
