@@ -60,7 +60,7 @@ def main() -> None:
     out = ROOT / "outputs" / "bench" / "startup.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print("| command | CPU s (min of %d) | / import floor |" % args.repeat)
+    print(f"| command | CPU s (min of {args.repeat}) | / import floor |")
     print("|---|---|---|")
     for name, value in minima.items():
         ratio = "1.00" if name == "import floor" else f"{value / floor:.2f}"
