@@ -64,7 +64,7 @@ def preflight(argv: list[str], config_dir: str) -> DictConfig | None:
 def early_data_checks(cfg: DictConfig) -> None:
     """The data mistakes a file's first lines show (a CSV's target column), answered before
     torch and Lightning are imported; the full checks run when the data load."""
-    data = cfg.get("data") or {}
+    data: Any = cfg.get("data") or {}
     if data.get("source") == "csv" and data.get("path"):
         from pathlib import Path
 
