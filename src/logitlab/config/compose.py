@@ -149,11 +149,16 @@ def changes(cfg: DictConfig) -> dict[str, Any] | None:
         if option is not None and not str(group).startswith("hydra")
     }
     groups = [f"{g}={o}" for g, o in choices.items() if g not in VALUE_GROUPS]
-    if GlobalHydra.instance().is_initialized():  # inside the app
-        base = dict(_leaves(compose("train", overrides=groups)))
-    else:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    searchpath = list(HydraConfig.get().searchpath or [])  # a user's own config groups
+    groups += [f"hydra.searchpath=[{','.join(searchpath)}]"] if searchpath else []
+    try:
+        if GlobalHydra.instance().is_initialized():  # inside the app
             base = dict(_leaves(compose("train", overrides=groups)))
+        else:
+            with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+                base = dict(_leaves(compose("train", overrides=groups)))
+    except Exception:  # the console must not stop a run: the whole tree instead
+        return None
     mine = dict(_leaves(cfg))
     changed: dict[str, Any] = {"groups": choices}
     for key, value in mine.items():
