@@ -660,7 +660,11 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
         "3x faster than `x[index]` on the CPU, and no per-sample collate.",
         "",
     ]
-    for name in (".benchmarks.section.md", ".benchmarks_gpu.section.md"):
+    for name in (
+        ".benchmarks.section.md",
+        ".benchmarks_gpu.section.md",
+        ".benchmarks_startup.section.md",
+    ):
         if (docs / name).is_file():
             parts.append((docs / name).read_text())
     (docs / "benchmarks.md").write_text("\n".join(parts))

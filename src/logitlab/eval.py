@@ -1,7 +1,7 @@
 """`python -m logitlab.eval run_dir=DIR [ckpt=best|last|PATH]` (console script logitlab-eval).
 
 Rebuilds data and model from the run's own saved config and splits, tests the checkpoint,
-writes <run_dir>/eval_metrics.json and logs eval/* scalars to the run's TensorBoard folder.
+writes <run_dir>/eval_metrics.json and a table of them to the run's TensorBoard (TEXT tab).
 """
 
 from __future__ import annotations

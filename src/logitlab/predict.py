@@ -27,8 +27,11 @@ from logitlab.run.layout import RunFolder
 
 USAGE = """python -m logitlab.predict run_dir=DIR [input=FILE] [output=FILE] [ckpt=best|last|PATH]
                           [overwrite=true] [calibrated=true|false]
+       python -m logitlab.predict model=FILE.onnx input=FILE [output=FILE]
 
   run_dir  the run folder (outputs/<task_name>/<stamp>)
+  model    an exported model (python -m logitlab.export): onnxruntime alone, no torch;
+           output defaults to predictions.csv beside the model
   input    a .npy or .csv feature matrix, or image files (a file or a folder of .png/.jpg)
            for a run on images (default: the run's test split)
   output   the CSV to write (default: <run_dir>/predictions.csv)
@@ -227,7 +230,8 @@ def prediction_table(
 ) -> str:
     """The predictions CSV: row, [path or id], pred, pred_name, [target], prob_<class name>...,
     [calibration]; `pred` and `target` are class indices, the rest names them."""
-    preds = probs.argmax(dim=1).tolist()
+    probs = np.asarray(probs)  # a torch tensor (predict from a run) or onnxruntime's array
+    preds = probs.argmax(axis=1).tolist()
     columns = [name for name, values in extra.items() if values is not None]
     header = ["row", *columns, "pred", "pred_name"]
     header += ["target"] if targets is not None else []
@@ -251,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
 
     defaults = {
         "run_dir": None,
+        "model": None,
         "input": None,
         "output": None,
         "ckpt": "best",
@@ -259,11 +264,26 @@ def main(argv: list[str] | None = None) -> None:
         "id_column": None,
     }
     with user_errors():
-        args = parse_args(sys.argv[1:] if argv is None else argv, defaults, USAGE)
+        args = parse_args(sys.argv[1:] if argv is None else argv, defaults, USAGE, None)
         for flag in ("overwrite", "calibrated"):
             if args[flag] not in ("true", "false"):
                 raise ConfigError(f"{flag}={args[flag]} must be true or false")
+        if bool(args["run_dir"]) == bool(args["model"]):
+            raise ConfigError(
+                "give run_dir=DIR (predict with the run's checkpoint) or model=FILE.onnx (an "
+                f"exported model, without torch), not {'both' if args['model'] else 'neither'}; "
+                f"usage: {USAGE.splitlines()[0]}"
+            )
         check_input(args["input"])  # before torch is imported
+        if args["model"]:
+            from logitlab.shipped import predict_exported
+
+            written = predict_exported(
+                args["model"], args["input"], args["output"], args["overwrite"] == "true",
+                args["id_column"],
+            )  # fmt: skip
+            print(f"predictions written to {written}")
+            return
         written = predict(
             args["run_dir"],
             args["input"],

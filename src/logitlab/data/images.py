@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.folder import find_classes, make_dataset
 from torchvision.transforms import v2
 
+from logitlab.data.pixels import read_pixels
 from logitlab.data.sources import IMAGE_SUFFIXES, Loaded
 from logitlab.data.standardize import Standardization
 from logitlab.errors import ConfigError, first_line
@@ -38,30 +39,9 @@ def is_image(path: Path) -> bool:
 
 
 def read_image(path: str | Path, channels: int) -> torch.Tensor:
-    """One image file as (channels, H, W): 1 channel converts to grayscale, 3 to RGB. 8-bit
-    files give uint8; 16-bit ones (PIL mode I;16 or I) float32 in [0, 1], never clipped to 255."""
-    file = str(path)  # a plain str: PIL names the file by its repr in its messages
-    try:
-        with Image.open(file) as image:
-            if image.mode.startswith("I"):
-                array = np.asarray(image, dtype=np.float32)
-                if array.min() < 0 or array.max() > 65535:
-                    raise ConfigError(
-                        f"{file} holds pixel values outside 16 bits ({array.min():g} to "
-                        f"{array.max():g}); save it as an 8- or 16-bit image"
-                    )
-                tensor = torch.from_numpy(array / 65535.0).unsqueeze(0)
-                return tensor.expand(channels, *tensor.shape[1:]).contiguous()
-            array = np.array(image.convert("L" if channels == 1 else "RGB"))
-    except (OSError, ValueError, SyntaxError, EOFError, UnidentifiedImageError) as error:
-        if isinstance(error, ConfigError):
-            raise
-        reason = first_line(error)
-        raise ConfigError(
-            f"{file} is not a readable image ({reason}); replace or delete the file"
-        ) from None
-    tensor = torch.from_numpy(array)
-    return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
+    """One image file as (channels, H, W) (data/pixels.py): uint8 for 8-bit files, float32 in
+    [0, 1] for 16-bit ones."""
+    return torch.from_numpy(read_pixels(path, channels))
 
 
 def image_header(path: str | Path) -> tuple[tuple[int, int], str]:
