@@ -37,6 +37,16 @@ def runs(tmp_path_factory, run_cli_module) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
+def exported(runs, tmp_path_factory, run_cli_module) -> Path:
+    """A copy of the MLP run exported as ONNX and as TorchScript: read it, do not change it."""
+    run = Path(shutil.copytree(runs["mlp_multiclass"], tmp_path_factory.mktemp("exp") / "run"))
+    for fmt in ("torchscript", "onnx"):
+        result = run_cli_module("logitlab.export", f"run_dir={run}", f"format={fmt}")
+        assert result.returncode == 0, result.stderr[-2000:]
+    return run
+
+
+@pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict[str, Path]:
     """Digits the runs did not necessarily see: a .npy matrix and a folder of 8x8 PNGs."""
     root = tmp_path_factory.mktemp("inputs")
@@ -97,13 +107,10 @@ def test_the_exported_model_gives_predicts_probabilities(
 
 
 @pytest.mark.slow
-def test_torchscript_export_matches_and_any_batch_size_runs(runs, inputs, run_cli, tmp_path):
+def test_torchscript_export_matches_and_any_batch_size_runs(exported, inputs) -> None:
     import onnxruntime
 
-    run = Path(shutil.copytree(runs["mlp_multiclass"], tmp_path / "run"))
-    for fmt in ("torchscript", "onnx"):
-        result = run_cli("logitlab.export", f"run_dir={run}", f"format={fmt}")
-        assert result.returncode == 0, result.stderr[-2000:]
+    run = exported
     scripted = torch.jit.load(str(run / "export" / "model.pt"))
     session = onnxruntime.InferenceSession(str(run / "export" / "model.onnx"))
     x = np.load(inputs["npy"]).reshape(-1, 1, 8, 8)
@@ -116,9 +123,8 @@ def test_torchscript_export_matches_and_any_batch_size_runs(runs, inputs, run_cl
 
 
 @pytest.mark.slow
-def test_predict_from_onnx_imports_neither_torch_nor_lightning(runs, inputs, run_cli, tmp_path):
-    run = Path(shutil.copytree(runs["mlp_multiclass"], tmp_path / "run"))
-    assert run_cli("logitlab.export", f"run_dir={run}").returncode == 0
+def test_predict_from_onnx_imports_neither_torch_nor_lightning(exported, inputs, tmp_path):
+    run = exported
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "logitlab.predict",
          f"model={run / 'export' / 'model.onnx'}", f"input={inputs['npy']}",
@@ -134,11 +140,9 @@ def test_predict_from_onnx_imports_neither_torch_nor_lightning(runs, inputs, run
 
 @pytest.mark.slow
 def test_a_corrupt_or_foreign_model_and_a_wrong_input_are_one_line(
-    runs, inputs, run_cli, tmp_path
+    exported, inputs, run_cli, tmp_path
 ) -> None:
-    run = Path(shutil.copytree(runs["mlp_multiclass"], tmp_path / "run"))
-    assert run_cli("logitlab.export", f"run_dir={run}").returncode == 0
-    model = run / "export" / "model.onnx"
+    model = exported / "export" / "model.onnx"
     corrupt = tmp_path / "corrupt" / "model.onnx"
     corrupt.parent.mkdir()
     corrupt.write_bytes(b"\x08\x07not a protobuf" * 10)
