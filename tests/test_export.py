@@ -54,9 +54,13 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     np.save(root / "digits.npy", digits.data[:40].astype(np.float32))
     images = root / "images"
     images.mkdir()
+    larger = root / "larger"  # 16x16: both predicts resize them to the training 8x8
+    larger.mkdir()
     for i, image in enumerate(digits.images[:12]):
-        Image.fromarray(np.round(image * 255 / 16).astype(np.uint8)).save(images / f"{i:02d}.png")
-    return {"npy": root / "digits.npy", "images": images}
+        png = Image.fromarray(np.round(image * 255 / 16).astype(np.uint8))
+        png.save(images / f"{i:02d}.png")
+        png.resize((16, 16), Image.Resampling.NEAREST).save(larger / f"{i:02d}.png")
+    return {"npy": root / "digits.npy", "images": images, "larger": larger}
 
 
 def table(path: Path) -> tuple[list[str], np.ndarray, list[list[str]]]:
@@ -104,6 +108,8 @@ def test_the_exported_model_gives_predicts_probabilities(
         assert info["head"] == ("binary" if "binary" in name else "multiclass")
         assert info["input_shape"] == [1, 8, 8] and info["opset"] == 18
         predict_both(run, model, given, tmp_path, run_cli)
+        if name.startswith("cnn"):  # PIL's bilinear resize against torchvision's antialiased one
+            predict_both(run, model, inputs["larger"], tmp_path, run_cli)
 
 
 @pytest.mark.slow
