@@ -78,7 +78,7 @@ def mlflow_ui(store: Path) -> Iterator[str]:
     command = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", str(store)]
     env = {**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true"}
     server = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port)], env=env,
+        [*command, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -216,8 +216,13 @@ def test_a_fold_ensemble_averages_the_fold_probabilities(cv_sweep: Path, tmp_pat
     assert ours["members/acc_mean"] == pytest.approx(np.mean(accuracies), abs=1e-6)
     nll = -np.log(mean[np.arange(len(targets)), targets]).mean()
     assert ours["ensemble/nll"] == pytest.approx(nll, abs=1e-4)  # the CSV keeps 6 digits
+    stray = Path.cwd() / "ensemble_metrics.json"
+    assert not stray.exists()
     listed = cli("logitlab.eval", "run_dir=" + ",".join(str(f) for f in folds))
     assert listed.returncode == 0 and "ensemble/acc" in listed.stdout
+    shown = float(listed.stdout.split("ensemble/acc")[1].split()[0])
+    assert shown == pytest.approx(ours["ensemble/acc"], abs=1e-6)  # the same three folds
+    assert not stray.exists()  # a list writes nothing outside the runs (here: the cwd)
 
 
 @pytest.mark.slow

@@ -94,21 +94,23 @@ def is_ensemble(run_dir: str) -> bool:
 
 
 def evaluate_ensemble(run_dir: str) -> None:
-    """Fold ensembles of a cv sweep (per configuration) or of the runs listed: printed, and
-    written to <sweep>/ensemble_metrics.json (or ./ensemble_metrics.json for a list)."""
+    """Fold ensembles of a cv sweep (per configuration) or of the runs listed: printed, and for
+    a sweep written to <sweep>/ensemble_metrics.json (a list has no folder of its own: nothing
+    is written outside the runs)."""
     from logitlab.results.ensemble import ensemble, members
     from logitlab.run.files import write_json
 
     results = {name: ensemble(folders) for name, folders in members(run_dir).items()}
-    target = Path(run_dir) if "," not in run_dir else Path(".")
-    written = write_json(target / "ensemble_metrics.json", results)
+    listed = "," in run_dir
+    written = None if listed else write_json(Path(run_dir) / "ensemble_metrics.json", results)
     with closed_pipe_quiet():
         for name, metrics in results.items():
             print(name)
             for key, value in metrics.items():
                 shown = f"{value:.6f}" if isinstance(value, float) else str(value)
                 print(f"  {key:<18}  {shown}")
-        print(f"written to {written}")
+        if written is not None:
+            print(f"written to {written}")
 
 
 if __name__ == "__main__":

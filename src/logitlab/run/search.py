@@ -34,6 +34,11 @@ log = logging.getLogger("logitlab.run.search")
 
 TRIAL = "LOGITLAB_OPTUNA_TRIAL"  # the job's trial number, set through hydra.job.env_set
 ACTIVE: dict[int, optuna.trial.Trial] = {}  # the trials of this process's study, by number
+NEEDS_STORAGE = (
+    "hydra.sweeper.pruner: this launcher runs the trials in other processes, which reach the "
+    "study only through a storage; set hydra.sweeper.storage=sqlite:///outputs/optuna.db (or "
+    "hydra.sweeper.pruner=null)"
+)
 
 
 class Search:
@@ -44,6 +49,10 @@ class Search:
 
     def run(self, arguments: list[str]) -> optuna.study.Study:
         space, texts, fixed = search_space(self.settings.get("params") or {}, arguments)
+        launcher = str(self.config.hydra.launcher.get("_target_", ""))
+        if self.settings.get("pruner") and not self.settings.get("storage"):
+            if not launcher.endswith("BasicLauncher"):  # its jobs run in other processes
+                raise ConfigError(NEEDS_STORAGE)
         study = self.study()
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -211,11 +220,7 @@ def pruning_callback() -> Any:
 def stored_trial(settings: Any, number: int) -> optuna.trial.Trial:
     """A trial of a study kept in storage, for a job that runs in another process."""
     if not settings.get("storage"):
-        raise ConfigError(
-            "hydra.sweeper.pruner: this launcher runs the trials in other processes, which "
-            "reach the study only through a storage; set hydra.sweeper.storage=sqlite:///"
-            "outputs/optuna.db (or pruner=null)"
-        )
+        raise ConfigError(NEEDS_STORAGE)
     storage = optuna.storages.get_storage(settings.storage)
     pruner = optuna_object(settings.pruner, "pruner")  # the study's pruner is not stored
     study = optuna.load_study(study_name=settings.study_name, storage=storage, pruner=pruner)
