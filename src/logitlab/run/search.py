@@ -49,10 +49,9 @@ class Search:
 
     def run(self, arguments: list[str]) -> optuna.study.Study:
         space, texts, fixed = search_space(self.settings.get("params") or {}, arguments)
-        launcher = str(self.config.hydra.launcher.get("_target_", ""))
-        if self.settings.get("pruner") and not self.settings.get("storage"):
-            if not launcher.endswith("BasicLauncher"):  # its jobs run in other processes
-                raise ConfigError(NEEDS_STORAGE)
+        elsewhere = not str(self.config.hydra.launcher.get("_target_")).endswith("BasicLauncher")
+        if self.settings.get("pruner") and not self.settings.get("storage") and elsewhere:
+            raise ConfigError(NEEDS_STORAGE)  # its jobs run in other processes
         study = self.study()
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
