@@ -109,13 +109,8 @@ def test_a_pruner_for_jobs_in_other_processes_needs_a_storage(run_cli, tmp_path:
         "debug=limit", "hydra/launcher=local", f"hydra.sweep.dir={sweep}",
     )  # fmt: skip
     assert result.returncode == 2  # before any job starts
-    assert (
-        result.stderr.strip()
-        .splitlines()[-1]
-        .startswith(
-            "logitlab: error: hydra.sweeper.pruner: this launcher runs the trials in other processes"
-        )
-    )
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("logitlab: error: hydra.sweeper.pruner: this launcher runs the trials")
     assert not sweep.exists()
 
 
