@@ -22,3 +22,18 @@ class TinyConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.pool(torch.relu(self.conv(x))).flatten(1))
+
+
+class DataDependent(nn.Module):
+    """A linear layer behind a branch on the data's values, which eager PyTorch runs and
+    torch.export cannot trace: the network an ONNX export refuses."""
+
+    def __init__(self, in_shape: list[int], num_outputs: int) -> None:
+        super().__init__()
+        self.out = nn.Linear(int(torch.tensor(in_shape).prod()), num_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        if x.sum().item() > 0:  # a Python branch on a value: no graph can hold it
+            x = x * 2
+        return self.out(x)

@@ -173,3 +173,23 @@ def test_a_corrupt_or_foreign_model_and_a_wrong_input_are_one_line(
         assert result.stderr.strip().startswith(f"logitlab: error: {message}"), result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_network_the_exporter_cannot_take_is_named_in_one_line(run_cli, tmp_path) -> None:
+    env = {"PYTHONPATH": str(ROOT / "tests")}
+    run = tmp_path / "run"
+    trained = run_cli(
+        "logitlab.train", f"hydra.searchpath=[file://{ROOT / 'tests' / 'user_conf'}]",
+        "model/net=data_dependent", "debug=limit", f"hydra.run.dir={run}", env=env,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    refused = run_cli("logitlab.export", f"run_dir={run}", env=env)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [refused.stderr.strip()]  # one line, no dump
+    assert refused.stderr.startswith(
+        "logitlab: error: format=onnx: torch.onnx.export cannot export this network at layer "
+        "net (my_nets.DataDependent, tests/my_nets.py:"
+    )
+    assert "Could not guard on data-dependent expression" in refused.stderr
+    assert not (run / "export" / "model.onnx").exists()

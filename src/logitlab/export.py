@@ -11,7 +11,10 @@ the training columns and pixel units, the calibration, the opset and torch versi
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -122,17 +125,53 @@ def onnx_export(module: Any, example: Any, path: Path) -> None:
         ) from None
     batch = torch.export.Dim("batch", min=1)
     try:
-        program = torch.onnx.export(
-            module, (example,), dynamo=True, opset_version=OPSET,
-            dynamic_shapes={"x": {0: batch}}, input_names=["x"], output_names=["probs"],
-        )  # fmt: skip
-    except Exception as error:  # the exporter's report is pages long; its first line names it
+        with silenced_stderr():  # a failing export dumps its graphs there: the line below says it
+            program = torch.onnx.export(
+                module, (example,), dynamo=True, opset_version=OPSET, verbose=False,
+                dynamic_shapes={"x": {0: batch}}, input_names=["x"], output_names=["probs"],
+            )  # fmt: skip
+    except Exception as error:  # the exporter's report is pages long: its root cause, placed
+        root = error
+        while root.__cause__ is not None:
+            root = root.__cause__
         raise ConfigError(
-            f"format=onnx: torch.onnx.export could not export this network ({first_line(error)}); "
-            "try format=torchscript"
+            f"format=onnx: torch.onnx.export cannot export this network{where(module, root)}: "
+            f"{first_line(root)}; change that line, or try format=torchscript"
         ) from None
     assert program is not None  # dynamo=True returns the program
     program.save(str(path))
+
+
+@contextmanager
+def silenced_stderr() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for the block (what C++ and torch's loggers write too)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def where(module: Any, cause: BaseException) -> str:
+    """` at <layer> (<class>, <file>:<line>)` for the source line a torch.export error names."""
+    import inspect
+    import re
+
+    found = re.search(r"\(([^()\s]+\.py):(\d+) in \w+\)", str(cause))
+    if not found:
+        return ""
+    file, line = found.groups()
+    for name, layer in module.named_modules():
+        source = inspect.getsourcefile(type(layer)) or ""
+        if name and source.endswith(file):
+            kind = f"{type(layer).__module__}.{type(layer).__qualname__}"
+            return f" at layer {name.removeprefix('net.') or 'net'} ({kind}, {file}:{line})"
+    return f" at {file}:{line}"
 
 
 def main(argv: list[str] | None = None) -> None:
