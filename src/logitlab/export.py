@@ -131,7 +131,7 @@ def onnx_export(module: Any, example: Any, path: Path) -> None:
                 dynamic_shapes={"x": {0: batch}}, input_names=["x"], output_names=["probs"],
             )  # fmt: skip
     except Exception as error:  # the exporter's report is pages long: its root cause, placed
-        root = error
+        root: BaseException = error
         while root.__cause__ is not None:
             root = root.__cause__
         raise ConfigError(
