@@ -19,8 +19,10 @@ from sklearn.datasets import load_digits
 
 from conftest import ROOT
 
-RUNS = {  # (head, network): the training command's overrides
+RUNS = {  # (network, head): the training command's overrides
     "mlp_multiclass": ["debug=limit"],
+    "mlp_binary": ["experiment=digits_binary", "debug=limit"],
+    "cnn_multiclass": ["model/net=cnn", "debug=limit"],
     "cnn_binary": ["experiment=digits_binary", "model/net=cnn", "debug=limit"],
 }
 
