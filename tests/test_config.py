@@ -148,7 +148,7 @@ def test_help_lists_the_config_groups_without_importing_torch(run_cli) -> None:
         "logitlab.train", "--help", "hydra.searchpath=[file://tests/user_conf]", "model=binary"
     )
     assert user.returncode == 0, user.stderr
-    assert "model/net: cnn, linear, mlp, resnet, tiny_conv" in user.stdout
+    assert "model/net: cnn, data_dependent, linear, mlp, resnet, tiny_conv" in user.stdout
     assert "_target_: logitlab.models.heads.BinaryClassifier" in user.stdout
     wrong = run_cli("logitlab.train", "--help", "model=nope")
     assert wrong.returncode == 2

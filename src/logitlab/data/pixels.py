@@ -25,7 +25,7 @@ def read_pixels(path: str | Path, channels: int) -> np.ndarray:
                         f"{array.max():g}); save it as an 8- or 16-bit image"
                     )
                 scaled = (array / 65535.0).astype(np.float32)[None]
-                return np.ascontiguousarray(np.broadcast_to(scaled, (channels, *scaled.shape[1:])))
+                return np.repeat(scaled, channels, axis=0)  # a writable array of its own
             array = np.array(image.convert("L" if channels == 1 else "RGB"))
     except (OSError, ValueError, SyntaxError, EOFError, UnidentifiedImageError) as error:
         if isinstance(error, ConfigError):
