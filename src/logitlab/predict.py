@@ -111,15 +111,9 @@ def is_image_input(path: Path) -> bool:
     return path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_images(
-    path: Path, shape: tuple[int, ...], pixel_max: float | None
-) -> tuple[Any, list[str]]:
-    """Images (N, C, H, W) of `shape` (C, H, W) from an image file or a folder of them, in the
-    training data's pixel units: [0, 1] scaled to `pixel_max` (16 for digits)."""
-    import torch
-    from torchvision.transforms.v2.functional import resize, to_dtype
-
-    from logitlab.data.images import read_image
+def image_files(path: Path, shape: tuple[int, ...], pixel_max: float | None) -> list[Path]:
+    """The image files an image input names (a file, or a folder's images), for a run (or its
+    exported model) that takes images in known pixel units."""
     from logitlab.data.sources import IMAGE_SUFFIXES
 
     if len(shape) != 3:
@@ -140,6 +134,20 @@ def read_images(
         files = [path]
     else:
         raise ConfigError(f"input={path} does not exist; give an image file or a folder of them")
+    return files
+
+
+def read_images(
+    path: Path, shape: tuple[int, ...], pixel_max: float | None
+) -> tuple[Any, list[str]]:
+    """Images (N, C, H, W) of `shape` (C, H, W) from an image file or a folder of them, in the
+    training data's pixel units: [0, 1] scaled to `pixel_max` (16 for digits)."""
+    import torch
+    from torchvision.transforms.v2.functional import resize, to_dtype
+
+    from logitlab.data.images import read_image
+
+    files = image_files(path, shape, pixel_max)
     channels, height, width = shape
     images = []
     for file in files:

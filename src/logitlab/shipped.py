@@ -93,20 +93,9 @@ def read_image_samples(
     from PIL import Image
 
     from logitlab.data.pixels import read_pixels
-    from logitlab.data.sources import IMAGE_SUFFIXES
+    from logitlab.predict import image_files
 
-    if len(shape) != 3 or pixel_max is None:
-        kind = "tables of features" if len(shape) != 3 else "arrays of unknown pixel units"
-        raise ConfigError(
-            f"input={path} is an image, but this model takes {kind}; give a .npy or .csv "
-            "feature matrix"
-        )
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ConfigError(f"input={path} holds no {'/'.join(IMAGE_SUFFIXES)} files")
-    else:
-        files = [path]
+    files = image_files(path, shape, pixel_max)
     channels, height, width = shape
     images = []
     for file in files:
