@@ -36,26 +36,25 @@ def shipped_module(model: Any, stats: Any, calibration: dict[str, Any] | None, t
     import torch
     from torch import nn
 
+    from logitlab.calibrate import calibrated_probs
+
+    fitted = {k: float(v) for k, v in (calibration or {}).items() if k in ("temperature", "a", "b")}
+
     class Shipped(nn.Module):
-        """Raw inputs (N, ...) to class probabilities (N, C)."""
+        """Raw inputs (N, ...) to class probabilities (N, C), through predict's own
+        calibrated_probs: one definition of the calibration, traced into the graph."""
 
         def __init__(self) -> None:
             super().__init__()
             self.net = model.net  # the head's network alone: a LightningModule does not trace
             self.mean = nn.Buffer(stats.mean.clone() if stats else torch.zeros(1))
             self.std = nn.Buffer(stats.std.clone() if stats else torch.ones(1))
-            fitted = calibration or {}
-            method = fitted.get("method")
-            self.scale = float(1 / fitted["temperature"]) if method == "temperature" else 1.0
-            self.a = float(fitted["a"]) if method == "platt" else 1.0
-            self.b = float(fitted["b"]) if method == "platt" else 0.0
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             logits = self.net((x - self.mean) / self.std)
             if task == "binary":  # one logit per sample, as the binary head's forward
-                p = torch.sigmoid(self.a * logits.squeeze(-1) + self.b)
-                return torch.stack([1 - p, p], dim=-1)
-            return torch.softmax(logits * self.scale, dim=-1)
+                logits = logits.squeeze(-1)
+            return calibrated_probs(logits, fitted or None, task)
 
     return Shipped().eval()
 
