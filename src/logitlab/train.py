@@ -117,7 +117,7 @@ def build(cfg: DictConfig, resuming: bool = False) -> tuple[Any, Any, Any]:
     from logitlab.data.splits import save_splits
     from logitlab.run import fastpath
     from logitlab.run.files import write_json
-    from logitlab.run.search import pruning_callback
+    from logitlab.run.sweep import TRIAL
 
     datamodule, model = build_run(cfg)  # the data loaded and checked once, before training
     if cfg.trainer.get("accelerator") in ("gpu", "cuda") and has_conv(model):
@@ -134,9 +134,11 @@ def build(cfg: DictConfig, resuming: bool = False) -> tuple[Any, Any, Any]:
         from logitlab.run.callbacks import EpochLine
 
         callbacks.append(EpochLine())  # one line per epoch instead of the bar
-    pruning = pruning_callback()  # a trial of an Optuna search with a pruner
-    if pruning is not None:
-        callbacks.append(pruning)
+    if os.environ.get(TRIAL):  # a trial of an Optuna search: optuna imported only then
+        from logitlab.run.search import pruning_callback
+
+        pruning = pruning_callback()  # None without a pruner
+        callbacks.extend([pruning] if pruning is not None else [])
     if cfg.get("resume") and any(o.split("=")[0] == "optimizer.lr" for o in resume_overrides()):
         from logitlab.run.callbacks import NewLearningRate
 

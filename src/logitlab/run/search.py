@@ -29,10 +29,10 @@ from omegaconf import DictConfig, OmegaConf
 from logitlab.errors import ConfigError
 from logitlab.run.files import read_record
 from logitlab.run.layout import RunFolder
+from logitlab.run.sweep import TRIAL  # the job's trial number, set through hydra.job.env_set
 
 log = logging.getLogger("logitlab.run.search")
 
-TRIAL = "LOGITLAB_OPTUNA_TRIAL"  # the job's trial number, set through hydra.job.env_set
 ACTIVE: dict[int, optuna.trial.Trial] = {}  # the trials of this process's study, by number
 NEEDS_STORAGE = (
     "hydra.sweeper.pruner: this launcher runs the trials in other processes, which reach the "

@@ -30,6 +30,7 @@ from logitlab.run.layout import RunFolder
 log = logging.getLogger("logitlab.run.sweep")
 
 STOPPED = 143  # the exit status of a run stopped by SIGTERM or Ctrl+C
+TRIAL = "LOGITLAB_OPTUNA_TRIAL"  # an Optuna trial's number, set for its job (run/search.py)
 COLUMNS = (
     "job", "overrides", "tags", "status", "val/acc_best", "test/acc", "test/loss", "wall_time_s"
 )  # fmt: skip
