@@ -92,7 +92,9 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 
 # Commands without a Hydra app run their main() in this process, as their console scripts do:
 # the same code path, without five seconds of imports per call. Training runs as a subprocess.
-IN_PROCESS = ("logitlab.eval", "logitlab.predict", "logitlab.calibrate", "logitlab.compare")
+IN_PROCESS = tuple(
+    f"logitlab.{name}" for name in ("eval", "predict", "calibrate", "compare", "export")
+)
 
 
 def cli(
@@ -145,7 +147,8 @@ class Forked:
         import shutil
 
         self.wait(timeout)
-        out, err = (self.folder / "out").read_text(), (self.folder / "err").read_text()
+        out = (self.folder / "out").read_text() if (self.folder / "out").is_file() else ""
+        err = (self.folder / "err").read_text()
         shutil.rmtree(self.folder, ignore_errors=True)
         return out, err
 
@@ -167,8 +170,16 @@ class Zygote:
         self.process: subprocess.Popen[str] | None = None
         self.cpu = 0.0  # CPU seconds of the commands it ran (children included)
 
-    def start(self, module: str, args: list[str], env: dict[str, str] | None = None) -> Forked:
-        """Fork `python -m module args` (`env`: the whole environment; default this one's)."""
+    def start(
+        self,
+        module: str,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        stdout: bool = True,
+        cwd: Path = ROOT,
+    ) -> Forked:
+        """Fork `python -m module args` in `cwd` (`env`: the whole environment; default this
+        one's; stdout=False: its standard output a pipe whose reader has gone)."""
         import json
         import tempfile
 
@@ -180,7 +191,8 @@ class Zygote:
         assert self.process.stdin is not None and self.process.stdout is not None
         folder = Path(tempfile.mkdtemp(prefix="forked-"))
         request = {"module": module, "args": args, "env": env or dict(os.environ)}
-        request.update(cwd=str(ROOT), out=str(folder / "out"), err=str(folder / "err"))
+        out = str(folder / "out") if stdout else None
+        request.update(cwd=str(cwd), out=out, err=str(folder / "err"))
         request["status"] = str(folder / "status")
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()

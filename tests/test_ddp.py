@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from conftest import ROOT, ZYGOTE
 from logitlab.eval import evaluate
 
 DDP = ["trainer=ddp_cpu", "trainer.max_epochs=2"]
@@ -57,38 +59,20 @@ def test_ddp_sweep_makes_one_sweep_folder_with_one_folder_per_job(run_cli, tmp_p
     assert result.stdout.count("sweep summary") == 1
 
 
-SLURM_TASK = """
-import json, sys
-from pathlib import Path
-from lightning.pytorch.plugins.environments import SLURMEnvironment
-from logitlab.run.sweep import job_record
-from logitlab.train import shows_console
-
-slurm = SLURMEnvironment()
-with job_record(sys.argv[1], keep_going=False):
-    pass
-print(json.dumps({"detected": SLURMEnvironment.detect(), "rank": slurm.global_rank(),
-                  "world": slurm.world_size(), "console": shows_console()}))
-"""
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("task", [0, 1])
 def test_under_srun_only_task_zero_writes_the_run_files(task: int, tmp_path: Path) -> None:
-    """Tasks started as SLURM's srun starts them (SLURM_PROCID, no LOCAL_RANK): Lightning's rank."""
-    import os
-    import subprocess
-    import sys
-
+    """Tasks started as SLURM's srun starts them (SLURM_PROCID, no LOCAL_RANK): Lightning's rank
+    (tests/slurm_task.py, run as a command)."""
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "WORLD_SIZE")}
     env.update(
         SLURM_NTASKS="2", SLURM_NTASKS_PER_NODE="2", SLURM_PROCID=str(task),
         SLURM_LOCALID=str(task), SLURM_NODEID="0", SLURM_JOB_NAME="logitlab_ddp",
+        PYTHONPATH=str(ROOT / "tests"),
     )  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-c", SLURM_TASK, str(tmp_path)], env=env, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    forked = ZYGOTE.start("slurm_task", [str(tmp_path)], env)
+    out, err = forked.communicate(timeout=300)
+    assert forked.returncode == 0, err[-2000:]
+    seen = json.loads(out.strip().splitlines()[-1])
     assert seen == {"detected": True, "rank": task, "world": 2, "console": task == 0}
     assert (tmp_path / "job.json").is_file() == (task == 0)

@@ -171,15 +171,16 @@ def test_cnn_learns_shifted_digits_the_mlp_finds_hard(make_cfg, tmp_path) -> Non
         "experiment=mnist_multiclass", f"paths.data_dir={tmp_path / 'data'}",
         "data.batch_size=64", "trainer.max_epochs=10",
     ]  # fmt: skip
-    cnn = train(make_cfg(*common, "model/net=cnn", run_dir=tmp_path / "cnn"))
-    assert cnn["test/acc"] >= 0.93
+    narrow = ["model/net=cnn", "model.net.channels=[16,32]", "model.net.hidden=64"]
+    cnn = train(make_cfg(*common, *narrow, run_dir=tmp_path / "cnn"))
+    assert cnn["test/acc"] >= 0.9  # the MLP: 0.87 with the same 10 epochs
     last = torch.load(tmp_path / "cnn" / "checkpoints" / "last.ckpt", weights_only=True)
     assert any(weight.ndim == 4 for weight in last["state_dict"].values())  # convolutions
 
 
 @pytest.mark.slow
 def test_resnet_and_linear_run_on_images(make_cfg, tmp_path) -> None:
-    shifted_digits_mnist(tmp_path / "data", n=600, n_test=100)
+    shifted_digits_mnist(tmp_path / "data", n=360, n_test=60)
     common = [
         "experiment=mnist_multiclass", f"paths.data_dir={tmp_path / 'data'}",
         "trainer.max_epochs=1", "data.batch_size=64",
@@ -193,8 +194,9 @@ def test_resnet_and_linear_run_on_images(make_cfg, tmp_path) -> None:
     assert evaluated["test/acc"] == pytest.approx(resnet["test/acc"], abs=1e-6)
     last = torch.load(tmp_path / "resnet" / "checkpoints" / "last.ckpt", weights_only=True)
     assert sum(w.ndim == 4 for w in last["state_dict"].values()) == 20  # ResNet-18's convolutions
-    linear = train(make_cfg(*common, "model/net=linear", run_dir=tmp_path / "linear"))
-    assert linear["test/acc"] > 0.2  # softmax regression learns something in one epoch
+    linear = train(make_cfg(*common, "model/net=linear", "trainer.max_epochs=10",
+                            run_dir=tmp_path / "linear"))  # fmt: skip
+    assert linear["test/acc"] > 0.2  # softmax regression learns something
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -325,12 +326,8 @@ def test_predict_never_replaces_a_pipe(finished_run, tmp_path) -> None:
 @pytest.mark.slow
 def test_eval_into_a_closed_pipe_ends_quietly(finished_run, tmp_path) -> None:
     run = Path(shutil.copytree(finished_run, tmp_path / "run"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "logitlab.eval", f"run_dir={run}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    proc.stdout.close()  # as `| head -0` does: the reader is gone before eval prints
+    env = {**os.environ, "HYDRA_FULL_ERROR": ""}
+    proc = ZYGOTE.start("logitlab.eval", [f"run_dir={run}"], env, stdout=False)  # `| head -0`
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 1 and "Traceback" not in err and "BrokenPipeError" not in err
     assert (run / "eval_metrics.json").is_file()  # the result is written all the same

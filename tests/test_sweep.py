@@ -142,7 +142,7 @@ def test_submitit_local_launcher_runs_a_sweep_and_writes_the_summary(run_cli, tm
         "-m",
         "hydra/launcher=local",
         "optimizer.lr=1e-3,1e-2",
-        "trainer.max_epochs=2",
+        "debug=limit",
         f"hydra.sweep.dir={sweep}",
     )
     assert result.returncode == 0, result.stderr[-3000:]

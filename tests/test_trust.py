@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import cli, digest
+from conftest import ZYGOTE, cli, digest
 
 pytestmark = pytest.mark.slow
 
@@ -92,10 +91,9 @@ def test_code_beside_a_downloaded_run_is_never_imported(run: Path) -> None:
         f"open({str(marker)!r}, 'w').close()\nimport torch\nclass Net(torch.nn.Module):\n    pass\n"
     )
     tamper_config(run, "model.net", {"_target_": "evil.Net"})
-    result = subprocess.run(
-        [sys.executable, "-m", "logitlab.eval", "run_dir=."],
-        cwd=run, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    forked = ZYGOTE.start("logitlab.eval", ["run_dir=."], cwd=run)
+    out, err = forked.communicate(timeout=300)
+    result = subprocess.CompletedProcess([], forked.returncode or 0, out, err)
     refused(result, "model.net._target_=evil.Net in ", "a module of the run folder itself (evil)")
     assert not marker.exists()
 

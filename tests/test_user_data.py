@@ -300,6 +300,8 @@ def test_image_folder_cnn_trains_and_predicts_files(
         "data=image_folder",
         f"data.root={digit_pngs}",
         "model/net=cnn",
+        "model.net.channels=[16,32]",
+        "model.net.hidden=64",
         "data.batch_size=64",
         "trainer.max_epochs=10",
         f"hydra.run.dir={run_dir}",

@@ -3,7 +3,8 @@ command: each child runs the module as `python -m` would (`__main__`, argv, envi
 folder first on sys.path), so a test's command starts in milliseconds instead of spending about
 4.5 CPU-seconds importing Lightning, torchmetrics and torchvision.
 
-Protocol: a request is one JSON line {module, args, env, cwd, out, err, status}; the answer,
+Protocol: a request is one JSON line {module, args, env, cwd, out, err, status} (out null: a
+closed pipe); the answer,
 once forked, is {pid}. Commands run side by side: when one ends, this process (its parent)
 writes {code, cpu} to its `status` file (the exit status as Popen reports it, negative for a
 signal; cpu: its CPU seconds, its own children's included, from wait4).
@@ -40,7 +41,11 @@ def preload() -> None:
 def child(request: dict) -> int:
     """Run one command in this forked process; its exit status."""
     for fd, path in ((1, request["out"]), (2, request["err"])):
-        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        if path is None:  # a pipe whose reader has gone, as `| head -0` leaves it
+            reader, target = os.pipe()
+            os.close(reader)
+        else:
+            target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(target, fd)
         os.close(target)
     os.environ.clear()
@@ -48,6 +53,9 @@ def child(request: dict) -> int:
     os.chdir(request["cwd"])
     extra = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
     sys.path[:] = [request["cwd"], *extra, *BASE_PATH]  # as `python -m` orders it
+    from lightning.fabric.utilities import rank_zero
+
+    rank_zero.rank_zero_only.rank = rank_zero._get_rank() or 0  # read at import: this env's
     sys.argv = [request["module"], *request["args"]]
     sys.modules.pop(request["module"], None)  # `python -m` runs it afresh as __main__
     for name in ("lightning.pytorch", "lightning.fabric"):
@@ -66,9 +74,15 @@ def child(request: dict) -> int:
         code = 1
     threading._shutdown()  # type: ignore[attr-defined]  # as the interpreter does at exit
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
+    for stream in (sys.stdout, sys.stderr):  # as the interpreter flushes them at exit
+        if stream.closed:
+            continue
+        try:
             stream.flush()
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                print(f"Exception ignored in: {stream!r}\n{error!r}", file=sys.__stderr__)
+            code = code or 120
     return code
 
 

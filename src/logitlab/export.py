@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 from typing import Any
 
@@ -143,13 +143,15 @@ def onnx_export(module: Any, example: Any, path: Path) -> None:
 
 @contextmanager
 def silenced_stderr() -> Iterator[None]:
-    """File descriptor 2 to /dev/null for the block (what C++ and torch's loggers write too)."""
+    """sys.stderr and file descriptor 2 to /dev/null for the block (what torch's loggers and
+    C++ write to), wherever sys.stderr points."""
     sys.stderr.flush()
     saved = os.dup(2)
     with open(os.devnull, "w") as null:
         os.dup2(null.fileno(), 2)
     try:
-        yield
+        with open(os.devnull, "w") as null, redirect_stderr(null):
+            yield
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
