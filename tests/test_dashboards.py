@@ -47,6 +47,13 @@ def text(run_dir: Path, tag: str) -> str:
     raise KeyError(tag)
 
 
+def scores_table(markdown: str) -> dict[str, float]:
+    """{metric: value} of a `| metric | value |` table."""
+    return {
+        row.split("|")[1].strip(): float(row.split("|")[2]) for row in markdown.splitlines()[2:]
+    }
+
+
 def table_counts(markdown: str) -> list[list[int]]:
     """The count cells of the confusion table (row label and header left out)."""
     rows = markdown.splitlines()[2:]
@@ -113,12 +120,18 @@ def test_multiclass_images_scalars_and_text(runs) -> None:
     assert sum(map(sum, matrix)) == 270  # the digits test split
     assert counts.splitlines()[0].startswith("| true \\ predicted | 0 | 1 |")
     final = json.loads((run / "metrics.json").read_text())
-    for stage in ("val", "test"):
-        assert 0.5 < scalar(run, f"{stage}/f1_macro")[-1] <= 1.0
-    assert scalar(run, "test/ece")[-1] == pytest.approx(final["test/ece"])
+    assert 0.5 < scalar(run, "val/f1_macro")[-1] <= 1.0
+    scores = scores_table(text(run, "test/scores"))  # the test stage's once-off numbers: TEXT
+    assert 0.5 < scores["f1_macro"] <= 1.0
+    assert scores["ece"] == pytest.approx(final["test/ece"], abs=1e-5)
+    assert set(scores) == {k.removeprefix("test/") for k in final if k.startswith("test/")} - {
+        "acc", "loss"
+    }  # fmt: skip
+    assert {t for t in tags(run, "scalars") if t.startswith("test/")} == {"test/acc", "test/loss"}
     # per-class accuracy is each class's recall: the diagonal of the confusion counts
-    per_class = [scalar(run, f"test/acc_class/{c}")[-1] for c in range(10)]
+    per_class = [final[f"test/acc_class/{c}"] for c in range(10)]
     assert per_class == pytest.approx([row[c] / sum(row) for c, row in enumerate(matrix)])
+    assert [scores[f"acc_class/{c}"] for c in range(10)] == pytest.approx(per_class, abs=1e-5)
     assert len(scalar(run, "val/ece")) == 5  # every epoch
     assert len(scalar(run, "val/acc_class/0")) == 5
     assert {f"test/acc_class/{c}" for c in range(10)} <= set(final)  # the test stage's, once
@@ -127,6 +140,28 @@ def test_multiclass_images_scalars_and_text(runs) -> None:
     assert scalar(run, "lr-Adam")[-1] == pytest.approx(1e-3)
     assert "loss:\n  name: cross_entropy" in text(run, "run/config")
     assert re.match(r"^([0-9a-f]{40}|unknown)", text(run, "run/git_commit"))
+
+
+def steps(run_dir: Path, tag: str, kind: str = "scalars") -> list[int]:
+    read = {"scalars": "Scalars", "images": "Images"}[kind]
+    return [
+        e.step
+        for acc in events(run_dir)
+        if tag in acc.Tags()[kind]
+        for e in getattr(acc, read)(tag)
+    ]
+
+
+@pytest.mark.slow
+def test_epoch_level_charts_are_drawn_against_the_epoch(runs) -> None:
+    run = runs["multiclass"]  # five epochs, images every fifth
+    for tag in ("train/loss", "val/acc", "val/acc_best", "val/ece", "val/acc_class/0",
+                "time/epoch_s"):  # fmt: skip
+        assert steps(run, tag) == [0, 1, 2, 3, 4], tag
+    assert steps(run, "val/reliability", "images") == [4]
+    assert "epoch" not in tags(run, "scalars")  # the x is the epoch: no chart of it
+    batches = 20  # 1,257 training digits in batches of 64: the optimizer's steps per epoch
+    assert steps(run, "lr-Adam") == [batches * epoch for epoch in range(5)]  # Lightning's monitor
 
 
 @pytest.mark.slow
@@ -173,9 +208,10 @@ def test_binary_pr_curves_roc_and_auroc(runs) -> None:
     pr = next(acc for acc in events(run) if "test/pr_curve" in acc.Tags()["tensors"])
     curve = pr.Tensors("test/pr_curve")[-1].tensor_proto
     assert curve.tensor_shape.dim[0].size == 6  # TP, FP, TN, FN, precision, recall
-    for stage in ("val", "test"):
-        assert 0.9 < scalar(run, f"{stage}/auroc")[-1] <= 1.0
-        assert 0.9 < scalar(run, f"{stage}/ap")[-1] <= 1.0
+    scores = scores_table(text(run, "test/scores"))
+    for stage, values in (("val", {n: scalar(run, f"val/{n}")[-1] for n in ("auroc", "ap")}),
+                          ("test", scores)):  # fmt: skip
+        assert 0.9 < values["auroc"] <= 1.0 and 0.9 < values["ap"] <= 1.0, stage
     matrix = table_counts(text(run, "test/confusion_counts"))
     assert len(matrix) == 2 and sum(map(sum, matrix)) == 270
 

@@ -177,6 +177,7 @@ def test_two_loggers_at_once_record_the_same_curve(run_cli, tmp_path: Path) -> N
     from_csv = [float(r["val/acc"]) for r in rows if r.get("val/acc")]
     from_events = scalar_tags(run / "tensorboard")["val/acc"]
     assert len(from_csv) == 3 and from_csv == pytest.approx(from_events)
+    assert [int(r["step"]) for r in rows if r.get("val/acc")] == [0, 1, 2]  # the epoch
 
 
 @pytest.mark.parametrize(("logger", "extra"), [("mlflow", "mlflow"), ("wandb", "wandb")])

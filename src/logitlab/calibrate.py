@@ -209,7 +209,7 @@ def _log_tensorboard(
     from logitlab.models.metrics import ReliabilityBins
 
     logger = TensorBoardLogger(str(events), name="", version="")
-    step = int(checkpoint.get("global_step", 0))
+    step = int(checkpoint.get("epoch", 0))  # the x of the run's epoch-level charts
     scores = {k[5:]: v for k, v in record.items() if k.startswith("test/")}
     logger.experiment.add_text(
         "calibration/scores", scores_markdown(scores), step

@@ -47,7 +47,8 @@ def evaluate(run_dir: str, ckpt: str = "best") -> dict[str, float]:
         enable_model_summary=False,
         enable_progress_bar=False,
     )
-    (results,) = trainer.test(model, datamodule=datamodule, verbose=False)
+    trainer.test(model, datamodule=datamodule, verbose=False)
+    results = trainer.callback_metrics  # what the loggers are not given too (test/scores)
     metrics = {name: float(value) for name, value in sorted(results.items())}
     from logitlab.calibrate import calibrated_scores
     from logitlab.dashboards.naming import event_folder
@@ -61,7 +62,7 @@ def evaluate(run_dir: str, ckpt: str = "best") -> dict[str, float]:
         from logitlab.dashboards.plots import scores_markdown
 
         logger = TensorBoardLogger(str(events), name="", version="")
-        step = int(checkpoint.get("global_step", 0))
+        step = int(checkpoint.get("epoch", 0))  # the x of the run's epoch-level charts
         table = scores_markdown({n.removeprefix("test/"): v for n, v in metrics.items()})
         logger.experiment.add_text("eval/metrics", table, step)  # TEXT: no single-dot charts
         logger.finalize("success")

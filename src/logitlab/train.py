@@ -276,8 +276,8 @@ def test_best(trainer: Any, model: Any, datamodule: Any) -> dict:
     best = next((c.best_model_path for c in trainer.checkpoint_callbacks if c.monitor), "")
     if not best:
         log.warning("no best checkpoint (checkpointing off or fast_dev_run): testing final weights")
-    results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-    return results[0] if results else {}
+    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    return dict(trainer.callback_metrics)  # what the loggers were not given too (test/scores)
 
 
 def record(trainer: Any, cfg: DictConfig, fitted: dict, tested: dict) -> dict[str, float]:

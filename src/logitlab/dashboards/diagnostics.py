@@ -34,7 +34,9 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
+from logitlab.dashboards import plots
 from logitlab.dashboards.naming import hyperparameters
+from logitlab.models.heads import chart_step
 from logitlab.models.metrics import ReliabilityBins
 
 HPARAM_METRICS = ("val/acc_best", "test/acc", "test/loss")
@@ -46,7 +48,7 @@ def tensorboard(trainer: L.Trainer) -> TensorBoardLogger | None:
 
 
 def log_to_loggers(trainer: L.Trainer, scalars: dict[str, Any]) -> None:
-    """Write scalars to the run's loggers at the current step, from rank zero.
+    """Write scalars to the run's loggers at the epoch's x (chart_step), from rank zero.
 
     For values that are shown but never monitored (no checkpoint or early stopping watches
     them, and they stay out of callback_metrics and metrics.json). The values must already be
@@ -56,7 +58,7 @@ def log_to_loggers(trainer: L.Trainer, scalars: dict[str, Any]) -> None:
         return
     values = {name: float(value) for name, value in scalars.items()}
     for logger in trainer.loggers:
-        logger.log_metrics(values, step=trainer.global_step)
+        logger.log_metrics(values, step=chart_step(trainer))
 
 
 class Diagnostics(L.Callback):
@@ -155,21 +157,24 @@ class Diagnostics(L.Callback):
             f"{stage}/acc_class/{names[i] if names else i}": acc
             for i, acc in enumerate(values.get("acc_class", []))
         }
-        if stage == "test":  # once: also in callback_metrics, so in metrics.json
+        logger = tensorboard(trainer)
+        if stage == "test":  # once: in metrics.json, and a TEXT table rather than 1-dot charts
             scalars |= per_class
+            pl_module.log_dict(scalars, sync_dist=True, logger=False)
+            if logger is not None and trainer.is_global_zero:
+                scores = {k.removeprefix("test/"): float(v) for k, v in scalars.items()}
+                table = plots.scores_markdown(scores)
+                logger.experiment.add_text("test/scores", table, chart_step(trainer))
         else:  # every epoch: shown, never monitored, so straight to the loggers
             log_to_loggers(trainer, per_class)
-        pl_module.log_dict(scalars, sync_dist=True)
-        logger = tensorboard(trainer)
+            pl_module.log_dict(scalars, sync_dist=True)
         if images and logger is not None and trainer.is_global_zero:
-            self._images(stage, values, bins, names, logger, trainer.global_step, pl_module.task)
+            self._images(stage, values, bins, names, logger, chart_step(trainer), pl_module.task)
         self.stages[stage].reset()
         self.bins[stage].reset()
         self.curve_data.pop(stage, None)
 
     def _images(self, stage, values, bins, names, logger, step, task) -> None:
-        from logitlab.dashboards import plots
-
         writer = logger.experiment
         confusion = values["confusion"].cpu()
         labels = names or [str(i) for i in range(len(confusion))]

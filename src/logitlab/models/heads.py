@@ -27,6 +27,12 @@ INPUTS = ("logits", "log_probs", "probs")
 EXPLODED = 1e4  # a training loss this many times its first value (at least 1) has diverged
 
 
+def chart_step(trainer: L.Trainer) -> int:
+    """The x of epoch-level charts: the epoch, or the optimizer step when validation runs
+    within epochs (trainer.val_check_interval other than 1.0)."""
+    return trainer.current_epoch if trainer.val_check_interval == 1.0 else trainer.global_step
+
+
 class ClassifierModule(L.LightningModule):
     """What both heads share: the network, the metrics, the optimizer and the step hooks."""
 
@@ -122,6 +128,8 @@ class ClassifierModule(L.LightningModule):
         stats = self.stage_stats(stage)
         computed = stats.compute()  # synced across DDP ranks: every rank logs the same value
         stats.reset()
+        if self.trainer.loggers:  # Lightning's "step" key: the x of this epoch's scalars
+            self.log("step", float(chart_step(self.trainer)), sync_dist=True)
         self.log(f"{stage}/loss", computed["loss"], prog_bar=stage != "test", sync_dist=True)
         self.log(f"{stage}/acc", computed["acc"], prog_bar=stage == "val", sync_dist=True)
         if stage != "train" and len(collection := getattr(self, f"{stage}_metrics")):
