@@ -23,6 +23,7 @@ ARGS = [
     "data.batch_size=16",  # 79 steps an epoch: 395 steps in all, a few seconds of training
     "callbacks.checkpoint_every_n_steps=25",
     "data.augment.shift=1",  # seeded by the step: a resumed run draws the same shifts
+    "scheduler=cosine",  # stepped every batch: a resume must go on from the same step
 ]
 TOTAL_STEPS = 5 * 79
 
@@ -57,6 +58,19 @@ def uninterrupted(tmp_path_factory) -> Path:
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-2000:]
     return run_dir
+
+
+def learning_rates(run_dir: Path) -> list[tuple[int, float]]:
+    """(step, rate) of every logged learning rate (lr-Adam: every 10 steps), in order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    rates = []
+    for events in sorted((run_dir / "tensorboard").rglob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        if "lr-Adam" in acc.Tags()["scalars"]:
+            rates += [(e.step, e.value) for e in acc.Scalars("lr-Adam")]
+    return rates
 
 
 def assert_same_run(a: Path, b: Path) -> None:
@@ -108,6 +122,8 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues_the_same_tensorboard(
     series = scalar_tags(run_dir / "tensorboard")
     assert len(series["val/acc"]) == 5  # one point per epoch: none missing, none twice
     assert series["val/acc"] == scalar_tags(uninterrupted / "tensorboard")["val/acc"]
+    rates = learning_rates(run_dir)  # the schedule went on where it stopped: the same rates
+    assert rates == learning_rates(uninterrupted) and len(rates) == TOTAL_STEPS // 10
 
 
 @pytest.mark.slow

@@ -143,7 +143,7 @@ def test_a_tie_of_val_acc_goes_to_the_lower_val_loss(run_cli, tmp_path: Path) ->
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [r for r in csv.DictReader((run / "csv" / "metrics.csv").open()) if r["val/acc"]]
-    epochs = {int(r["epoch"]): (float(r["val/acc"]), float(r["val/loss"])) for r in rows}
+    epochs = {int(r["step"]): (float(r["val/acc"]), float(r["val/loss"])) for r in rows}
     top = max(acc for acc, _ in epochs.values())
     tied = [e for e, (acc, _) in epochs.items() if acc == top]
     assert len(tied) > 1  # the case this is about

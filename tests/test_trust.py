@@ -66,6 +66,7 @@ def test_a_checkpoints_loss_cannot_run_a_command(run: Path, tmp_path: Path, comm
         ("callbacks.evil", "shutil.copyfile", "not a callback"),
         ("model.net", "builtins.open", "not a network"),
         ("logger.evil", "subprocess.Popen", "not a logger"),
+        ("scheduler", "shutil.copyfile", "not a scheduler"),
         ("model.net.extra", "torch.save", "not a class logitlab builds"),  # nested argument
     ],
 )

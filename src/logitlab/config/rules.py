@@ -160,7 +160,22 @@ def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:
     )
     decay, betas = optimizer.get("weight_decay", 0.0), list(optimizer.get("betas") or [])
     smoothing = loss.get("label_smoothing", 0.0)
+    schedule = cfg.model.get("scheduler") or {}
+    interval, frequency = schedule.get("interval", "epoch"), schedule.get("frequency", 1)
+    warmup = schedule.get("warmup_epochs", 0.0)
     return [
+        (
+            str(interval) in ("step", "epoch"),
+            f"scheduler.interval={interval} must be step or epoch (when the schedule is stepped)",
+        ),
+        (
+            isinstance(frequency, int) and frequency >= 1,
+            f"scheduler.frequency={frequency} must be >= 1 (step every N steps or epochs)",
+        ),
+        (
+            isinstance(warmup, int | float) and warmup >= 0,
+            f"scheduler.warmup_epochs={warmup} must be >= 0 (0: no warmup)",
+        ),
         (
             name is None
             or (str(name) not in ("", ".", "..") and not set(str(name)) & {"/", "\\", "\0"}),
@@ -247,10 +262,13 @@ def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:
     ]
 
 
+SCHEDULE_KEYS = ("interval", "frequency", "monitor")
+
 # Nodes whose keys are their target's arguments, and the arguments logitlab gives itself.
 ARGUMENTS = {
     "optimizer": ("params",),
-    "model.scheduler": ("optimizer",),
+    # the optimizer, lengths from the Trainer, Lightning's keys (models/schedules.py)
+    "model.scheduler": ("optimizer", "total_steps", "steps_per_epoch", *SCHEDULE_KEYS),
     "model.net": ("in_shape", "num_outputs"),
     "loss": ("name", "head", "input", "weight", "pos_weight"),
 }

@@ -60,7 +60,7 @@ def slot_of(path: str) -> str | None:
         return "dataset"
     if head == "data" and rest == ["datamodule"]:
         return "data"
-    if head in ("model", "data", "loss", "optimizer", "trainer") and not rest:
+    if head in ("model", "data", "loss", "optimizer", "scheduler", "trainer") and not rest:
         return head
     if head in ("callbacks", "logger", "metrics") and len(rest) == 1:
         return head

@@ -40,7 +40,10 @@ NOT_HYPERPARAMETERS = frozenset(
     }
 )  # fmt: skip
 # The config groups whose chosen option is a column of its own.
-GROUPS = ("experiment", "data", "model", "model/net", "loss", "optimizer", "trainer", "metrics")
+GROUPS = (
+    "experiment", "data", "model", "model/net", "loss", "optimizer", "scheduler", "trainer",
+    "metrics",
+)  # fmt: skip
 # Trainer settings that change what is trained (the rest is how it runs or is shown).
 TRAINER_KEYS = (
     "max_epochs", "max_steps", "precision", "devices", "num_nodes", "accumulate_grad_batches",
@@ -141,7 +144,8 @@ def hyperparameters(cfg: DictConfig, run_dir: str | Path) -> tuple[dict[str, Any
     _walk(cfg, "model.net", values)
     _walk(cfg, "loss", values, skip=("name", "head", "input", "weight", "pos_weight"))
     _walk(cfg, "optimizer", values)
-    _walk(cfg, "model", values, skip=("net", "optimizer", "num_classes", "_target_"))
+    _walk(cfg, "scheduler", values)
+    _walk(cfg, "model", values, skip=("net", "optimizer", "scheduler", "num_classes", "_target_"))
     binary = OmegaConf.select(cfg, "loss.head") == "binary"
     data_skip = ("source", "_target_") if binary else ("source", "_target_", "positive_classes")
     _walk(cfg, "data", values, skip=data_skip)

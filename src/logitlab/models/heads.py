@@ -21,6 +21,7 @@ from logitlab.config.rules import check_loss_fits
 from logitlab.errors import ConfigError, TrainingDiverged
 from logitlab.models.losses import build_criterion
 from logitlab.models.metrics import LossAccuracy, build_metric_collection
+from logitlab.models.schedules import scheduler_config
 
 DEFAULT_OPTIMIZER: dict[str, Any] = {"_target_": "torch.optim.Adam", "lr": 1e-3}
 INPUTS = ("logits", "log_probs", "probs")
@@ -201,11 +202,8 @@ class ClassifierModule(L.LightningModule):
         )
         if not self.hparams["scheduler"]:
             return optimizer
-        scheduler = instantiate(self.hparams["scheduler"], optimizer=optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
-        }
+        schedule = scheduler_config(self.hparams["scheduler"], optimizer, self)
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
 
 
 class MulticlassClassifier(ClassifierModule):
