@@ -24,6 +24,7 @@ ARGS = [
     "callbacks.checkpoint_every_n_steps=25",
     "data.augment.shift=1",  # seeded by the step: a resumed run draws the same shifts
     "scheduler=cosine",  # stepped every batch: a resume must go on from the same step
+    "callbacks.ema.decay=0.9",  # a moving average of the weights: resumed with them
 ]
 TOTAL_STEPS = 5 * 79
 
@@ -46,9 +47,11 @@ def interrupt_after_first_checkpoint(proc: Forked, run_dir: Path, sig: int) -> i
 
 
 def final_state(run_dir: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """metrics.json and the last weights: the moving average and the raw ones (raw.*)."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    weights = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    return metrics, weights
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    raw = {f"raw.{k}": v for k, v in last["current_model_state"].items()}
+    return metrics, {**last["state_dict"], **raw}
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,16 @@ from typing import Any
 from logitlab.errors import ConfigError, user_errors
 
 USAGE = """python -m logitlab.calibrate run_dir=DIR [ckpt=best|last|PATH] [method=auto|...]
+                                   [weights=ema|raw]
 
 Fits temperature scaling (multiclass) or Platt scaling (binary) on the run's validation split
 and writes <run_dir>/calibration.json with test NLL, ECE, Brier score and accuracy before/after.
   run_dir  the run folder (outputs/<task_name>/<stamp>)
   ckpt     best (default), last, or a .ckpt path
   method   auto (default: temperature for the multiclass head, platt for the binary head),
-           temperature or platt"""
+           temperature or platt
+  weights  ema (default): the checkpoint's weights (their moving average with callbacks.ema);
+           raw: the raw weights saved beside them; eval and predict use the fit for these only"""
 
 METHODS = ("auto", "temperature", "platt")
 N_BINS = 15
@@ -136,7 +139,9 @@ def _logits(model: Any, datamodule: Any, split: str) -> tuple[Any, Any]:
     return torch.cat(chunks), torch.cat(labels)
 
 
-def calibrate(run_dir: str, ckpt: str = "best", method: str = "auto") -> dict[str, Any]:
+def calibrate(
+    run_dir: str, ckpt: str = "best", method: str = "auto", weights: str = "ema"
+) -> dict[str, Any]:
     """Fit the calibration on the validation split, measure it on the test split, record it."""
     from logitlab.config.instantiate import quiet_lightning
     from logitlab.run.files import write_json
@@ -153,7 +158,7 @@ def calibrate(run_dir: str, ckpt: str = "best", method: str = "auto") -> dict[st
     folder, cfg = load_run_config(run_dir)
     path = find_checkpoint(folder, ckpt)
     checkpoint = load_checkpoint(path)
-    datamodule, model = build_from_run(cfg, folder, checkpoint, path)
+    datamodule, model = build_from_run(cfg, folder, checkpoint, path, weights)
     task = model.task
     chosen = {"multiclass": "temperature", "binary": "platt"}[task] if method == "auto" else method
     if (chosen, task) not in (("temperature", "multiclass"), ("platt", "binary")):
@@ -175,6 +180,7 @@ def calibrate(run_dir: str, ckpt: str = "best", method: str = "auto") -> dict[st
     before = scores(calibrated_probs(test_logits, None, task), test_y, task)
     after = scores(calibrated_probs(test_logits, calibration, task), test_y, task)
     record = {**calibration, "checkpoint": str(path), "val_samples": len(val_y)}
+    record["weights"] = weights
     # on the split it was fitted on, the calibration can only lower the NLL (raw is a candidate)
     record["val/nll_before"] = scores(calibrated_probs(val_logits, None, task), val_y, task)["nll"]
     record["val/nll_after"] = scores(calibrated_probs(val_logits, calibration, task), val_y, task)[
@@ -256,12 +262,14 @@ def load_calibration(run_dir: Path) -> dict[str, Any] | None:
 
 
 def calibrated_scores(
-    folder: Path, model: Any, datamodule: Any, checkpoint: Path
+    folder: Path, model: Any, datamodule: Any, checkpoint: Path, weights: str = "ema"
 ) -> dict[str, float]:
     """With a calibration in the run: test ECE and NLL with it and without (eval reports both)."""
     calibration = load_calibration(folder)
     if calibration is None or calibration.get("checkpoint") != str(checkpoint):
         return {}  # none, or fitted for another checkpoint
+    if calibration.get("weights", "ema") != weights:
+        return {}  # fitted for the checkpoint's other weights
     logits, targets = _logits(model, datamodule, "test")
     raw = scores(calibrated_probs(logits, None, model.task), targets, model.task)
     fitted = scores(calibrated_probs(logits, calibration, model.task), targets, model.task)
@@ -273,8 +281,9 @@ def calibrated_scores(
     }
 
 
-def for_checkpoint(folder: Path, checkpoint: Path) -> dict[str, Any] | None:
-    """The run's calibration for `checkpoint` (predict); one line if it was fitted for another."""
+def for_checkpoint(folder: Path, checkpoint: Path, weights: str = "ema") -> dict[str, Any] | None:
+    """The run's calibration for `checkpoint` and `weights` (predict); one line if it was
+    fitted for another."""
     calibration = load_calibration(folder)
     fitted = Path(str((calibration or {}).get("checkpoint")))
     # the same file of the run's checkpoints/, however the run folder is spelt or moved
@@ -284,6 +293,13 @@ def for_checkpoint(folder: Path, checkpoint: Path) -> dict[str, Any] | None:
             "predict with that ckpt, or calibrated=false, or calibrate this checkpoint "
             f"(python -m logitlab.calibrate run_dir={folder} ckpt=...)"
         )
+    fitted_weights = (calibration or {}).get("weights", "ema")
+    if calibration is not None and fitted_weights != weights:
+        raise ConfigError(
+            f"{folder / FILE} was fitted for the {fitted_weights} weights, not weights={weights}; "
+            f"predict with weights={fitted_weights}, or calibrated=false, or calibrate these "
+            f"(python -m logitlab.calibrate run_dir={folder} weights={weights})"
+        )
     return calibration
 
 
@@ -291,10 +307,10 @@ def main(argv: list[str] | None = None) -> None:
     """Parse key=value arguments and calibrate."""
     from logitlab.run.arguments import parse_args
 
-    defaults = {"run_dir": None, "ckpt": "best", "method": "auto"}
+    defaults = {"run_dir": None, "ckpt": "best", "method": "auto", "weights": "ema"}
     with user_errors():
         args = parse_args(sys.argv[1:] if argv is None else argv, defaults, USAGE)
-        record = calibrate(args["run_dir"], args["ckpt"], args["method"])
+        record = calibrate(args["run_dir"], args["ckpt"], args["method"], args["weights"])
     parameters = (
         f"T = {record['temperature']:.4f}"
         if record["method"] == "temperature"

@@ -12,15 +12,17 @@ from pathlib import Path
 from logitlab.errors import closed_pipe_quiet, user_errors
 from logitlab.run.layout import RunFolder
 
-USAGE = """python -m logitlab.eval run_dir=DIR [ckpt=best|last|PATH]
+USAGE = """python -m logitlab.eval run_dir=DIR [ckpt=best|last|PATH] [weights=ema|raw]
 
 Tests a checkpoint of a finished run on that run's test split, with that run's config.
   run_dir  the run folder (outputs/<task_name>/<stamp>); a cv=K sweep folder, or RUN_A,RUN_B,...:
            the ensemble of their best checkpoints on the shared test split
-  ckpt     best (default): the best val/acc checkpoint; last: last.ckpt; or a .ckpt path"""
+  ckpt     best (default): the best val/acc checkpoint; last: last.ckpt; or a .ckpt path
+  weights  ema (default): the checkpoint's weights, their moving average when the run kept one
+           (callbacks.ema.decay); raw: the raw weights saved beside them"""
 
 
-def evaluate(run_dir: str, ckpt: str = "best") -> dict[str, float]:
+def evaluate(run_dir: str, ckpt: str = "best", weights: str = "ema") -> dict[str, float]:
     """Test `ckpt` of `run_dir` and record the result in the run folder."""
     import lightning as L
 
@@ -37,7 +39,7 @@ def evaluate(run_dir: str, ckpt: str = "best") -> dict[str, float]:
     folder, cfg = load_run_config(run_dir)
     path = find_checkpoint(folder, ckpt)
     checkpoint = load_checkpoint(path)
-    datamodule, model = build_from_run(cfg, folder, checkpoint, path)
+    datamodule, model = build_from_run(cfg, folder, checkpoint, path, weights)
     trainer = L.Trainer(
         accelerator=cfg.trainer.get("accelerator", "cpu"),
         devices=1,
@@ -53,8 +55,9 @@ def evaluate(run_dir: str, ckpt: str = "best") -> dict[str, float]:
     from logitlab.calibrate import calibrated_scores
     from logitlab.dashboards.naming import event_folder
 
-    metrics.update(calibrated_scores(folder, model, datamodule, path))
-    write_json(RunFolder(folder).eval_metrics, {**metrics, "checkpoint": str(path)})
+    metrics.update(calibrated_scores(folder, model, datamodule, path, weights))
+    written = {**metrics, "checkpoint": str(path), "weights": weights}
+    write_json(RunFolder(folder).eval_metrics, written)
     events = event_folder(folder)
     if events is not None:  # beside the run's own curves
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -75,12 +78,14 @@ def main(argv: list[str] | None = None) -> None:
 
     with user_errors():
         args = parse_args(
-            sys.argv[1:] if argv is None else argv, {"run_dir": None, "ckpt": "best"}, USAGE
+            sys.argv[1:] if argv is None else argv,
+            {"run_dir": None, "ckpt": "best", "weights": "ema"},
+            USAGE,
         )
         if is_ensemble(args["run_dir"]):
             evaluate_ensemble(args["run_dir"])
             return
-        metrics = evaluate(args["run_dir"], args["ckpt"])
+        metrics = evaluate(args["run_dir"], args["ckpt"], args["weights"])
     width = max(len(n) for n in metrics)
     with closed_pipe_quiet():
         for name, value in metrics.items():

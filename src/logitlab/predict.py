@@ -26,7 +26,7 @@ from logitlab.errors import ConfigError, user_errors
 from logitlab.run.layout import RunFolder
 
 USAGE = """python -m logitlab.predict run_dir=DIR [input=FILE] [output=FILE] [ckpt=best|last|PATH]
-                          [overwrite=true] [calibrated=true|false]
+                          [overwrite=true] [calibrated=true|false] [weights=ema|raw]
        python -m logitlab.predict model=FILE.onnx input=FILE [output=FILE]
 
   run_dir  the run folder (outputs/<task_name>/<stamp>)
@@ -38,7 +38,9 @@ USAGE = """python -m logitlab.predict run_dir=DIR [input=FILE] [output=FILE] [ck
   ckpt     best (default), last, or a .ckpt path
   overwrite  true to replace an existing output file (never a file of the run, nor the input)
   calibrated  with the run's calibration.json (logitlab.calibrate): true (default) or false
-  id_column  a column of a CSV input copied into each row (e.g. id_column=sample_id)"""
+  id_column  a column of a CSV input copied into each row (e.g. id_column=sample_id)
+  weights  ema (default): the checkpoint's weights (their moving average with callbacks.ema);
+           raw: the raw weights saved beside them"""
 
 
 def check_output(destination: Path, run_dir: Path, input: str | None, overwrite: bool) -> None:
@@ -166,6 +168,7 @@ def predict(
     overwrite: bool = False,
     calibrated: bool = True,
     id_column: str | None = None,
+    weights: str = "ema",
 ) -> Path:
     """Write the predictions CSV and return its path."""
     import torch
@@ -184,10 +187,10 @@ def predict(
     if id_column is not None and not (input and Path(input).suffix.lower() == ".csv"):
         raise ConfigError(f"id_column={id_column} names a column of a CSV input; give input=x.csv")
     path = find_checkpoint(folder, ckpt)
-    datamodule, model = build_from_run(cfg, folder, load_checkpoint(path), path)
+    datamodule, model = build_from_run(cfg, folder, load_checkpoint(path), path, weights)
     from logitlab.calibrate import calibrated_probs, for_checkpoint
 
-    calibration = for_checkpoint(folder, path) if calibrated else None
+    calibration = for_checkpoint(folder, path, weights) if calibrated else None
     names, ids, rows = None, None, None
     if input and is_image_input(Path(input)):
         scale = datamodule.source_info.get("pixel_max")
@@ -270,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
         "overwrite": "false",
         "calibrated": "true",
         "id_column": None,
+        "weights": "ema",
     }
     with user_errors():
         args = parse_args(sys.argv[1:] if argv is None else argv, defaults, USAGE, None)
@@ -300,6 +304,7 @@ def main(argv: list[str] | None = None) -> None:
             args["overwrite"] == "true",
             args["calibrated"] == "true",
             args["id_column"],
+            args["weights"],
         )
     print(f"predictions written to {written}")
 

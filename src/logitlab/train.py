@@ -272,7 +272,8 @@ def fit(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig, ckpt_path: P
 
 
 def test_best(trainer: Any, model: Any, datamodule: Any) -> dict:
-    """Test the best checkpoint (highest val/acc), or the final weights when there is none."""
+    """Test the best checkpoint (highest val/acc), or the final weights when there is none
+    (with callbacks.ema: their moving average)."""
     best = next((c.best_model_path for c in trainer.checkpoint_callbacks if c.monitor), "")
     if not best:
         log.warning("no best checkpoint (checkpointing off or fast_dev_run): testing final weights")

@@ -98,6 +98,8 @@ def instantiate_callbacks(
             continue  # a setting such as checkpoint_every_n_steps, not a callback
         if name == "step_checkpoint" and not entry.get("every_n_train_steps"):
             continue  # step checkpoints are off
+        if name == "ema" and entry.get("decay") is None:
+            continue  # no moving average
         target = entry.get("_target_", "")
         if not has_logger and target.endswith("LearningRateMonitor"):
             log.info("callbacks.%s left out: it needs a logger", name)

@@ -163,7 +163,17 @@ def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:
     schedule = cfg.model.get("scheduler") or {}
     interval, frequency = schedule.get("interval", "epoch"), schedule.get("frequency", 1)
     warmup = schedule.get("warmup_epochs", 0.0)
+    ema = (cfg.get("callbacks") or {}).get("ema") or {}
+    decay, every_ema = ema.get("decay"), ema.get("update_every_n_steps", 1)
     return [
+        (
+            decay is None or (isinstance(decay, int | float) and 0 < decay < 1),
+            f"callbacks.ema.decay={decay} must be in (0, 1), e.g. 0.999 (null: no EMA)",
+        ),
+        (
+            isinstance(every_ema, int) and every_ema >= 1,
+            f"callbacks.ema.update_every_n_steps={every_ema} must be >= 1",
+        ),
         (
             str(interval) in ("step", "epoch"),
             f"scheduler.interval={interval} must be step or epoch (when the schedule is stepped)",

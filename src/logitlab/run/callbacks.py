@@ -14,7 +14,9 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping as LightningEarlyStopping
+from lightning.pytorch.callbacks import EMAWeightAveraging as LightningEMA
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from logitlab.dashboards.diagnostics import log_to_loggers
@@ -178,6 +180,18 @@ class EarlyStopping(LightningEarlyStopping):
         self.patience = patience
         if self.wait_count < patience:
             self.stopped_epoch = 0  # it may train on: no longer a stopped run
+
+
+class EMAWeightAveraging(LightningEMA):
+    """Lightning's EMA of the weights, tested with them: a checkpoint loaded to test (the best
+    one, after fit) keeps its weights, the average, where Lightning's callback would load the
+    raw ones saved beside them. Fitting (a resume) restores both, as Lightning does."""
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
 
 class ModelCheckpoint(LightningModelCheckpoint):

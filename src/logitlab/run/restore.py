@@ -98,8 +98,30 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def build_from_run(cfg: DictConfig, run_dir: Path, checkpoint: dict[str, Any], ckpt_path: Path):
-    """The run's DataModule (its saved splits) and model with the checkpoint's weights."""
+WEIGHTS = ("ema", "raw")
+
+
+def chosen_weights(checkpoint: dict[str, Any], weights: str) -> dict[str, Any]:
+    """The state dict to load: the checkpoint's own (its moving average when the run kept one,
+    callbacks.ema), or with weights=raw the raw weights saved beside it. A run without EMA has
+    one set of weights, which both give."""
+    if weights not in WEIGHTS:
+        raise ConfigError(f"weights={weights} must be ema (the default) or raw")
+    if weights == "raw" and "current_model_state" in checkpoint:
+        return checkpoint["current_model_state"]
+    return checkpoint["state_dict"]
+
+
+def build_from_run(
+    cfg: DictConfig,
+    run_dir: Path,
+    checkpoint: dict[str, Any],
+    ckpt_path: Path,
+    weights: str = "ema",
+):
+    """The run's DataModule (its saved splits) and model with the checkpoint's weights
+    (`weights`: see chosen_weights)."""
+    state = chosen_weights(checkpoint, weights)
     check_run_targets(checkpoint.get("hyper_parameters") or {}, ckpt_path, run_dir)
     loss = checkpoint.get("hyper_parameters", {}).get("loss")
     task = task_of(cfg)
@@ -125,7 +147,7 @@ def build_from_run(cfg: DictConfig, run_dir: Path, checkpoint: dict[str, Any], c
             "a new run on this data"
         )
     try:
-        model.load_state_dict(checkpoint["state_dict"])
+        model.load_state_dict(state)
     except RuntimeError as error:
         found = re.search(r"size mismatch for [\w.]+|(Missing|Unexpected) key\(s\)", str(error))
         raise ConfigError(
