@@ -164,11 +164,11 @@ def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:
     interval, frequency = schedule.get("interval", "epoch"), schedule.get("frequency", 1)
     warmup = schedule.get("warmup_epochs", 0.0)
     ema = (cfg.get("callbacks") or {}).get("ema") or {}
-    decay, every_ema = ema.get("decay"), ema.get("update_every_n_steps", 1)
+    ema_decay, every_ema = ema.get("decay"), ema.get("update_every_n_steps", 1)
     return [
         (
-            decay is None or (isinstance(decay, int | float) and 0 < decay < 1),
-            f"callbacks.ema.decay={decay} must be in (0, 1), e.g. 0.999 (null: no EMA)",
+            ema_decay is None or (isinstance(ema_decay, int | float) and 0 < ema_decay < 1),
+            f"callbacks.ema.decay={ema_decay} must be in (0, 1), e.g. 0.999 (null: no EMA)",
         ),
         (
             isinstance(every_ema, int) and every_ema >= 1,
