@@ -126,7 +126,7 @@ def test_predict_binary_and_user_files(runs, tmp_path: Path) -> None:
         ),
         (
             lambda run, tmp: [f"run_dir={run}", "epochs=3"],
-            "unknown argument 'epochs=3'; this command takes run_dir=..., ckpt=...",
+            "unknown argument 'epochs=3'; this command takes run_dir=..., ckpt=..., weights=...",
         ),
     ],
     ids=["run-dir-nowhere", "not-a-run", "ckpt-nowhere", "unknown-key"],

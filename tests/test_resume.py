@@ -23,6 +23,7 @@ ARGS = [
     "data.batch_size=16",  # 79 steps an epoch: 395 steps in all, a few seconds of training
     "callbacks.checkpoint_every_n_steps=25",
     "data.augment.shift=1",  # seeded by the step: a resumed run draws the same shifts
+    "data.augment.mixup=0.2",  # and mixes the same batches
     "scheduler=cosine",  # stepped every batch: a resume must go on from the same step
     "callbacks.ema.decay=0.9",  # a moving average of the weights: resumed with them
 ]

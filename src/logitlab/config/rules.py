@@ -129,6 +129,7 @@ def check_config(cfg: DictConfig) -> None:
         check_settings(cfg.data, task)
     check_loggers(cfg)
     check_loss_fits(cfg.loss, task)
+    check_soft_targets(cfg)
     other = {"multiclass": "Binary", "binary": "Multiclass"}[task]
     for name, spec in (cfg.get("metrics") or {}).items():
         metric = str(spec.get("_target_", "")).rsplit(".", 1)[-1]
@@ -140,6 +141,22 @@ def check_config(cfg: DictConfig) -> None:
     for rule, message in _range_rules(cfg):
         if not rule:
             raise ConfigError(message)
+
+
+HARD_TARGETS = ("torch.nn.NLLLoss", "torch.nn.functional.nll_loss")  # class indices only
+
+
+def check_soft_targets(cfg: DictConfig) -> None:
+    """Mixup and cutmix train on soft targets: refuse a loss that takes class indices only."""
+    augment = cfg.data.get("augment") or {}
+    mixing = [k for k in ("mixup", "cutmix") if (augment.get(k) or 0) > 0]
+    loss = cfg.get("loss") or {}
+    if mixing and str(loss.get("_target_")) in HARD_TARGETS:
+        raise ConfigError(
+            f"data.augment.{mixing[0]}={augment.get(mixing[0])} trains on soft targets, which "
+            f"loss={loss.get('name') or loss.get('_target_')} cannot take (it takes class "
+            "indices); use loss=cross_entropy"
+        )
 
 
 def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:

@@ -66,6 +66,9 @@ class AugmentSchema:
     shift: int = 0
     flip: bool = False
     erase: float = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mix_prob: float = 1.0
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Batch-level augmentation for in-memory images: random shift, horizontal flip, erasing.
+"""Batch-level augmentation of training batches: random shift, horizontal flip and erasing of
+images; mixup and cutmix (data/mixing.py) of images and mixup of table rows.
 
 Applied to whole training batches on the batch's device (tensor ops, no per-sample Python),
 from a generator seeded by the run's seed and the global step, so a resumed run draws exactly
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from logitlab.data.mixing import mix_batch
 from logitlab.errors import ConfigError
 
 
@@ -18,13 +20,24 @@ from logitlab.errors import ConfigError
 class Augment:
     """What to do to each training image: `shift` pixels of random translation (zero padding
     in standardised units, i.e. the mean), a horizontal `flip` with probability 1/2, and
-    random `erase` of a rectangle (2-20 % of the image) with that probability."""
+    random `erase` of a rectangle (2-20 % of the image) with that probability; `mixup` and
+    `cutmix`: the Beta alphas (0 = off) of the batches mixed with probability `mix_prob`."""
 
     shift: int = 0
     flip: bool = False
     erase: float = 0.0
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mix_prob: float = 1.0
 
     def __post_init__(self) -> None:
+        for name in ("mixup", "cutmix"):
+            if getattr(self, name) < 0:
+                raise ConfigError(
+                    f"data.augment.{name}={getattr(self, name)} must be >= 0 (a Beta alpha; 0: off)"
+                )
+        if not 0.0 <= self.mix_prob <= 1.0:
+            raise ConfigError(f"data.augment.mix_prob={self.mix_prob} must be in [0, 1]")
         if self.shift < 0:
             raise ConfigError(f"data.augment.shift={self.shift} must be >= 0 pixels")
         if not 0.0 <= self.erase <= 1.0:
@@ -41,6 +54,25 @@ class Augment:
         if not self.active or x.ndim != 4:
             return x
         return self(x, (seed * 1_000_003 + step) * 101 + rank)
+
+    def mix(
+        self, x: torch.Tensor, y: torch.Tensor, classes: int, binary: bool, seed: int, step: int,
+        rank: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """The batch of training step `step` mixed (data.augment.mixup, cutmix), with its soft
+        targets; as it came when both are off."""
+        if not (self.mixup or self.cutmix):
+            return x, y
+        seed = ((seed * 1_000_003 + step) * 101 + rank) * 7 + 1  # not the seed step() draws from
+        return mix_batch(x, y, classes, binary, (self.mixup, self.cutmix), self.mix_prob, seed)
+
+    def check_fits(self, input_shape: tuple[int, ...], source: str) -> None:
+        """Refuse cutmix on data that are not images (a table's rows have no patches)."""
+        if self.cutmix and len(input_shape) != 3:
+            raise ConfigError(
+                f"data.augment.cutmix={self.cutmix} cuts patches out of images, and data={source} "
+                f"is a table (input shape {list(input_shape)}); use data.augment.mixup for tables"
+            )
 
     def __call__(self, x: torch.Tensor, seed: int) -> torch.Tensor:
         """An augmented copy of the image batch `x` (N, C, H, W), drawn from `seed`."""

@@ -146,6 +146,7 @@ class ClassificationDataModule(ClassNames, L.LightningDataModule):
         self.rows = {name: rows[torch.from_numpy(i)] for name, i in self.split_index.items()}
         del parts, loaded  # the splits hold what training needs
         self.input_shape = self.samples.settle(self.splits["train"])
+        self.augment.check_fits(self.input_shape, self.source)
         if self.standardize:
             if self.stats_file and Path(self.stats_file).is_file():
                 self.stats = Standardization.read(self.stats_file, self.input_shape)
@@ -191,7 +192,10 @@ class ClassificationDataModule(ClassNames, L.LightningDataModule):
         x, y = batch
         trainer = self.trainer
         if trainer is not None and trainer.training:
-            x = self.augment.step(x, self.seed, trainer.global_step, trainer.global_rank)
+            step, rank = trainer.global_step, trainer.global_rank
+            x = self.augment.step(x, self.seed, step, rank)
+            binary = self.task == "binary"
+            x, y = self.augment.mix(x, y, self.num_classes, binary, self.seed, step, rank)
         if x.ndim == 4 and x.is_cuda:
             x = x.contiguous(memory_format=torch.channels_last)  # conv nets run faster so
         return x, y

@@ -88,6 +88,7 @@ class OwnDataModule(ClassNames, L.LightningDataModule):
         self.view.resolve(self.dataset_class_names(), self.source)
         x, _ = first_batch(self.inner, "train")
         self.input_shape = tuple(x.shape[1:])
+        self.augment.check_fits(self.input_shape, self.source)
         sizes = {s: size(self.inner, s) for s in SPLITS}
         content = hashlib.blake2b(str(self.spec).encode(), digest_size=16).hexdigest()
         self.fingerprint = {
@@ -129,10 +130,13 @@ class OwnDataModule(ClassNames, L.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """The DataModule's own hook, then the task's view of the labels and data.augment."""
         x, y = pair(self.inner.on_after_batch_transfer(batch, dataloader_idx))
-        trainer = self.trainer
+        y, trainer = self.viewed(y), self.trainer
         if trainer is not None and trainer.training:
-            x = self.augment.step(x, self.seed, trainer.global_step, trainer.global_rank)
-        return x, self.viewed(y)
+            step, rank = trainer.global_step, trainer.global_rank
+            x = self.augment.step(x, self.seed, step, rank)
+            binary = self.task == "binary"
+            x, y = self.augment.mix(x, y, self.num_classes, binary, self.seed, step, rank)
+        return x, y
 
     def viewed(self, y: torch.Tensor) -> torch.Tensor:
         """Labels in the task's view: binary maps positive_classes to 1, the rest to 0."""

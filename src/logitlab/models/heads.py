@@ -28,6 +28,14 @@ INPUTS = ("logits", "log_probs", "probs")
 EXPLODED = 1e4  # a training loss this many times its first value (at least 1) has diverged
 
 
+def hard_labels(targets: torch.Tensor, binary: bool) -> torch.Tensor:
+    """The label of the larger share of a mixed target (data.augment.mixup, cutmix): what
+    training accuracy counts; class indices pass through."""
+    if binary:
+        return (targets >= 0.5).long() if targets.is_floating_point() else targets
+    return targets.argmax(dim=1) if targets.ndim == 2 else targets
+
+
 def chart_step(trainer: L.Trainer) -> int:
     """The x of epoch-level charts: the epoch, or the optimizer step when validation runs
     within epochs (trainer.val_check_interval other than 1.0)."""
@@ -160,7 +168,8 @@ class ClassifierModule(L.LightningModule):
                 self.last_finite_loss,
             )
         self.last_finite_loss = value
-        self.train_stats.update(loss, self.predict_classes(logits), targets)
+        hard = hard_labels(targets, self.task == "binary")  # mixed: the larger share's label
+        self.train_stats.update(loss, self.predict_classes(logits), hard)
         return loss
 
     def on_train_epoch_end(self) -> None:
