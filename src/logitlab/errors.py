@@ -73,6 +73,25 @@ def first_line(error: BaseException) -> str:
 
 
 @contextmanager
+def compile_failures(on: bool) -> Iterator[None]:
+    """With compile=true: an error of torch.compile's own (TorchDynamo, TorchInductor: no C++
+    compiler, no Triton, an operator it cannot take), here or in its cause, becomes one line."""
+    try:
+        yield
+    except Exception as error:
+        seen: BaseException | None = error
+        while on and seen is not None:
+            if type(seen).__module__.startswith(("torch._dynamo", "torch._inductor")):
+                raise ConfigError(
+                    f"compile=true: torch.compile cannot work here ({first_line(seen)}); set "
+                    "compile=false, or give it what it needs (a C++ compiler on the CPU, "
+                    "Triton on a GPU)"
+                ) from None
+            seen = seen.__cause__ or seen.__context__
+        raise
+
+
+@contextmanager
 def closed_pipe_quiet() -> Iterator[None]:
     """A reader that stops early (`logitlab.eval ... | head`) ends the output, not a traceback."""
     try:

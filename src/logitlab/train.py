@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 import logitlab.config.compose  # noqa: F401  (registers the schemas before Hydra runs)
 from logitlab.config import CONFIG_DIR
-from logitlab.errors import ConfigError, user_errors
+from logitlab.errors import ConfigError, compile_failures, user_errors
 from logitlab.run.launch import Launch, refusal_undone
 from logitlab.run.layout import RunFolder
 
@@ -65,8 +65,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             return {}
         cfg.optimizer.lr = suggestion
         datamodule, model, trainer = build(cfg)  # a fresh trainer and model at that rate
-    fitted = fit(trainer, model, datamodule, cfg, ckpt_path) if cfg.get("train") else {}
-    tested = test_best(trainer, model, datamodule) if cfg.get("test") else {}
+    with compile_failures(bool(cfg.get("compile"))):  # compiled at the first step: one line
+        fitted = fit(trainer, model, datamodule, cfg, ckpt_path) if cfg.get("train") else {}
+        tested = test_best(trainer, model, datamodule) if cfg.get("test") else {}
     metrics = record(trainer, cfg, fitted, tested)
     if (cfg.get("callbacks") or {}).get("calibrate") and trainer.is_global_zero:
         from logitlab.calibrate import calibrate

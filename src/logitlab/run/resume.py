@@ -23,6 +23,7 @@ RESUME_SAFE = (
     "callbacks.early_stopping.patience",
     "callbacks.checkpoint_every_n_steps",
     "fastpath",
+    "compile",  # the same network, compiled or not
     # the rescue of a diverged run: a lower learning rate, gradient clipping
     "optimizer.lr",
     "trainer.gradient_clip_val",
