@@ -13,7 +13,6 @@ import hashlib
 import importlib
 import io
 import resource
-import struct
 import subprocess
 import sys
 import time
@@ -22,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 import logitlab.config.compose  # noqa: F401  (the schemas the configs extend)
+from logitlab.data.synthetic import shifted_digits, shifted_digits_mnist, write_idx  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -266,29 +265,6 @@ def run_cli_module() -> Callable[..., subprocess.CompletedProcess[str]]:
     return cli
 
 
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """An IDX file as MNIST ships it: magic 0x0000 08 <ndim>, big-endian dims, uint8 data."""
-    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
-def shifted_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 images (n, 28, 28), labels) of scikit-learn's 8x8 digits, upsampled to 20x20 and
-    placed in a 28x28 frame at a random shift of up to 4 pixels each way, with pixel noise."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(digits.target), size=n)
-    small = torch.tensor(digits.images[pick], dtype=torch.float32)[:, None] / 16 * 255
-    big = torch.nn.functional.interpolate(small, size=(20, 20), mode="bilinear")[:, 0].numpy()
-    images = np.zeros((n, 28, 28))
-    for i, (dy, dx) in enumerate(rng.integers(0, 9, size=(n, 2))):
-        images[i, dy : dy + 20, dx : dx + 20] = big[i]
-    images = np.clip(images + rng.normal(0, 20, size=images.shape), 0, 255)
-    return images.astype(np.uint8), digits.target[pick]  # truncated, as IDX files store them
-
-
 def write_png_folder(
     root: Path, images: np.ndarray, labels: np.ndarray, names: list[str] | None = None
 ) -> Path:
@@ -300,15 +276,3 @@ def write_png_folder(
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(folder / f"{i:05d}.png")
     return root
-
-
-def shifted_digits_mnist(root: Path, n: int = 3000, n_test: int = 500, seed: int = 0) -> Path:
-    """MNIST-format files of `shifted_digits`: where a digit sits varies, as it does in real
-    scans, which a conv net handles and a plain MLP finds hard."""
-    images, labels = shifted_digits(n, seed)
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for prefix, part in (("train", slice(n_test, n)), ("t10k", slice(0, n_test))):
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", images[part])
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels[part])
-    return raw

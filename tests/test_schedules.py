@@ -91,3 +91,30 @@ def test_a_bad_schedule_is_one_line(tmp_path, override: str, message: str) -> No
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("logitlab: error: ") and message in line
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_the_recipe_experiment_trains_with_all_its_parts(tmp_path) -> None:
+    data = tmp_path / "data"
+    made = cli("logitlab.data.synthetic", f"out={data}", "n=400", "n_test=100")
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert sorted(p.name for p in (data / "MNIST" / "raw").iterdir()) == [
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+    ]  # fmt: skip
+    run = tmp_path / "recipe"
+    result = cli(
+        "logitlab.train", "experiment=shifted_digits_recipe", f"paths.data_dir={data}",
+        "trainer.max_epochs=2", "trainer.log_every_n_steps=1", "logger=csv", f"hydra.run.dir={run}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert "current_model_state" in last  # EMA
+    assert any(w.ndim == 4 for w in last["state_dict"].values())  # the CNN
+    rates = logged_rates(run)
+    assert rates[0] == pytest.approx(1e-5) and max(rates.values()) == pytest.approx(1e-3, rel=0.05)
+    bad = cli("logitlab.data.synthetic", f"out={data}", "n=10", "n_test=20")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == (
+        "logitlab: error: n_test=20 must lie between 0 and n=10 (both excluded)"
+    )

@@ -81,7 +81,8 @@ def compile_failures(on: bool) -> Iterator[None]:
     except Exception as error:
         seen: BaseException | None = error
         while on and seen is not None:
-            if type(seen).__module__.startswith(("torch._dynamo", "torch._inductor")):
+            package = type(seen).__module__.split(".")[:2]  # which of torch's own raised it
+            if package in (["torch", "_dynamo"], ["torch", "_inductor"]):
                 raise ConfigError(
                     f"compile=true: torch.compile cannot work here ({first_line(seen)}); set "
                     "compile=false, or give it what it needs (a C++ compiler on the CPU, "
