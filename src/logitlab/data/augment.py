@@ -9,6 +9,7 @@ what an uninterrupted one would. Validation and test batches are never augmented
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -54,6 +55,16 @@ class Augment:
         if not self.active or x.ndim != 4:
             return x
         return self(x, (seed * 1_000_003 + step) * 101 + rank)
+
+    def training_batch(
+        self, x: torch.Tensor, y: torch.Tensor, trainer: Any, classes: int, task: str, seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch as `trainer`'s current step sees it: augmented, then mixed (for the
+        `task`'s head); other batches (validation, test, predict) as they came."""
+        if trainer is None or not trainer.training:
+            return x, y
+        step, rank, binary = trainer.global_step, trainer.global_rank, task == "binary"
+        return self.mix(self.step(x, seed, step, rank), y, classes, binary, seed, step, rank)
 
     def mix(
         self, x: torch.Tensor, y: torch.Tensor, classes: int, binary: bool, seed: int, step: int,

@@ -188,14 +188,10 @@ class ClassificationDataModule(ClassNames, L.LightningDataModule):
         return self.stats(x) if self.stats else x
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Augment training image batches on their device (data.augment); never val or test."""
-        x, y = batch
-        trainer = self.trainer
-        if trainer is not None and trainer.training:
-            step, rank = trainer.global_step, trainer.global_rank
-            x = self.augment.step(x, self.seed, step, rank)
-            binary = self.task == "binary"
-            x, y = self.augment.mix(x, y, self.num_classes, binary, self.seed, step, rank)
+        """Augment and mix training batches on their device (data.augment); never val or test."""
+        x, y = self.augment.training_batch(
+            *batch, self.trainer, self.num_classes, self.task, self.seed
+        )
         if x.ndim == 4 and x.is_cuda:
             x = x.contiguous(memory_format=torch.channels_last)  # conv nets run faster so
         return x, y

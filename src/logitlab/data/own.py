@@ -130,13 +130,9 @@ class OwnDataModule(ClassNames, L.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """The DataModule's own hook, then the task's view of the labels and data.augment."""
         x, y = pair(self.inner.on_after_batch_transfer(batch, dataloader_idx))
-        y, trainer = self.viewed(y), self.trainer
-        if trainer is not None and trainer.training:
-            step, rank = trainer.global_step, trainer.global_rank
-            x = self.augment.step(x, self.seed, step, rank)
-            binary = self.task == "binary"
-            x, y = self.augment.mix(x, y, self.num_classes, binary, self.seed, step, rank)
-        return x, y
+        return self.augment.training_batch(
+            x, self.viewed(y), self.trainer, self.num_classes, self.task, self.seed
+        )
 
     def viewed(self, y: torch.Tensor) -> torch.Tensor:
         """Labels in the task's view: binary maps positive_classes to 1, the rest to 0."""
