@@ -190,7 +190,7 @@ class ClassificationDataModule(ClassNames, L.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment and mix training batches on their device (data.augment); never val or test."""
         x, y = self.augment.training_batch(
-            *batch, self.trainer, self.num_classes, self.task, self.seed
+            batch[0], batch[1], self.trainer, self.num_classes, self.task, self.seed
         )
         if x.ndim == 4 and x.is_cuda:
             x = x.contiguous(memory_format=torch.channels_last)  # conv nets run faster so
