@@ -178,7 +178,8 @@ def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:
     decay, betas = optimizer.get("weight_decay", 0.0), list(optimizer.get("betas") or [])
     smoothing = loss.get("label_smoothing", 0.0)
     schedule = cfg.model.get("scheduler") or {}
-    interval, frequency = schedule.get("interval", "epoch"), schedule.get("frequency", 1)
+    interval = schedule.get("interval", SCHEDULE_KEYS["interval"])
+    frequency = schedule.get("frequency", SCHEDULE_KEYS["frequency"])
     warmup = schedule.get("warmup_epochs", 0.0)
     ema = (cfg.get("callbacks") or {}).get("ema") or {}
     ema_decay, every_ema = ema.get("decay"), ema.get("update_every_n_steps", 1)
@@ -289,7 +290,8 @@ def _range_rules(cfg: DictConfig) -> list[tuple[bool, str]]:
     ]
 
 
-SCHEDULE_KEYS = ("interval", "frequency", "monitor")
+# Lightning's own keys of a scheduler node, with their defaults (models/schedules.py)
+SCHEDULE_KEYS = {"interval": "epoch", "frequency": 1, "monitor": "val/loss"}
 
 # Nodes whose keys are their target's arguments, and the arguments logitlab gives itself.
 ARGUMENTS = {

@@ -18,10 +18,8 @@ from hydra.utils import get_class, instantiate
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 
+from logitlab.config.rules import SCHEDULE_KEYS
 from logitlab.errors import ConfigError
-
-LIGHTNING_KEYS = {"interval": "epoch", "frequency": 1, "monitor": "val/loss"}
-GIVEN = ("optimizer", "total_steps", "steps_per_epoch")  # what logitlab passes to the target
 
 
 class WarmupCosine(SequentialLR):
@@ -52,7 +50,7 @@ def scheduler_config(spec: dict[str, Any], optimizer: Optimizer, module: L.Light
     """Lightning's `lr_scheduler` dict for a scheduler node of `module` (its Trainer is asked
     for the lengths only when the target takes them)."""
     spec = dict(spec)
-    lightning = {key: spec.pop(key, default) for key, default in LIGHTNING_KEYS.items()}
+    lightning = {key: spec.pop(key, default) for key, default in SCHEDULE_KEYS.items()}
     takes = inspect.signature(get_class(spec["_target_"])).parameters
     wanted = [k for k in ("total_steps", "steps_per_epoch") if k in takes and k not in spec]
     lengths = schedule_lengths(module.trainer, lightning["interval"]) if wanted else {}
