@@ -13,9 +13,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from logitlab.calibrate import _logits, calibrated_probs, load_calibration
 from logitlab.models.metrics import ReliabilityBins
 from logitlab.run.restore import build_from_run, load_checkpoint, load_run_config
+from logitlab.uncertainty.calibration import calibrated_probs, load_calibration, split_logits
 
 
 def main(run_dir: str, out: str = "docs/calibration.png") -> None:
@@ -25,7 +25,7 @@ def main(run_dir: str, out: str = "docs/calibration.png") -> None:
         raise SystemExit(f"{folder} has no calibration.json; run python -m logitlab.calibrate")
     path = Path(calibration["checkpoint"])
     datamodule, model = build_from_run(cfg, folder, load_checkpoint(path), path)
-    logits, targets = _logits(model, datamodule, "test")
+    logits, targets = split_logits(model, datamodule, "test")
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 4.0), dpi=100, sharey=True)
     for ax, (title, used) in zip(axes, (("before", None), ("after", calibration)), strict=True):
         bins = ReliabilityBins(n_bins=15)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from conftest import cli, digest
-from logitlab.calibrate import calibrated_probs, fit_platt, fit_temperature, scores
 from logitlab.notebook.numerics import temperature_nll, temperature_softmax
+from logitlab.uncertainty.calibration import calibrated_probs, fit_platt, fit_temperature, scores
 
 
 def overconfident(n: int = 600, classes: int = 5, seed: int = 0) -> tuple[torch.Tensor, ...]:

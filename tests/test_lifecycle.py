@@ -222,3 +222,110 @@ def eval_table(run_dir: Path) -> str:
         if "eval/metrics/text_summary" in acc.Tags()["tensors"]:
             found = acc.Tensors("eval/metrics/text_summary")[-1].tensor_proto.string_val[0].decode()
     return found
+
+
+def read_predictions(path: Path) -> tuple[list[dict[str, str]], list[str], np.ndarray]:
+    """predictions.csv's rows, its class names (prob_ columns) and the probabilities."""
+    rows = list(csv.DictReader(path.open()))
+    names = [column[5:] for column in rows[0] if column.startswith("prob_")]
+    return rows, names, np.array([[float(r[f"prob_{n}"]) for n in names] for r in rows])
+
+
+@pytest.mark.slow
+def test_conformal_sets_cover_and_predict_and_eval_agree_with_conformal_json(
+    runs, tmp_path: Path
+) -> None:
+    import math
+    import shutil
+
+    from conftest import cli
+
+    run = Path(shutil.copytree(runs["multiclass"], tmp_path / "run"))
+    digits = load_digits()
+    val_rows = np.load(run / "splits.npz")["val"]
+    np.save(tmp_path / "val.npy", digits.data[val_rows])  # the val split, as new samples
+    predict_cli.predict(str(run), str(tmp_path / "val.npy"), str(tmp_path / "val.csv"))
+    _, _, val_probs = read_predictions(tmp_path / "val.csv")
+    val_scores = 1 - val_probs[np.arange(len(val_rows)), digits.target[val_rows]]
+    n = len(val_scores)
+    for alpha, score in ((0.05, "lac"), (0.1, "lac"), (0.2, "lac"), (0.1, "aps")):
+        result = cli("logitlab.calibrate", f"run_dir={run}", "method=conformal",
+                     f"alpha={alpha}", f"score={score}")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        record = json.loads((run / "conformal.json").read_text())
+        assert record["test/coverage"] >= 1 - alpha - 0.03
+        if score == "lac":  # the threshold, from the probabilities predict saved
+            level = math.ceil((n + 1) * (1 - alpha) - 1e-9) / n
+            expected = np.quantile(val_scores, level, method="higher")
+            assert record["quantile"] == pytest.approx(expected, abs=1e-5)
+        predict_cli.predict(str(run))
+        rows, names, _ = read_predictions(run / "predictions.csv")
+        sets = [r["set"].split("|") if r["set"] else [] for r in rows]
+        covered = np.mean([names[int(r["target"])] in s for r, s in zip(rows, sets, strict=True)])
+        assert covered == record["test/coverage"]  # the same sets, u included
+        assert np.mean([len(s) for s in sets]) == pytest.approx(record["test/set_size"])
+        evaluated = eval_cli.evaluate(str(run))
+        assert evaluated["test/coverage"] == record["test/coverage"]
+        assert evaluated["test/set_size"] == pytest.approx(record["test/set_size"])
+    assert f"test coverage {record['test/coverage']:.4f}, mean set size" in result.stdout
+
+
+@pytest.mark.slow
+def test_conformal_sets_for_the_binary_head_and_on_a_calibration(runs, tmp_path: Path) -> None:
+    import shutil
+
+    from conftest import cli
+
+    run = Path(shutil.copytree(runs["binary"], tmp_path / "run"))
+    assert cli("logitlab.calibrate", f"run_dir={run}").returncode == 0  # platt first
+    result = cli("logitlab.calibrate", f"run_dir={run}", "method=conformal", "alpha=0.1")
+    assert result.returncode == 0, result.stderr
+    record = json.loads((run / "conformal.json").read_text())
+    platt = json.loads((run / "calibration.json").read_text())
+    assert record["calibration"] == {"method": "platt", "a": platt["a"], "b": platt["b"]}
+    assert "on platt" in result.stdout.splitlines()[0]
+    predict_cli.predict(str(run), calibrated=False)  # the sets keep the probabilities they had
+    rows, names, _ = read_predictions(run / "predictions.csv")
+    assert {r["set"] for r in rows} <= {"", names[0], names[1], f"{names[0]}|{names[1]}"}
+    covered = np.mean([names[int(r["target"])] in r["set"].split("|") for r in rows])
+    assert covered == record["test/coverage"] >= 0.87
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["alpha=0"], "alpha=0.0 must lie strictly between 0 and 1 (e.g. alpha=0.1)"),
+        (["alpha=1.5"], "alpha=1.5 must lie strictly between 0 and 1 (e.g. alpha=0.1)"),
+        (["alpha=tenth"], "alpha=tenth must be a number (e.g. 0.1)"),
+        (["score=top"], "score=top is not known; use one of lac, aps, raps"),
+        (["lam=-1"], "lam=-1.0 and k_reg=1 must be >= 0 (raps' penalty)"),
+        (
+            ["alpha=0.001"],
+            "alpha=0.001 needs at least 999 validation samples for a finite threshold, and the "
+            "run has 270; give a larger alpha or a larger val split",
+        ),
+    ],
+    ids=["zero", "above-one", "not-a-number", "unknown-score", "negative-lam", "too-few-val"],
+)
+def test_conformal_refuses_bad_arguments_in_one_line(runs, args, message) -> None:
+    from conftest import cli
+
+    before = digest(runs["multiclass"])
+    result = cli("logitlab.calibrate", f"run_dir={runs['multiclass']}", "method=conformal", *args)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"logitlab: error: {message}"
+    assert digest(runs["multiclass"]) == before  # nothing written
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head", ["multiclass", "binary"])
+def test_aurc_equals_numpy_on_the_saved_probabilities(runs, tmp_path: Path, head: str) -> None:
+    output = predict_cli.predict(str(runs[head]), output=str(tmp_path / "p.csv"))
+    rows, _, probs = read_predictions(output)
+    correct = probs.argmax(axis=1) == np.array([int(r["target"]) for r in rows])
+    order = np.argsort(-probs.max(axis=1), kind="stable")  # most confident first
+    risks = np.cumsum(~correct[order]) / np.arange(1, len(order) + 1)
+    recorded = json.loads((runs[head] / "metrics.json").read_text())["test/aurc"]
+    assert recorded == pytest.approx(risks.mean(), abs=1e-4)
+    assert 0 <= recorded < 1 - correct.mean()  # confidence ranks mistakes later than chance

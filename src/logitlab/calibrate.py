@@ -1,21 +1,21 @@
-"""`python -m logitlab.calibrate run_dir=DIR [ckpt=best|last|PATH] [method=auto|temperature|platt]`.
+"""`python -m logitlab.calibrate run_dir=DIR [ckpt=best|last|PATH] [method=auto|...]`.
 
 Fits a calibration of a finished run's probabilities on its validation split and measures it on
-its test split (console script logitlab-calibrate):
+its test split (console script logitlab-calibrate); the fits live in logitlab.uncertainty:
 
-- temperature (multiclass, Guo et al. 2017): softmax(z / T) with one T > 0 minimising the
-  validation NLL; found by L-BFGS on log T in float64. Every argmax, so the accuracy, is kept.
-- platt (binary): sigmoid(a * z + b), a and b minimising the validation NLL (L-BFGS, float64).
-
-Writes <run_dir>/calibration.json atomically (method, parameters, checkpoint, and on the test
-split NLL, ECE with 15 bins as the dashboards bin it, Brier score and accuracy before and
-after), logs the same scalars and reliability diagrams before and after to the run's
-TensorBoard folder, and predict then uses it (calibrated=true by default).
+- temperature (multiclass) or platt (binary): writes <run_dir>/calibration.json atomically
+  (method, parameters, checkpoint, and on the test split NLL, ECE with 15 bins as the
+  dashboards bin it, Brier score and accuracy before and after), logs the same scores and
+  reliability diagrams before and after to the run's TensorBoard folder; predict then uses it
+  (calibrated=true by default).
+- conformal: split-conformal prediction sets at level 1 - alpha (score lac, aps or raps), on
+  top of the run's calibration when one was fitted for the same checkpoint; writes
+  <run_dir>/conformal.json (threshold, test coverage, set sizes); predict adds a `set` column
+  and eval reports test/coverage and test/set_size.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,128 +23,39 @@ from typing import Any
 from logitlab.errors import ConfigError, user_errors
 
 USAGE = """python -m logitlab.calibrate run_dir=DIR [ckpt=best|last|PATH] [method=auto|...]
-                                   [weights=ema|raw]
+                                   [weights=ema|raw] [alpha=0.1] [score=lac|aps|raps]
 
 Fits temperature scaling (multiclass) or Platt scaling (binary) on the run's validation split
-and writes <run_dir>/calibration.json with test NLL, ECE, Brier score and accuracy before/after.
+and writes <run_dir>/calibration.json with test NLL, ECE, Brier score and accuracy before/after;
+method=conformal writes <run_dir>/conformal.json: prediction sets holding the true class with
+probability at least 1 - alpha.
   run_dir  the run folder (outputs/<task_name>/<stamp>)
   ckpt     best (default), last, or a .ckpt path
   method   auto (default: temperature for the multiclass head, platt for the binary head),
-           temperature or platt
+           temperature, platt, or conformal
   weights  ema (default): the checkpoint's weights (their moving average with callbacks.ema);
-           raw: the raw weights saved beside them; eval and predict use the fit for these only"""
+           raw: the raw weights saved beside them; eval and predict use the fit for these only
+  alpha    conformal: the miscoverage, in (0, 1) (default 0.1: sets hold the class 90% of the time)
+  score    conformal: lac (default; the smallest sets), aps, or raps (aps with a penalty of
+           lam (0.01) per class ranked beyond k_reg (1)); aps and raps draw u from seed (0)"""
 
-METHODS = ("auto", "temperature", "platt")
-N_BINS = 15
-FILE = "calibration.json"
-
-
-def fit_temperature(logits: Any, targets: Any) -> float:
-    """The T > 0 minimising the mean NLL of softmax(logits / T): L-BFGS on log T, float64."""
-    import torch
-    import torch.nn.functional as F
-
-    z, y = logits.double(), targets.long()
-    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([log_t], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure() -> Any:
-        optimizer.zero_grad()
-        loss = F.cross_entropy(z / log_t.exp(), y)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return float(log_t.detach().exp())
+METHODS = ("auto", "temperature", "platt", "conformal")
+DEFAULTS = {
+    "run_dir": None,
+    "ckpt": "best",
+    "method": "auto",
+    "weights": "ema",
+    "alpha": "0.1",
+    "score": "lac",
+    "seed": "0",
+    "lam": "0.01",
+    "k_reg": "1",
+}
 
 
-def fit_platt(logits: Any, targets: Any) -> tuple[float, float]:
-    """The (a, b) minimising the mean NLL of sigmoid(a * logit + b): L-BFGS, float64."""
-    import torch
-    import torch.nn.functional as F
-
-    z, y = logits.double(), targets.double()
-    params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([params], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure() -> Any:
-        optimizer.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(params[0] * z + params[1], y)
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    a, b = params.detach().tolist()
-    return float(a), float(b)
-
-
-def calibrated_probs(logits: Any, calibration: dict[str, Any] | None, task: str) -> Any:
-    """Class probabilities (N, C) from raw logits, through the calibration when one is given."""
-    import torch
-
-    z = logits.double()
-    if task == "binary":
-        if calibration:
-            z = calibration["a"] * z + calibration["b"]
-        p = torch.sigmoid(z)
-        return torch.stack([1 - p, p], dim=1).float()
-    if calibration:
-        z = z / calibration["temperature"]
-    return torch.softmax(z, dim=1).float()
-
-
-def binned(probs: Any, task: str) -> Any:
-    """What the reliability bins take: P(positive) for the binary head (against the positive
-    rate: torchmetrics' BinaryCalibrationError), the (N, C) probabilities otherwise (top-class
-    confidence against correctness: MulticlassCalibrationError)."""
-    return probs[:, 1] if task == "binary" else probs
-
-
-def scores(probs: Any, targets: Any, task: str = "multiclass") -> dict[str, float]:
-    """NLL, ECE (15 bins, l1), Brier score and accuracy of (N, C) probs. The binary head's ECE
-    bins P(positive), its Brier score is mean((p - y)^2) as sklearn's brier_score_loss; the
-    multiclass head's ECE bins the top-class confidence, its Brier score sums over classes."""
-    import torch
-
-    from logitlab.models.metrics import ReliabilityBins
-
-    eps = torch.finfo(torch.float64).tiny
-    p = probs.double()
-    y = targets.long()
-    nll = -torch.log(p[torch.arange(len(y)), y].clamp_min(eps)).mean()
-    if task == "binary":
-        brier = ((p[:, 1] - y.double()) ** 2).mean()
-    else:
-        brier = ((p - torch.nn.functional.one_hot(y, p.shape[1]).double()) ** 2).sum(dim=1).mean()
-    bins = ReliabilityBins(n_bins=N_BINS)
-    bins.update(binned(probs.float(), task), y)
-    return {
-        "nll": float(nll),
-        "ece": float(bins.compute()["ece"]),
-        "brier": float(brier),
-        "acc": float((p.argmax(dim=1) == y).double().mean()),
-    }
-
-
-def _logits(model: Any, datamodule: Any, split: str) -> tuple[Any, Any]:
-    import torch
-
-    chunks, labels = [], []
-    with torch.inference_mode():
-        for x, y in datamodule.sample_batches(split):
-            chunks.append(model(x).float())
-            labels.append(y)
-    if not chunks or not sum(len(y) for y in labels):
-        raise ConfigError(f"the run has no {split} samples to calibrate with")
-    return torch.cat(chunks), torch.cat(labels)
-
-
-def calibrate(
-    run_dir: str, ckpt: str = "best", method: str = "auto", weights: str = "ema"
-) -> dict[str, Any]:
-    """Fit the calibration on the validation split, measure it on the test split, record it."""
+def restored(run_dir: str, ckpt: str, weights: str) -> tuple[Path, Path, dict[str, Any], Any, Any]:
+    """The run folder, checkpoint path and contents, DataModule and model of a finished run."""
     from logitlab.config.instantiate import quiet_lightning
-    from logitlab.run.files import write_json
     from logitlab.run.restore import (
         build_from_run,
         find_checkpoint,
@@ -152,13 +63,31 @@ def calibrate(
         load_run_config,
     )
 
-    if method not in METHODS:
-        raise ConfigError(f"method={method} is not known; use one of {', '.join(METHODS)}")
     quiet_lightning()
     folder, cfg = load_run_config(run_dir)
     path = find_checkpoint(folder, ckpt)
     checkpoint = load_checkpoint(path)
     datamodule, model = build_from_run(cfg, folder, checkpoint, path, weights)
+    return folder, path, checkpoint, datamodule, model
+
+
+def calibrate(
+    run_dir: str, ckpt: str = "best", method: str = "auto", weights: str = "ema"
+) -> dict[str, Any]:
+    """Fit the calibration on the validation split, measure it on the test split, record it."""
+    from logitlab.run.files import write_json
+    from logitlab.uncertainty.calibration import (
+        FILE,
+        calibrated_probs,
+        fit_platt,
+        fit_temperature,
+        scores,
+        split_logits,
+    )
+
+    if method not in METHODS:
+        raise ConfigError(f"method={method} is not known; use one of {', '.join(METHODS)}")
+    folder, path, checkpoint, datamodule, model = restored(run_dir, ckpt, weights)
     task = model.task
     chosen = {"multiclass": "temperature", "binary": "platt"}[task] if method == "auto" else method
     if (chosen, task) not in (("temperature", "multiclass"), ("platt", "binary")):
@@ -166,7 +95,7 @@ def calibrate(
         raise ConfigError(
             f"method={chosen} does not fit the {task} head of {run_dir}; use method={fits}"
         )
-    val_logits, val_y = _logits(model, datamodule, "val")
+    val_logits, val_y = split_logits(model, datamodule, "val")
     if task == "binary" and len(val_y.unique()) < 2:
         raise ConfigError(
             f"{run_dir}: the validation split holds one class only; Platt scaling needs both"
@@ -176,7 +105,7 @@ def calibrate(
         calibration: dict[str, Any] = {"method": "platt", "a": a, "b": b}
     else:
         calibration = {"method": "temperature", "temperature": fit_temperature(val_logits, val_y)}
-    test_logits, test_y = _logits(model, datamodule, "test")
+    test_logits, test_y = split_logits(model, datamodule, "test")
     before = scores(calibrated_probs(test_logits, None, task), test_y, task)
     after = scores(calibrated_probs(test_logits, calibration, task), test_y, task)
     record = {**calibration, "checkpoint": str(path), "val_samples": len(val_y)}
@@ -191,6 +120,30 @@ def calibrate(
         record[f"test/{name}_after"] = after[name]
     write_json(folder / FILE, record)
     _log_tensorboard(folder, checkpoint, record, test_logits, test_y, calibration, task)
+    return record
+
+
+def conformalize(run_dir: str, ckpt: str, weights: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Fit the conformal threshold on the validation split, measure it on the test split."""
+    from logitlab.run.files import write_json
+    from logitlab.uncertainty import conformal
+    from logitlab.uncertainty.calibration import fitted_for, load_calibration
+
+    conformal.check(settings["alpha"], settings["score"], settings["lam"], settings["k_reg"])
+    folder, path, _, datamodule, model = restored(run_dir, ckpt, weights)
+    calibration = load_calibration(folder)
+    if calibration is not None and not fitted_for(calibration, path, weights):
+        calibration = None  # fitted for another checkpoint or weights: the raw probabilities
+    used = conformal.calibration_parameters(calibration)
+    record = {**settings, "checkpoint": str(path), "weights": weights, "calibration": used}
+    val_probs, val_y = conformal.split_probs(model, datamodule, "val", used)
+    u = conformal.uniforms(datamodule.sample_rows("val"), settings["seed"], "val")
+    record = conformal.fit(val_probs, val_y, u, record)
+    test_probs, test_y = conformal.split_probs(model, datamodule, "test", used)
+    u = conformal.uniforms(datamodule.sample_rows("test"), settings["seed"], "test")
+    measured = conformal.measure(conformal.prediction_sets(test_probs, record, u), test_y)
+    record |= {f"test/{name}": value for name, value in measured.items()}
+    write_json(folder / conformal.FILE, record)
     return record
 
 
@@ -213,6 +166,7 @@ def _log_tensorboard(
 
     from logitlab.dashboards.plots import reliability, scores_markdown
     from logitlab.models.metrics import ReliabilityBins
+    from logitlab.uncertainty.calibration import N_BINS, binned, calibrated_probs
 
     logger = TensorBoardLogger(str(events), name="", version="")
     step = int(checkpoint.get("epoch", 0))  # the x of the run's epoch-level charts
@@ -232,85 +186,35 @@ def _log_tensorboard(
     logger.finalize("success")
 
 
-def load_calibration(run_dir: Path) -> dict[str, Any] | None:
-    """The run's calibration.json, or None; a file that cannot be read is one line."""
-    import json
-
-    path = run_dir / FILE
-    if not path.is_file():
-        return None
-    try:
-        calibration = json.loads(path.read_text())
-        method = calibration["method"]
-        keys = {"temperature": ("temperature",), "platt": ("a", "b")}[method]
-        if not all(isinstance(calibration[k], int | float) for k in keys):
-            raise ValueError(keys)
-    except (ValueError, KeyError, TypeError):
-        raise ConfigError(
-            f"{path} is not a calibration logitlab wrote; delete it or run "
-            f"python -m logitlab.calibrate run_dir={run_dir}"
-        ) from None
-    # a fit only shrinks or stretches the logits: a scale <= 0 would reverse every prediction
-    scale = calibration["temperature"] if method == "temperature" else calibration["a"]
-    if not (math.isfinite(scale) and scale > 0 and math.isfinite(calibration.get("b", 0.0))):
-        name = "temperature" if method == "temperature" else "a"
-        raise ConfigError(
-            f"{path} holds {name}={scale}, which no fit gives (it must be a positive finite "
-            f"number); delete it or run python -m logitlab.calibrate run_dir={run_dir}"
-        )
-    return calibration
-
-
-def calibrated_scores(
-    folder: Path, model: Any, datamodule: Any, checkpoint: Path, weights: str = "ema"
-) -> dict[str, float]:
-    """With a calibration in the run: test ECE and NLL with it and without (eval reports both)."""
-    calibration = load_calibration(folder)
-    if calibration is None or calibration.get("checkpoint") != str(checkpoint):
-        return {}  # none, or fitted for another checkpoint
-    if calibration.get("weights", "ema") != weights:
-        return {}  # fitted for the checkpoint's other weights
-    logits, targets = _logits(model, datamodule, "test")
-    raw = scores(calibrated_probs(logits, None, model.task), targets, model.task)
-    fitted = scores(calibrated_probs(logits, calibration, model.task), targets, model.task)
-    return {
-        "test/ece_raw": raw["ece"],
-        "test/ece_calibrated": fitted["ece"],
-        "test/nll_raw": raw["nll"],
-        "test/nll_calibrated": fitted["nll"],
-    }
-
-
-def for_checkpoint(folder: Path, checkpoint: Path, weights: str = "ema") -> dict[str, Any] | None:
-    """The run's calibration for `checkpoint` and `weights` (predict); one line if it was
-    fitted for another."""
-    calibration = load_calibration(folder)
-    fitted = Path(str((calibration or {}).get("checkpoint")))
-    # the same file of the run's checkpoints/, however the run folder is spelt or moved
-    if calibration is not None and fitted.parts[-2:] != checkpoint.parts[-2:]:
-        raise ConfigError(
-            f"{folder / FILE} was fitted for {calibration.get('checkpoint')}, not {checkpoint}; "
-            "predict with that ckpt, or calibrated=false, or calibrate this checkpoint "
-            f"(python -m logitlab.calibrate run_dir={folder} ckpt=...)"
-        )
-    fitted_weights = (calibration or {}).get("weights", "ema")
-    if calibration is not None and fitted_weights != weights:
-        raise ConfigError(
-            f"{folder / FILE} was fitted for the {fitted_weights} weights, not weights={weights}; "
-            f"predict with weights={fitted_weights}, or calibrated=false, or calibrate these "
-            f"(python -m logitlab.calibrate run_dir={folder} weights={weights})"
-        )
-    return calibration
+def conformal_settings(args: dict[str, str]) -> dict[str, Any]:
+    """alpha, score, seed, lam and k_reg as numbers, each refused in one line if it is none."""
+    settings: dict[str, Any] = {"score": args["score"]}
+    for key, kind in (("alpha", float), ("lam", float), ("seed", int), ("k_reg", int)):
+        try:
+            settings[key] = kind(args[key])
+        except ValueError:
+            raise ConfigError(
+                f"{key}={args[key]} must be a number (e.g. {DEFAULTS[key]})"
+            ) from None
+    return settings
 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse key=value arguments and calibrate."""
     from logitlab.run.arguments import parse_args
 
-    defaults = {"run_dir": None, "ckpt": "best", "method": "auto", "weights": "ema"}
     with user_errors():
-        args = parse_args(sys.argv[1:] if argv is None else argv, defaults, USAGE)
-        record = calibrate(args["run_dir"], args["ckpt"], args["method"], args["weights"])
+        args = parse_args(sys.argv[1:] if argv is None else argv, DEFAULTS, USAGE)
+        if args["method"] == "conformal":
+            settings = conformal_settings(args)
+            conformal_record = conformalize(
+                args["run_dir"], args["ckpt"], args["weights"], settings
+            )
+        else:
+            record = calibrate(args["run_dir"], args["ckpt"], args["method"], args["weights"])
+    if args["method"] == "conformal":
+        print_conformal(conformal_record, Path(args["run_dir"]))
+        return
     parameters = (
         f"T = {record['temperature']:.4f}"
         if record["method"] == "temperature"
@@ -321,7 +225,24 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("nll", "ece", "brier", "acc"):
         before, after = record[f"test/{name}_before"], record[f"test/{name}_after"]
         print(f"{name:<8}{before:>10.4f}{after:>10.4f}")
-    print(f"written to {Path(args['run_dir']) / FILE}")
+    print(f"written to {Path(args['run_dir']) / 'calibration.json'}")
+
+
+def print_conformal(record: dict[str, Any], run_dir: Path) -> None:
+    """The conformal fit in a few lines."""
+    on = (
+        f"on {record['calibration']['method']}" if record["calibration"] else "on raw probabilities"
+    )
+    print(
+        f"conformal {record['score']} sets, alpha = {record['alpha']} {on}: threshold "
+        f"{record['quantile']:.4f} (fitted on {record['val_samples']} val)"
+    )
+    print(
+        f"test coverage {record['test/coverage']:.4f}, mean set size {record['test/set_size']:.3f}"
+    )
+    sizes = ", ".join(f"{size}: {n}" for size, n in record["test/set_size_histogram"].items())
+    print(f"set sizes (size: samples) {sizes}")
+    print(f"written to {run_dir / 'conformal.json'}")
 
 
 if __name__ == "__main__":

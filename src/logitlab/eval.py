@@ -1,7 +1,9 @@
 """`python -m logitlab.eval run_dir=DIR [ckpt=best|last|PATH]` (console script logitlab-eval).
 
 Rebuilds data and model from the run's own saved config and splits, tests the checkpoint,
-writes <run_dir>/eval_metrics.json and a table of them to the run's TensorBoard (TEXT tab).
+writes <run_dir>/eval_metrics.json and a table of them to the run's TensorBoard (TEXT tab); with
+the run's calibration.json and conformal.json, test ECE and NLL with and without the calibration
+and the prediction sets' test/coverage and test/set_size.
 """
 
 from __future__ import annotations
@@ -52,10 +54,12 @@ def evaluate(run_dir: str, ckpt: str = "best", weights: str = "ema") -> dict[str
     trainer.test(model, datamodule=datamodule, verbose=False)
     results = trainer.callback_metrics  # what the loggers are not given too (test/scores)
     metrics = {name: float(value) for name, value in sorted(results.items())}
-    from logitlab.calibrate import calibrated_scores
     from logitlab.dashboards.naming import event_folder
+    from logitlab.uncertainty import conformal
+    from logitlab.uncertainty.calibration import calibrated_scores
 
     metrics.update(calibrated_scores(folder, model, datamodule, path, weights))
+    metrics.update(conformal.eval_scores(folder, model, datamodule, path, weights))
     written = {**metrics, "checkpoint": str(path), "weights": weights}
     write_json(RunFolder(folder).eval_metrics, written)
     events = event_folder(folder)

@@ -36,7 +36,7 @@ def shipped_module(model: Any, stats: Any, calibration: dict[str, Any] | None, t
     import torch
     from torch import nn
 
-    from logitlab.calibrate import calibrated_probs
+    from logitlab.uncertainty.calibration import calibrated_probs
 
     fitted = {k: float(v) for k, v in (calibration or {}).items() if k in ("temperature", "a", "b")}
 
@@ -63,7 +63,6 @@ def export(run_dir: str, format: str = "onnx", ckpt: str = "best") -> Path:
     """Export the run's network; returns the written model's path."""
     import torch
 
-    from logitlab.calibrate import for_checkpoint
     from logitlab.run.files import atomic_path, write_json
     from logitlab.run.restore import (
         build_from_run,
@@ -71,6 +70,7 @@ def export(run_dir: str, format: str = "onnx", ckpt: str = "best") -> Path:
         load_checkpoint,
         load_run_config,
     )
+    from logitlab.uncertainty.calibration import for_checkpoint
 
     if format not in FORMATS:
         raise ConfigError(f"format={format} is not one of {', '.join(FORMATS)}")

@@ -2,7 +2,8 @@
 
 Writes a CSV with one row per sample: `row` (the sample's row in its dataset, or in the input),
 the predicted class (`pred`, its index; `pred_name`) and the probability of every class
-(`prob_<class name>`: softmax for the multiclass head, sigmoid for the binary head). Without
+(`prob_<class name>`: softmax for the multiclass head, sigmoid for the binary head), and with the
+run's conformal.json its prediction `set` (class names joined by `|`). Without
 `input` it predicts the run's own test split (and adds the true `target`). `input` is a .npy or .csv
 feature matrix in the dataset's raw units (the run's standardisation is applied to it; a CSV
 with a header gives the training columns by name, its label column ignored), or, for a run on
@@ -27,6 +28,7 @@ from logitlab.run.layout import RunFolder
 
 USAGE = """python -m logitlab.predict run_dir=DIR [input=FILE] [output=FILE] [ckpt=best|last|PATH]
                           [overwrite=true] [calibrated=true|false] [weights=ema|raw]
+                          [sets=true|false]
        python -m logitlab.predict model=FILE.onnx input=FILE [output=FILE]
 
   run_dir  the run folder (outputs/<task_name>/<stamp>)
@@ -40,7 +42,9 @@ USAGE = """python -m logitlab.predict run_dir=DIR [input=FILE] [output=FILE] [ck
   calibrated  with the run's calibration.json (logitlab.calibrate): true (default) or false
   id_column  a column of a CSV input copied into each row (e.g. id_column=sample_id)
   weights  ema (default): the checkpoint's weights (their moving average with callbacks.ema);
-           raw: the raw weights saved beside them"""
+           raw: the raw weights saved beside them
+  sets     with the run's conformal.json (calibrate method=conformal): true (default) adds the
+           `set` column, the classes of each sample's prediction set; false leaves it out"""
 
 
 def check_output(destination: Path, run_dir: Path, input: str | None, overwrite: bool) -> None:
@@ -169,6 +173,7 @@ def predict(
     calibrated: bool = True,
     id_column: str | None = None,
     weights: str = "ema",
+    sets: bool = True,
 ) -> Path:
     """Write the predictions CSV and return its path."""
     import torch
@@ -188,9 +193,11 @@ def predict(
         raise ConfigError(f"id_column={id_column} names a column of a CSV input; give input=x.csv")
     path = find_checkpoint(folder, ckpt)
     datamodule, model = build_from_run(cfg, folder, load_checkpoint(path), path, weights)
-    from logitlab.calibrate import calibrated_probs, for_checkpoint
+    from logitlab.uncertainty import conformal
+    from logitlab.uncertainty.calibration import calibrated_probs, for_checkpoint
 
     calibration = for_checkpoint(folder, path, weights) if calibrated else None
+    conformal_fit = conformal.for_checkpoint(folder, path, weights) if sets else None
     names, ids, rows = None, None, None
     if input and is_image_input(Path(input)):
         scale = datamodule.source_info.get("pixel_max")
@@ -210,14 +217,21 @@ def predict(
     labels: list[Any] = []
     with torch.inference_mode():
         for x, y in batches:
-            chunks += [
-                calibrated_probs(model(chunk), calibration, model.task)
-                if calibration
-                else model.predict_step(chunk, 0)["probs"]
-                for chunk in x.split(4096)
-            ]
+            chunks += [model(chunk).float() for chunk in x.split(4096)]
             labels += [] if y is None else [y]
-    probs = torch.cat(chunks)
+    logits = torch.cat(chunks)
+    probs = (
+        calibrated_probs(logits, calibration, model.task)
+        if calibration
+        else model.probabilities(logits)
+    )
+    set_column = None
+    if conformal_fit is not None:  # on the probabilities the fit was made on, u by sample row
+        split = "test" if rows is not None else "input"
+        u = conformal.uniforms(rows or list(range(len(probs))), conformal_fit["seed"], split)
+        fitted = conformal.probabilities(logits, conformal_fit, model.task)
+        chosen = conformal.prediction_sets(fitted, conformal_fit, u)
+        set_column = conformal.set_names(chosen, datamodule.label_names())
     table = prediction_table(
         probs,
         torch.cat(labels) if labels else None,
@@ -227,6 +241,7 @@ def predict(
         (calibration["method"] if calibration else "none")
         if (calibrated and RunFolder(folder).calibration.is_file()) or not calibrated
         else None,
+        set_column,
     )
     return write_text(destination, table)
 
@@ -238,9 +253,10 @@ def prediction_table(
     rows: list[int],
     extra: dict[str, list[str] | None],
     calibration: str | None,
+    sets: list[str] | None = None,
 ) -> str:
     """The predictions CSV: row, [path or id], pred, pred_name, [target], prob_<class name>...,
-    [calibration]; `pred` and `target` are class indices, the rest names them."""
+    [calibration], [set]; `pred` and `target` are class indices, the rest names them."""
     probs = np.asarray(probs)  # a torch tensor (predict from a run) or onnxruntime's array
     preds = probs.argmax(axis=1).tolist()
     columns = [name for name, values in extra.items() if values is not None]
@@ -248,6 +264,7 @@ def prediction_table(
     header += ["target"] if targets is not None else []
     header += [f"prob_{name}" for name in class_names]
     header += ["calibration"] if calibration is not None else []
+    header += ["set"] if sets is not None else []
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(header)
@@ -256,6 +273,7 @@ def prediction_table(
         cells += [str(int(targets[i]))] if targets is not None else []
         cells += [f"{p:.6g}" for p in row]
         cells += [calibration] if calibration is not None else []
+        cells += [sets[i]] if sets is not None else []
         writer.writerow(cells)
     return table.getvalue()
 
@@ -274,10 +292,11 @@ def main(argv: list[str] | None = None) -> None:
         "calibrated": "true",
         "id_column": None,
         "weights": "ema",
+        "sets": "true",
     }
     with user_errors():
         args = parse_args(sys.argv[1:] if argv is None else argv, defaults, USAGE, None)
-        for flag in ("overwrite", "calibrated"):
+        for flag in ("overwrite", "calibrated", "sets"):
             if args[flag] not in ("true", "false"):
                 raise ConfigError(f"{flag}={args[flag]} must be true or false")
         if bool(args["run_dir"]) == bool(args["model"]):
@@ -305,6 +324,7 @@ def main(argv: list[str] | None = None) -> None:
             args["calibrated"] == "true",
             args["id_column"],
             args["weights"],
+            args["sets"] == "true",
         )
     print(f"predictions written to {written}")
 

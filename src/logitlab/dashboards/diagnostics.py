@@ -37,7 +37,7 @@ from torchmetrics.classification import (
 from logitlab.dashboards import plots
 from logitlab.dashboards.naming import hyperparameters
 from logitlab.models.heads import chart_step
-from logitlab.models.metrics import ReliabilityBins
+from logitlab.models.metrics import ReliabilityBins, RiskCoverage
 
 HPARAM_METRICS = ("val/acc_best", "test/acc", "test/loss")
 
@@ -70,6 +70,7 @@ class Diagnostics(L.Callback):
         self.stages: dict[str, MetricCollection] = {}
         self.bins: dict[str, ReliabilityBins] = {}  # apart: its compute() returns a dict
         self.curve_data: dict[str, list[torch.Tensor]] = {}
+        self.selective = RiskCoverage()  # test only: the risk-coverage curve, test/aurc
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         task, n = pl_module.task, getattr(pl_module, "num_classes", 2)
@@ -97,11 +98,14 @@ class Diagnostics(L.Callback):
                 }
             self.stages[name] = MetricCollection(metrics, compute_groups=False).to(pl_module.device)
             self.bins[name] = ReliabilityBins(n_bins=self.n_bins).to(pl_module.device)
+        self.selective = self.selective.to(pl_module.device)
 
     def _update(self, stage: str, pl_module: Any, logits: torch.Tensor, batch: Any) -> None:
         """Update the stage's metrics with one batch's logits and targets."""
         targets = batch[1]
         probs = pl_module.probabilities(logits.detach())
+        if stage == "test":
+            self.selective.update(probs, targets)
         if pl_module.task == "binary":
             scores = probs[:, 1]
             self.curve_data.setdefault(stage, []).append(
@@ -159,7 +163,9 @@ class Diagnostics(L.Callback):
         }
         logger = tensorboard(trainer)
         if stage == "test":  # once: in metrics.json, and a TEXT table rather than 1-dot charts
-            scalars |= per_class
+            selective = self.selective.compute()
+            self.selective.reset()
+            scalars |= per_class | {"test/aurc": selective["aurc"]}
             pl_module.log_dict(scalars, sync_dist=True, logger=False)
             if logger is not None and trainer.is_global_zero:
                 scores = {k.removeprefix("test/"): float(v) for k, v in scalars.items()}
@@ -170,6 +176,10 @@ class Diagnostics(L.Callback):
             pl_module.log_dict(scalars, sync_dist=True)
         if images and logger is not None and trainer.is_global_zero:
             self._images(stage, values, bins, names, logger, chart_step(trainer), pl_module.task)
+            if stage == "test":
+                curve = (selective["coverage"], selective["risk"], float(selective["aurc"]))
+                figure = plots.risk_coverage(*curve)
+                logger.experiment.add_figure("test/risk_coverage", figure, chart_step(trainer))
         self.stages[stage].reset()
         self.bins[stage].reset()
         self.curve_data.pop(stage, None)

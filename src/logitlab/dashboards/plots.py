@@ -1,5 +1,5 @@
-"""The reliability diagram (matplotlib, Agg backend) and the confusion counts as a table; the
-confusion matrix and ROC figures are torchmetrics' own `.plot()`."""
+"""The reliability diagram and the risk-coverage curve (matplotlib, Agg backend) and the
+confusion counts as a table; the confusion matrix and ROC figures are torchmetrics' `.plot()`."""
 
 from __future__ import annotations
 
@@ -56,6 +56,23 @@ def reliability(bins: tuple[torch.Tensor, torch.Tensor, torch.Tensor], ece: floa
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_title(f"reliability (ECE {ece:.4f})")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def risk_coverage(coverage: torch.Tensor, risk: torch.Tensor, aurc: float) -> Any:
+    """The error rate of the most confident samples against the fraction of them kept."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.2, 4.0), dpi=100)
+    ax.plot(coverage.numpy(), risk.numpy(), label="model")
+    if len(risk):
+        ax.axhline(float(risk[-1]), linestyle="--", color="gray", label="error rate (all kept)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("coverage (fraction kept, most confident first)")
+    ax.set_ylabel("error rate of the kept")
+    ax.set_title(f"risk-coverage (AURC {aurc:.4f})")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig

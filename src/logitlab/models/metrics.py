@@ -1,4 +1,5 @@
-"""logitlab's own torchmetrics: a stage's loss and accuracy, and reliability-diagram bins."""
+"""logitlab's own torchmetrics: a stage's loss and accuracy, reliability-diagram bins, and the
+risk-coverage curve."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 from torchmetrics import Metric, MetricCollection
+from torchmetrics.utilities import dim_zero_cat
+
+from logitlab.uncertainty.selective import risk_coverage
 
 
 class LossAccuracy(Metric):
@@ -93,6 +97,45 @@ class ReliabilityBins(Metric):
             "accuracy": accuracy.float(),
             "count": self.count.float(),
             "ece": ece.float(),
+        }
+
+
+class RiskCoverage(Metric):
+    """The confidence (top-class probability) and correctness of every sample, gathered across
+    DDP ranks: the risk-coverage curve and its area (logitlab.uncertainty.selective)."""
+
+    full_state_update = False
+    is_differentiable = False
+    higher_is_better = False
+
+    confidence: list[torch.Tensor]  # states (add_state)
+    correct: list[torch.Tensor]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("confidence", [], dist_reduce_fx="cat")
+        self.add_state("correct", [], dist_reduce_fx="cat")
+
+    def update(self, probs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Add a batch: class probabilities (N, C), or P(positive) (N,) for binary, and targets."""
+        if probs.ndim == 1:
+            probs = torch.stack([1 - probs, probs], dim=-1)
+        confidence, preds = probs.float().max(dim=-1)
+        self.confidence.append(confidence)
+        self.correct.append(preds == targets)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """{"coverage", "risk"} along the curve and its area "aurc"."""
+        # a list of batches, or one tensor once DDP has gathered the ranks' lists
+        confidence = dim_zero_cat(self.confidence).cpu().numpy() if len(self.confidence) else None
+        if confidence is None or not len(confidence):
+            nan = torch.tensor(float("nan"))
+            return {"coverage": torch.zeros(0), "risk": torch.zeros(0), "aurc": nan}
+        coverage, risk = risk_coverage(confidence, dim_zero_cat(self.correct).cpu().numpy())
+        return {
+            "coverage": torch.from_numpy(coverage).float(),
+            "risk": torch.from_numpy(risk).float(),
+            "aurc": torch.tensor(float(risk.mean())),
         }
 
 

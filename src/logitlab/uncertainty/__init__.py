@@ -1,0 +1,1 @@
+"""What a probability is worth: conformal prediction sets and selective prediction."""
