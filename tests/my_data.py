@@ -116,3 +116,22 @@ class MultiHot(IrisRows):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, _ = super().__getitem__(i)
         return x, torch.tensor([1, 0, 1])
+
+
+class TaggedDigits(Dataset):
+    """Digits with three labels at once (multilabel): odd, at least 5, a multiple of 3, as a
+    0/1 tensor per sample."""
+
+    classes: ClassVar[list[str]] = ["odd", "large", "triple"]
+
+    def __init__(self) -> None:
+        digits = load_digits()
+        self.x = torch.tensor(digits.data, dtype=torch.float32)
+        t = torch.tensor(digits.target)
+        self.tags = torch.stack([t % 2 == 1, t >= 5, t % 3 == 0], dim=1).long()
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[i], self.tags[i]

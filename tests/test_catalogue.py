@@ -87,7 +87,7 @@ def call(module, args: list[str], capsys) -> tuple[int, list[str]]:
 NPZ = "data=npz data.num_features=3 data.num_classes=4 data.path={root}/{name}.npz"
 CATALOGUE = [
     # (command, arguments, message fragment)
-    ("train", "model=foo", "model=foo is not an option of 'model'; choose one of binary, multiclass"),
+    ("train", "model=foo", "model=foo is not an option of 'model'; choose one of binary, multiclass, multilabel"),
     ("train", "trainer.max_epoch=3", "trainer.max_epoch is not a key of the config"),
     ("train", "trainer.max_epochs=abc", "could not be converted to Integer (full_key: trainer.max_epochs)"),
     ("train", "optimizer.lr=0", "optimizer.lr=0.0 must be a positive number"),

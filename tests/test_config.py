@@ -11,7 +11,7 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from conftest import CONF, compose_train
-from logitlab.config.rules import check_config
+from logitlab.config.rules import check_config, loss_fits
 from logitlab.errors import ConfigError
 
 GROUPS = [*sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra"), "model/net"]
@@ -47,13 +47,13 @@ def test_every_option_composes_and_resolves(group: str, option: str, tmp_path: P
     job = {k: v for k, v in cfg.items() if k != "hydra"}
     resolved = OmegaConf.to_container(OmegaConf.create(job), resolve=True)
     assert resolved["paths"]["output_dir"] == str(tmp_path)
-    assert resolved["loss"]["head"] == get_class(resolved["model"]["_target_"]).task
+    assert loss_fits(resolved["loss"]["head"], get_class(resolved["model"]["_target_"]).task)
     assert resolved["model"]["net"]["_target_"].startswith("logitlab.models.nets.")
     check_config(cfg)
 
 
 def test_expected_options_exist() -> None:
-    assert options("model") == ["binary", "multiclass"]
+    assert options("model") == ["binary", "multiclass", "multilabel"]
     assert options("loss") == ["bce", "bce_with_logits", "cross_entropy", "focal", "nll"]
     assert options("model/net") == ["cnn", "linear", "mlp", "resnet"]
     assert options("metrics") == ["binary_extra", "default", "multiclass_extra"]
@@ -129,7 +129,7 @@ def test_help_lists_the_config_groups_without_importing_torch(run_cli) -> None:
     result = run_cli("logitlab.train", "--help")
     assert result.returncode == 0
     for line in (
-        "model: binary, multiclass",
+        "model: binary, multiclass, multilabel",
         "model/net: cnn, linear, mlp, resnet",
         "loss: bce, bce_with_logits, cross_entropy, focal, nll",
     ):
@@ -153,7 +153,8 @@ def test_help_lists_the_config_groups_without_importing_torch(run_cli) -> None:
     wrong = run_cli("logitlab.train", "--help", "model=nope")
     assert wrong.returncode == 2
     assert wrong.stderr.strip().splitlines() == [
-        "logitlab: error: model=nope is not an option of 'model'; choose one of binary, multiclass"
+        "logitlab: error: model=nope is not an option of 'model'; choose one of binary, "
+        "multiclass, multilabel"
     ]
 
 

@@ -126,7 +126,10 @@ def test_gradient_clipping_is_one_override_away(run_cli, tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["model=foo"], "model=foo is not an option of 'model'; choose one of binary, multiclass"),
+        (
+            ["model=foo"],
+            "model=foo is not an option of 'model'; choose one of binary, multiclass, multilabel",
+        ),
         (
             ["trainer.max_epoch=3"],
             "trainer.max_epoch is not a key of the config (python -m logitlab.train --cfg job "

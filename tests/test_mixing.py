@@ -27,7 +27,7 @@ def test_mixup_of_table_rows_is_the_convex_combination_its_targets_say() -> None
     assert torch.allclose(mixed, lam * x + (1 - lam) * x.roll(1, 0), atol=1e-6)
     assert torch.allclose(soft.sum(dim=1), torch.ones(8))
     larger = torch.where(shares(soft, y) >= 0.5, y, y.roll(1))
-    assert torch.equal(hard_labels(soft, binary=False), larger)
+    assert torch.equal(hard_labels(soft, "multiclass"), larger)
     again = mix_batch(x, y, 3, False, (0.4, 0.0), 1.0, seed=3)
     assert torch.equal(again[0], mixed)  # a seed of the step: the same draw
 

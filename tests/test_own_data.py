@@ -212,7 +212,10 @@ def test_own_data_resumes_after_sigterm(tmp_path: Path, data: tuple[str, str]) -
     [
         (["data.dataset={_target_: my_data.Unpaired}"], "a sample is a Tensor, not a pair (x, y)"),
         (["data.dataset={_target_: my_data.Ragged}"], "has shape (5,), the first sample (4,)"),
-        (["data.dataset={_target_: my_data.MultiHot}"], "a label of shape (3,); the multiclass"),
+        (
+            ["data.dataset={_target_: my_data.MultiHot}"],
+            "has 3 labels per sample; train it with model=multilabel",
+        ),
         (["data.dataset={_target_: my_data.Nope}"], "_target_=my_data.Nope cannot be imported"),
         (
             ["data.dataset={_target_: collections.OrderedDict}"],

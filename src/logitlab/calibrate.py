@@ -89,6 +89,14 @@ def calibrate(
         raise ConfigError(f"method={method} is not known; use one of {', '.join(METHODS)}")
     folder, path, checkpoint, datamodule, model = restored(run_dir, ckpt, weights)
     task = model.task
+    if task == "multilabel":
+        if method not in ("auto", "platt"):
+            raise ConfigError(
+                f"method={method} does not fit the multilabel head of {run_dir}; use method=platt"
+            )
+        record = calibrate_labels(run_dir, path, datamodule, model, weights)
+        write_json(folder / FILE, record)
+        return record
     chosen = {"multiclass": "temperature", "binary": "platt"}[task] if method == "auto" else method
     if (chosen, task) not in (("temperature", "multiclass"), ("platt", "binary")):
         fits = "temperature" if task == "multiclass" else "platt"
@@ -123,6 +131,29 @@ def calibrate(
     return record
 
 
+def calibrate_labels(run_dir: str, path: Path, datamodule: Any, model: Any, weights: str) -> dict:
+    """The multilabel head: Platt scaling per label, then each label's F1-maximising threshold,
+    both fitted on the validation split; scored on the test split before and after."""
+    from logitlab.uncertainty.calibration import calibrated_probs, split_logits
+    from logitlab.uncertainty.thresholds import f1_thresholds, fit_label_platt, label_scores
+
+    val_logits, val_y = split_logits(model, datamodule, "val")
+    calibration = fit_label_platt(val_logits, val_y, datamodule.label_names(), run_dir)
+    val_probs = calibrated_probs(val_logits, calibration, "multilabel")
+    calibration["thresholds"] = f1_thresholds(val_probs, val_y)
+    test_logits, test_y = split_logits(model, datamodule, "test")
+    before = label_scores(calibrated_probs(test_logits, None, "multilabel"), test_y, None)
+    after = label_scores(
+        calibrated_probs(test_logits, calibration, "multilabel"), test_y, calibration["thresholds"]
+    )
+    record = {**calibration, "checkpoint": str(path), "val_samples": len(val_y)}
+    record["weights"] = weights
+    for name in before:
+        record[f"test/{name}_before"] = before[name]
+        record[f"test/{name}_after"] = after[name]
+    return record
+
+
 def conformalize(run_dir: str, ckpt: str, weights: str, settings: dict[str, Any]) -> dict[str, Any]:
     """Fit the conformal threshold on the validation split, measure it on the test split."""
     from logitlab.run.files import write_json
@@ -131,6 +162,11 @@ def conformalize(run_dir: str, ckpt: str, weights: str, settings: dict[str, Any]
 
     conformal.check(settings["alpha"], settings["score"], settings["lam"], settings["k_reg"])
     folder, path, _, datamodule, model = restored(run_dir, ckpt, weights)
+    if model.task == "multilabel":
+        raise ConfigError(
+            f"method=conformal makes sets of one class per sample and does not fit the "
+            f"multilabel head of {run_dir}; calibrate it with method=platt (per-label thresholds)"
+        )
     calibration = load_calibration(folder)
     if calibration is not None and not fitted_for(calibration, path, weights):
         calibration = None  # fitted for another checkpoint or weights: the raw probabilities
@@ -215,14 +251,16 @@ def main(argv: list[str] | None = None) -> None:
     if args["method"] == "conformal":
         print_conformal(conformal_record, Path(args["run_dir"]))
         return
-    parameters = (
-        f"T = {record['temperature']:.4f}"
-        if record["method"] == "temperature"
-        else f"a = {record['a']:.4f}, b = {record['b']:.4f}"
-    )
+    if "thresholds" in record:
+        parameters = f"per label, thresholds {', '.join(f'{t:.3f}' for t in record['thresholds'])}"
+    elif record["method"] == "temperature":
+        parameters = f"T = {record['temperature']:.4f}"
+    else:
+        parameters = f"a = {record['a']:.4f}, b = {record['b']:.4f}"
     print(f"{record['method']} scaling: {parameters} (fitted on {record['val_samples']} val)")
     print(f"{'test':<8}{'before':>10}{'after':>10}")
-    for name in ("nll", "ece", "brier", "acc"):
+    names = [k[5:-7] for k in record if k.startswith("test/") and k.endswith("_before")]
+    for name in names:
         before, after = record[f"test/{name}_before"], record[f"test/{name}_after"]
         print(f"{name:<8}{before:>10.4f}{after:>10.4f}")
     print(f"written to {Path(args['run_dir']) / 'calibration.json'}")

@@ -77,6 +77,11 @@ def export(run_dir: str, format: str = "onnx", ckpt: str = "best") -> Path:
     folder, cfg = load_run_config(run_dir)
     path = find_checkpoint(folder, ckpt)
     datamodule, model = build_from_run(cfg, folder, load_checkpoint(path), path)
+    if model.task == "multilabel":  # the shipped predictor writes one class per sample
+        raise ConfigError(
+            f"{run_dir} trains the multilabel head, which export does not ship yet; predict with "
+            f"python -m logitlab.predict run_dir={run_dir}"
+        )
     calibration = for_checkpoint(folder, path)
     module = shipped_module(model.eval(), datamodule.stats, calibration, model.task)
     example = torch.zeros(2, *datamodule.input_shape)

@@ -232,8 +232,7 @@ def predict(
         fitted = conformal.probabilities(logits, conformal_fit, model.task)
         chosen = conformal.prediction_sets(fitted, conformal_fit, u)
         set_column = conformal.set_names(chosen, datamodule.label_names())
-    table = prediction_table(
-        probs,
+    columns = (
         torch.cat(labels) if labels else None,
         datamodule.label_names(),
         rows if rows is not None else list(range(len(probs))),
@@ -241,9 +240,11 @@ def predict(
         (calibration["method"] if calibration else "none")
         if (calibrated and RunFolder(folder).calibration.is_file()) or not calibrated
         else None,
-        set_column,
     )
-    return write_text(destination, table)
+    if model.task == "multilabel":  # each label at its threshold: calibrate's, else 0.5
+        thresholds = (calibration or {}).get("thresholds") or [0.5] * probs.shape[1]
+        return write_text(destination, label_table(probs, *columns, thresholds))
+    return write_text(destination, prediction_table(probs, *columns, set_column))
 
 
 def prediction_table(
@@ -274,6 +275,39 @@ def prediction_table(
         cells += [f"{p:.6g}" for p in row]
         cells += [calibration] if calibration is not None else []
         cells += [sets[i]] if sets is not None else []
+        writer.writerow(cells)
+    return table.getvalue()
+
+
+def label_table(
+    probs: Any,
+    targets: Any,
+    label_names: list[str],
+    rows: list[int],
+    extra: dict[str, list[str] | None],
+    calibration: str | None,
+    thresholds: list[float],
+) -> str:
+    """The multilabel predictions CSV: row, [path or id], labels, [target], prob_<label>...,
+    [calibration]; `labels` and `target` name a sample's labels, joined by `|`."""
+    probs = np.asarray(probs)
+    chosen = probs > np.asarray(thresholds)
+    columns = [name for name, values in extra.items() if values is not None]
+    header = ["row", *columns, "labels", *(["target"] if targets is not None else [])]
+    header += [f"prob_{name}" for name in label_names]
+    header += ["calibration"] if calibration is not None else []
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(header)
+
+    def joined(row: Any) -> str:
+        return "|".join(name for name, on in zip(label_names, row, strict=True) if on)
+
+    for i, row in enumerate(probs.tolist()):
+        cells = [str(rows[i]), *(str(extra[c][i]) for c in columns), joined(chosen[i])]  # type: ignore[index]
+        cells += [joined(np.asarray(targets[i]))] if targets is not None else []
+        cells += [f"{p:.6g}" for p in row]
+        cells += [calibration] if calibration is not None else []
         writer.writerow(cells)
     return table.getvalue()
 

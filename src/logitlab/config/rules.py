@@ -26,7 +26,9 @@ def model_class(cfg: DictConfig) -> Any:
 HEADS = {
     "logitlab.models.heads.MulticlassClassifier": "multiclass",
     "logitlab.models.heads.BinaryClassifier": "binary",
+    "logitlab.models.heads.MultilabelClassifier": "multilabel",
 }
+FAMILIES = {"multiclass": "Multiclass", "binary": "Binary", "multilabel": "Multilabel"}  # metrics
 MAX_SEED = 2**32 - 1
 MAX_NAME = 128  # characters of a run name (a folder's name)
 # Lightning's precision names (lightning.fabric's _PRECISION_INPUT, read without importing it)
@@ -43,13 +45,19 @@ def task_of(cfg: DictConfig) -> str:
     return HEADS.get(target) or model_class(cfg).task
 
 
+def loss_fits(head: Any, task: str) -> bool:
+    """Whether a loss made for `head` trains the `task` head: a per-logit sigmoid loss (a binary
+    one) trains every label of the multilabel head too."""
+    return head == task or (task == "multilabel" and head == "binary")
+
+
 def losses_for(task: str) -> list[str]:
     """The names of logitlab's own loss configs (conf/loss) that fit the `task` head."""
     folder = CONFIG_DIR / "loss"
     return sorted(
         path.stem
         for path in folder.glob("*.yaml")
-        if OmegaConf.select(OmegaConf.load(path), "head") == task
+        if loss_fits(OmegaConf.select(OmegaConf.load(path), "head"), task)
     )
 
 
@@ -57,7 +65,7 @@ def check_loss_fits(loss: Any, task: str, unnamed_head: str | None = None) -> No
     """Refuse a loss config that does not train the `task` head, naming what fits; a loss that
     declares no `head` counts as `unnamed_head`."""
     head = loss.get("head", unnamed_head)
-    if head == task:
+    if loss_fits(head, task):
         return
     name = loss.get("name") or loss.get("_target_")
     fits = " or ".join(f"loss={option}" for option in losses_for(task))
@@ -130,10 +138,11 @@ def check_config(cfg: DictConfig) -> None:
     check_loggers(cfg)
     check_loss_fits(cfg.loss, task)
     check_soft_targets(cfg)
-    other = {"multiclass": "Binary", "binary": "Multiclass"}[task]
+    others = [family for head, family in FAMILIES.items() if head != task]
     for name, spec in (cfg.get("metrics") or {}).items():
         metric = str(spec.get("_target_", "")).rsplit(".", 1)[-1]
-        if metric.startswith(other):
+        other = next((family for family in others if metric.startswith(family)), None)
+        if other is not None:
             raise ConfigError(
                 f"metrics.{name}: {metric} is a {other.lower()} metric and does not fit "
                 f"model={task}; use metrics={task}_extra or a {task} torchmetrics class"

@@ -107,6 +107,8 @@ class DataSchema:
     path: Optional[str] = None  # noqa: UP045  data=csv, data=npz: the file
     target: Any = None  # data=csv: the label column, by name or index
     header: Optional[bool] = None  # noqa: UP045  data=csv: the first row is a header (null: detect)
+    # data=csv, model=multilabel: one column of label sets joined by this ("a|c"; null: 0/1 columns)
+    label_separator: Optional[str] = None  # noqa: UP045
     source_kwargs: dict[str, Any] = field(default_factory=dict)  # a source's own arguments
     # training batches of images only, on their device, seeded (a resume draws the same)
     augment: AugmentSchema = field(default_factory=AugmentSchema)
@@ -170,6 +172,17 @@ class BinarySchema:
 
 
 @dataclass
+class MultilabelSchema:
+    """MultilabelClassifier arguments (the loss and metrics come from their own groups)."""
+
+    _target_: str = "logitlab.models.heads.MultilabelClassifier"
+    num_classes: Optional[int] = None  # noqa: UP045  labels, from data.num_classes (conf/model/)
+    net: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+
+
+@dataclass
 class AdamSchema:
     """torch.optim.Adam / AdamW arguments logitlab's optimizer configs set."""
 
@@ -202,5 +215,6 @@ def register() -> None:
     store.store(group="schema", name="dataset", node=DatasetSchema)
     store.store(group="schema", name="model_multiclass", node=MulticlassSchema)
     store.store(group="schema", name="model_binary", node=BinarySchema)
+    store.store(group="schema", name="model_multilabel", node=MultilabelSchema)
     store.store(group="schema", name="optimizer_adam", node=AdamSchema)
     store.store(group="schema", name="optimizer_sgd", node=SGDSchema)

@@ -34,7 +34,7 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
-from logitlab.dashboards import plots
+from logitlab.dashboards import labels, plots
 from logitlab.dashboards.naming import hyperparameters
 from logitlab.models.heads import chart_step
 from logitlab.models.metrics import ReliabilityBins, RiskCoverage
@@ -71,6 +71,7 @@ class Diagnostics(L.Callback):
         self.bins: dict[str, ReliabilityBins] = {}  # apart: its compute() returns a dict
         self.curve_data: dict[str, list[torch.Tensor]] = {}
         self.selective = RiskCoverage()  # test only: the risk-coverage curve, test/aurc
+        self.label_bins: dict[str, labels.LabelBins] = {}  # multilabel: one diagram per label
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         task, n = pl_module.task, getattr(pl_module, "num_classes", 2)
@@ -78,7 +79,10 @@ class Diagnostics(L.Callback):
         # no per-batch argument checks.
         for name in ("val", "test"):
             metrics: dict[str, Metric | MetricCollection]
-            if task == "binary":
+            if task == "multilabel":
+                metrics = labels.multilabel_metrics(n, self.n_bins)
+                self.label_bins[name] = labels.LabelBins(n, self.n_bins, pl_module.device)
+            elif task == "binary":
                 metrics = {
                     "ece": BinaryCalibrationError(n_bins=self.n_bins, validate_args=False),
                     "f1": BinaryF1Score(validate_args=False),
@@ -104,6 +108,13 @@ class Diagnostics(L.Callback):
         """Update the stage's metrics with one batch's logits and targets."""
         targets = batch[1]
         probs = pl_module.probabilities(logits.detach())
+        if pl_module.task == "multilabel":  # every label decision is a yes/no of its own
+            labels.update(self.stages[stage], probs, targets)
+            self.bins[stage].update(probs.reshape(-1), targets.reshape(-1))
+            self.label_bins[stage].update(probs, targets)
+            if stage == "test":
+                self.selective.update(probs.reshape(-1), targets.reshape(-1))
+            return
         if stage == "test":
             self.selective.update(probs, targets)
         if pl_module.task == "binary":
@@ -149,7 +160,9 @@ class Diagnostics(L.Callback):
         datamodule = getattr(trainer, "datamodule", None)  # set by fit/test(datamodule=...)
         names = datamodule.label_names() if datamodule else None
         scalars = {f"{stage}/ece": values["ece"]}
-        if pl_module.task == "binary":
+        if pl_module.task == "multilabel":
+            scalars |= {f"{stage}/{name}": values[name] for name in labels.SCALARS}
+        elif pl_module.task == "binary":
             scalars |= {
                 f"{stage}/f1": values["f1"],
                 f"{stage}/auroc": values["auroc"],
@@ -176,16 +189,34 @@ class Diagnostics(L.Callback):
             pl_module.log_dict(scalars, sync_dist=True)
         if images and logger is not None and trainer.is_global_zero:
             self._images(stage, values, bins, names, logger, chart_step(trainer), pl_module.task)
+            if pl_module.task == "multilabel":
+                table = labels.labels_markdown(values, names or [])
+                logger.experiment.add_text(f"{stage}/labels", table, chart_step(trainer))
             if stage == "test":
                 curve = (selective["coverage"], selective["risk"], float(selective["aurc"]))
                 figure = plots.risk_coverage(*curve)
                 logger.experiment.add_figure("test/risk_coverage", figure, chart_step(trainer))
         self.stages[stage].reset()
         self.bins[stage].reset()
+        if stage in self.label_bins:
+            self.label_bins[stage].reset()
         self.curve_data.pop(stage, None)
 
     def _images(self, stage, values, bins, names, logger, step, task) -> None:
         writer = logger.experiment
+        reliability = plots.reliability(
+            (bins["confidence"].cpu(), bins["accuracy"].cpu(), bins["count"].cpu()),
+            float(values["ece"]),
+        )
+        writer.add_figure(f"{stage}/reliability", reliability, step)
+        if task == "multilabel":  # no confusion matrix: a 2x2 one per label is the table
+            per_label = [
+                {k: v.cpu() for k, v in b.items()} for b in self.label_bins[stage].compute()
+            ]
+            writer.add_figure(
+                f"{stage}/reliability_labels", plots.reliability_grid(per_label, names), step
+            )
+            return
         confusion = values["confusion"].cpu()
         labels = names or [str(i) for i in range(len(confusion))]
         # torchmetrics draws its own metrics (matplotlib): a heatmap of counts, true classes down
@@ -193,14 +224,6 @@ class Diagnostics(L.Callback):
         writer.add_figure(f"{stage}/confusion_matrix", figure, step)
         writer.add_text(
             f"{stage}/confusion_counts", plots.confusion_markdown(confusion, labels), step
-        )
-        writer.add_figure(
-            f"{stage}/reliability",
-            plots.reliability(
-                (bins["confidence"].cpu(), bins["accuracy"].cpu(), bins["count"].cpu()),
-                float(values["ece"]),
-            ),
-            step,
         )
         if task == "binary":
             data = torch.cat(self.curve_data.get(stage, [torch.zeros(0, 2)])).cpu()

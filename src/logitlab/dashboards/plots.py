@@ -76,3 +76,28 @@ def risk_coverage(coverage: torch.Tensor, risk: torch.Tensor, aurc: float) -> An
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def reliability_grid(per_label: list[dict[str, torch.Tensor]], names: list[str]) -> Any:
+    """One small reliability diagram per label (multilabel): P(label) against the fraction
+    present, with each label's ECE."""
+    plt = _pyplot()
+    columns = min(4, len(per_label))
+    rows = -(-len(per_label) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.5 * rows), dpi=100)
+    for k, ax in enumerate(list(getattr(axes, "flat", [axes]))):
+        if k >= len(per_label):
+            ax.axis("off")
+            continue
+        bins = per_label[k]
+        used = bins["count"] > 0
+        width = 1.0 / len(bins["count"])
+        centers = (torch.arange(len(bins["count"])) + 0.5) * width
+        ax.bar(centers[used].numpy(), bins["accuracy"][used].numpy(), width=width * 0.9)
+        ax.plot([0, 1], [0, 1], "--", color="gray")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{names[k] if names else k} (ECE {float(bins['ece']):.3f})", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig

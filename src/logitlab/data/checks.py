@@ -31,7 +31,8 @@ def _examples(values: np.ndarray, limit: int = 3) -> str:
 def validate_part(
     dataset: str, part: str, x: Any, y: Any, num_classes: int, keep_uint8: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check labels and features of one part once; return (features, int64 [N]) tensors.
+    """Check labels and features of one part once; return (features, int64 [N]) tensors (labels
+    [N, K] of 0/1 for the multilabel head).
 
     Features keep each sample's shape: (N, F) for a table, (N, C, H, W) for images ((N, H, W)
     grayscale images gain their channel axis). uint8 images are scaled to [0, 1] here, once
@@ -55,6 +56,8 @@ def validate_part(
         raise ConfigError(f"{where} is empty; check the data files or the split fractions")
     if len(x_t) != len(y_np):
         raise ConfigError(f"{where}: {len(x_t)} feature rows but {len(y_np)} labels; fix the data")
+    if y_np.ndim == 2:  # the multilabel head's 0/1 target rows
+        return _features(where, x_t, keep_uint8), multi_hot(where, y_np, num_classes)
     if y_np.ndim != 1:
         raise ConfigError(
             f"{where}: labels must be one class index per sample, got shape {y_np.shape}"
@@ -79,6 +82,29 @@ def validate_part(
             f"{where}: labels must lie in [0, {num_classes}) (data.num_classes={num_classes}), "
             f"found {_examples(bad)} ({len(bad)} samples); {fix}"
         )
+    return _features(where, x_t, keep_uint8), torch.from_numpy(y_np.astype(np.int64))
+
+
+def multi_hot(where: str, y: np.ndarray, num_labels: int) -> torch.Tensor:
+    """A (N, K) label matrix checked: K columns, each cell 0 or 1; int64."""
+    if y.shape[1] != num_labels:
+        raise ConfigError(
+            f"{where}: {y.shape[1]} label columns but data.num_classes={num_labels}; set "
+            f"data.num_classes={y.shape[1]}, or null to count them"
+        )
+    if y.dtype.kind not in "biuf":
+        raise ConfigError(f"{where}: labels of type {y.dtype}; give 0/1 label columns")
+    bad = y[(y != 0) & (y != 1)]
+    if len(bad):
+        raise ConfigError(
+            f"{where}: multilabel targets must be 0 or 1, found {_examples(bad)} ({len(bad)} "
+            "cells); mark each label present (1) or absent (0)"
+        )
+    return torch.from_numpy(y.astype(np.int64))
+
+
+def _features(where: str, x_t: torch.Tensor, keep_uint8: bool) -> torch.Tensor:
+    """Features shaped (N, F) or (N, C, H, W), finite, float32 (uint8 kept with keep_uint8)."""
     if x_t.ndim == 1:
         x_t = x_t.reshape(len(x_t), 1)
     elif x_t.ndim == 3:
@@ -112,7 +138,21 @@ def validate_part(
         x_t = x_t.to(torch.float32)
     else:
         x_t = x_t.to(torch.float32)
-    return x_t, torch.from_numpy(y_np.astype(np.int64))
+    return x_t
+
+
+def check_label_shape(task: str, y: torch.Tensor, source: str) -> None:
+    """The multilabel head takes 0/1 label rows, every other head one class index per sample."""
+    if task == "multilabel" and y.ndim == 1:
+        raise ConfigError(
+            f"data={source} has one label per sample, and model=multilabel needs several: give "
+            "0/1 label columns (data.target=[a,b,c]) or a label-set column (data.label_separator)"
+            ", or use model=multiclass"
+        )
+    if task != "multilabel" and y.ndim == 2:
+        raise ConfigError(
+            f"data={source} has {y.shape[1]} labels per sample; train it with model=multilabel"
+        )
 
 
 def _cells(flat: torch.Tensor, where: torch.Tensor, shown: bool = False) -> str:
@@ -140,6 +180,8 @@ def class_count(
         labels = [np.asarray(y) for _, y in loaded.parts.values()]
         finite = [y[np.isfinite(y)] for y in labels if y.size and y.dtype.kind in "iuf"]
         count = int(max(y.max() for y in finite if y.size)) + 1 if finite else 0
+        if labels and labels[0].ndim == 2:  # multilabel: one column per label
+            count = labels[0].shape[1]
     if given is None:
         if not 2 <= count <= MAX_CLASSES:
             raise ConfigError(

@@ -14,9 +14,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from logitlab.data.augment import Augment
-from logitlab.data.checks import class_count, new_samples
+from logitlab.data.checks import check_label_shape, class_count, new_samples
 from logitlab.data.datasets import DatasetSamples
-from logitlab.data.fingerprint import fingerprint
+from logitlab.data.fingerprint import fingerprint, label_counts
 from logitlab.data.images import ImageSamples
 from logitlab.data.loaders import Loaders, TensorBatches
 from logitlab.data.memory import TensorSamples
@@ -24,7 +24,7 @@ from logitlab.data.settings import check_settings
 from logitlab.data.sources import Loaded
 from logitlab.data.splits import Split
 from logitlab.data.standardize import Standardization
-from logitlab.data.task import ClassNames, TaskView, check_two_classes, class_weights, pos_weight
+from logitlab.data.task import ClassNames, TaskView, balance_weights, check_training_labels
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,9 @@ def samples_of(
             s["seed"], batch_size,
         )  # fmt: skip
     options = {**(s["source_kwargs"] or {}), **({"path": s["path"]} if s["path"] else {})}
-    options.update({k: s[k] for k in ("target", "header") if s[k] is not None})
+    options.update({k: s[k] for k in ("target", "header", "label_separator") if s[k] is not None})
+    if s["label_separator"] is not None and s["class_names"]:
+        options["class_names"] = list(s["class_names"])  # the labels a set may name
     return TensorSamples(
         s["source"], s["num_features"], s["seed"], s["data_dir"], s["download"], options
     )
@@ -86,6 +88,7 @@ class ClassificationDataModule(ClassNames, L.LightningDataModule):
         path: str | None = None,
         target: int | str | None = None,
         header: bool | None = None,
+        label_separator: str | None = None,
         source_kwargs: dict[str, Any] | None = None,
         augment: dict[str, Any] | None = None,
         root: str | None = None,
@@ -119,7 +122,7 @@ class ClassificationDataModule(ClassNames, L.LightningDataModule):
         self.split_index: dict[str, np.ndarray] = {}
         self.input_shape: tuple[int, ...] = ()
         self.stats: Standardization | None = None
-        self.pos_weight: float | None = None
+        self.pos_weight: float | list[float] | None = None
         self.class_weight: list[float] | None = None
         self.fingerprint: dict[str, Any] = {}
         self.rows: dict[str, torch.Tensor] = {}
@@ -138,6 +141,7 @@ class ClassificationDataModule(ClassNames, L.LightningDataModule):
         parts = {
             part: self.samples.check(part, x, y, classes) for part, (x, y) in loaded.parts.items()
         }
+        check_label_shape(self.task, next(iter(parts.values()))[1], self.source)
         self.fingerprint = fingerprint(parts, self.samples.digest, self.dataset_class_names())
         # each sample's row in its part's dataset, through the view, for predictions to name
         rows = torch.cat([torch.arange(len(y))[self.view.kept(y)] for _, y in parts.values()])
@@ -170,17 +174,15 @@ class ClassificationDataModule(ClassNames, L.LightningDataModule):
 
     def _summarise(self) -> None:
         """Log the class counts per split and fit the class weights data.balance asks for."""
-        counts = {
-            name: torch.bincount(y, minlength=self.num_classes).tolist()
-            for name, (_, y) in self.splits.items()
-        }
-        train = counts["train"]
-        check_two_classes(train, self.label_names(), self.source)
+        counts = {name: label_counts(y, self.num_classes) for name, (_, y) in self.splits.items()}
+        check_training_labels(
+            self.task, counts["train"], self.splits, self.label_names(), self.source
+        )
         log.info("data=%s task=%s class counts per split: %s", self.source, self.task, counts)
-        if self.balance == "pos_weight":
-            self.pos_weight = pos_weight(train)
-        if self.balance == "class_weight":
-            self.class_weight = class_weights(train)
+        weights = balance_weights(
+            self.balance, self.task, counts["train"], len(self.splits["train"][1])
+        )
+        self.pos_weight, self.class_weight = weights
 
     def transform(self, features: Any, name: str = "input") -> torch.Tensor:
         """New samples in the dataset's raw units, prepared as the training data was."""

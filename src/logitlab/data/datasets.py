@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 KEYS = ("dataset", "train", "val", "test")
 
 
+Label = int | str | tuple[int, ...]  # a class index or name, or a multilabel 0/1 row
+
+
 def build_dataset(spec: Any, where: str) -> Dataset:
     """The Dataset a `_target_` node builds, refused in one line if it is not a map-style one."""
     from logitlab.config.instantiate import build_target
@@ -68,13 +71,21 @@ def as_sample(item: Any, where: str) -> tuple[torch.Tensor, Any]:
     return as_features(x) if x.dtype == torch.uint8 else x.to(torch.float32), y
 
 
-def label_of(y: Any, where: str) -> int | str:
-    """One label as an int or a str; a vector (multi-hot) or a float is refused."""
+def label_of(y: Any, where: str) -> Label:
+    """One label as an int or a str, or a multi-hot vector (the multilabel head's) as a tuple;
+    a float is refused."""
+    if isinstance(y, torch.Tensor | np.ndarray | list | tuple) and np.ndim(y) == 1:
+        cells = list(y) if isinstance(y, list | tuple) else np.asarray(y).tolist()
+        if not all(not isinstance(c, bool) and c in (0, 1) for c in cells):
+            raise ConfigError(
+                f"{where}: a multilabel target {cells}; each label is 0 (absent) or 1 (present)"
+            )
+        return tuple(int(c) for c in cells)
     if isinstance(y, torch.Tensor | np.ndarray):
         if np.ndim(y) != 0:
             raise ConfigError(
-                f"{where}: a label of shape {tuple(np.shape(y))}; the multiclass and binary heads "
-                "take one class index (or name) per sample"
+                f"{where}: a label of shape {tuple(np.shape(y))}; give one class index (or name) "
+                "per sample, or a 0/1 vector per sample for model=multilabel"
             )
         y = y.item()
     if isinstance(y, bool) or not isinstance(y, int | np.integer | str):
@@ -143,7 +154,7 @@ class DatasetSamples:
         parts = ["all"] if self.specs.get("dataset") is not None else ["train", "val", "test"]
         keys = {"all": "dataset", "train": "train", "val": "val", "test": "test"}
         built: dict[str, Dataset] = {}
-        labels: dict[str, list[int | str]] = {}
+        labels: dict[str, list[Label]] = {}
         for part in parts:
             spec = self.specs.get(keys[part])
             if spec is None:
@@ -171,7 +182,7 @@ class DatasetSamples:
         self.concat = ConcatDataset(list(built.values()))
         return Loaded(loaded, class_names=names, extra={"datasets": self._described()})
 
-    def _labels(self, dataset: Dataset, where: str) -> list[int | str]:
+    def _labels(self, dataset: Dataset, where: str) -> list[Label]:
         targets = getattr(dataset, "targets", None)
         if targets is not None and len(targets) == len(dataset):  # type: ignore[arg-type]
             values = targets.tolist() if hasattr(targets, "tolist") else list(targets)
@@ -184,7 +195,7 @@ class DatasetSamples:
         return labels
 
     def _class_names(
-        self, built: dict[str, Dataset], labels: dict[str, list[int | str]]
+        self, built: dict[str, Dataset], labels: dict[str, list[Label]]
     ) -> list[str] | None:
         if self.given_names:
             return list(self.given_names)

@@ -14,21 +14,27 @@ from typing import Any
 import torch
 
 
+def label_counts(y: torch.Tensor, classes: int) -> list[int]:
+    """Samples per class; for multilabel 0/1 rows, samples carrying each label."""
+    return y.sum(dim=0).tolist() if y.ndim == 2 else torch.bincount(y, minlength=classes).tolist()
+
+
 def fingerprint(
     parts: dict[str, tuple[torch.Tensor, torch.Tensor]], content: Any, class_names: list[str]
 ) -> dict[str, Any]:
     """The fingerprint of checked parts; `content(digest, x)` hashes one part's features."""
     digest = hashlib.blake2b(digest_size=16)
-    counts = [0] * len(class_names)
+    counts, samples = [0] * len(class_names), 0
     for name in sorted(parts):
         x, y = parts[name]
         digest.update(name.encode())
         content(digest, x)
         digest.update(y.to(torch.int64).numpy().tobytes())
-        for label, count in enumerate(torch.bincount(y, minlength=len(counts)).tolist()):
+        for label, count in enumerate(label_counts(y, len(counts))):
             counts[label] += count
+        samples += len(y)
     return {
-        "samples": sum(counts),
+        "samples": samples,
         "class_names": list(class_names),
         "label_counts": counts,
         "content": f"blake2b:{digest.hexdigest()}",

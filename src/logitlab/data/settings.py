@@ -9,9 +9,9 @@ from typing import Any
 from logitlab.data.sources import MAX_CLASSES, SOURCES
 from logitlab.errors import ConfigError
 
-TASKS = ("multiclass", "binary")
+TASKS = ("multiclass", "binary", "multilabel")
 LOADERS = ("tensor", "dataloader")
-BALANCE = {"binary": "pos_weight", "multiclass": "class_weight"}
+BALANCE = {"binary": "pos_weight", "multiclass": "class_weight", "multilabel": "pos_weight"}
 # Your-own-data sources and the keys each needs, with an example value.
 REQUIRED = {
     "csv": (("path", "mine.csv"), ("target", "label")),
@@ -108,9 +108,15 @@ def _rules(data: Mapping[str, Any], task: str) -> list[tuple[bool, str]]:
             "e.g. data.positive_classes=[8]",
         ),
         (
-            task != "multiclass" or not data.get("keep_classes"),
+            task == "binary" or not data.get("keep_classes"),
             "data.keep_classes applies to the binary head only; use model=binary or "
             "data.keep_classes=null",
+        ),
+        (
+            task != "multilabel"
+            or not any((data.get("augment") or {}).get(k) for k in ("mixup", "cutmix")),
+            "data.augment.mixup and cutmix mix one class per sample and do not apply to "
+            "model=multilabel; set them to 0",
         ),
         (
             balance in (None, fits),

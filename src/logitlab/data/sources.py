@@ -96,6 +96,30 @@ def load_moons(seed: int, n_samples: int = 2000, noise: float = 0.2, **_: Any) -
     return Loaded({"all": (x.astype(np.float32), y)})
 
 
+def load_multilabel_blobs(
+    num_features: int,
+    num_classes: int,
+    seed: int,
+    n_samples: int = 3000,
+    n_labels: int = 2,
+    **_: Any,
+) -> Loaded:
+    """scikit-learn's make_multilabel_classification, seeded: word-count-like features, each
+    sample carrying about `n_labels` of the `num_classes` labels (label_0, label_1, ...)."""
+    from sklearn.datasets import make_multilabel_classification
+
+    x, y = make_multilabel_classification(
+        n_samples=n_samples,
+        n_features=num_features,
+        n_classes=num_classes,
+        n_labels=n_labels,
+        allow_unlabeled=True,
+        random_state=seed,
+    )
+    names = [f"label_{i}" for i in range(num_classes)]
+    return Loaded({"all": (x.astype(np.float32), y.astype(np.int64))}, class_names=names)
+
+
 def load_npz(path: str | None = None, **_: Any) -> Loaded:
     """Your own data: an .npz with arrays `x` (samples x features) and `y` (labels)."""
     if not path:
@@ -192,9 +216,16 @@ def _raise_corrupt(raw: Path, name: str, error: BaseException) -> None:
 
 
 def load_csv(
-    path: str | None = None, target: Any = None, header: bool | None = None, **_: Any
+    path: str | None = None,
+    target: Any = None,
+    header: bool | None = None,
+    label_separator: str | None = None,
+    class_names: list[str] | None = None,
+    **_: Any,
 ) -> Loaded:
-    """Your own table: a CSV of numeric feature columns and a label column (`data.target`)."""
+    """Your own table: a CSV of numeric feature columns and a label column (`data.target`), or
+    for the multilabel head several 0/1 label columns or one column of label sets."""
+    from logitlab.data.label_sets import read_multilabel_csv, targets_of
     from logitlab.data.tables import read_labelled_csv
 
     if not path:
@@ -204,7 +235,10 @@ def load_csv(
             f"data=csv: set data.target to the label column of {path}, by name or index "
             "(e.g. data.target=label or data.target=-1)"
         )
-    table = read_labelled_csv(Path(path), target, header)
+    if len(targets_of(target)) > 1 or label_separator is not None:
+        table = read_multilabel_csv(Path(path), target, header, label_separator, class_names)
+    else:
+        table = read_labelled_csv(Path(path), target, header)
     return Loaded(
         {"all": (table.x, table.y)},
         class_names=table.class_names,
@@ -225,6 +259,7 @@ SOURCES: dict[str, Callable[..., Loaded]] = {
     "csv": load_csv,
     "blobs": load_blobs,
     "moons": load_moons,
+    "multilabel_blobs": load_multilabel_blobs,
     "npz": load_npz,
     **{name: partial(load_torchvision, name) for name in TORCHVISION},
 }

@@ -17,14 +17,30 @@ from logitlab.run.files import atomic_path
 SPLITS = ("train", "val", "test")
 
 
+def strata(y: np.ndarray, fraction: float) -> np.ndarray:
+    """What a split stratifies by: the class, or for multilabel 0/1 rows the label set, with
+    the sets too rare to reach every split (fewer than 2 / fraction samples) pooled as one."""
+    if y.ndim == 1:
+        return y
+    _, key, counts = np.unique(y, axis=0, return_inverse=True, return_counts=True)
+    key = key.reshape(-1)
+    rare = counts[key] < int(np.ceil(2 / fraction))
+    key = np.where(rare, -1, key)
+    if rare.sum() == 1:  # a pool of one cannot be split: it joins the largest set
+        key[rare] = np.bincount(key[~rare]).argmax()
+    return key
+
+
 def stratified_split(
     y: np.ndarray, val_fraction: float, test_fraction: float, seed: int, dataset: str = "data"
 ) -> dict[str, np.ndarray]:
-    """Split indices into train/val/test, stratified by label; depends only on the seed.
+    """Split indices into train/val/test, stratified by label (or label set); depends only on
+    the seed.
 
     With `test_fraction=0` the test split is left empty (the caller supplies an official one).
     """
     index = np.arange(len(y))
+    y = strata(y, min(f for f in (val_fraction, test_fraction) if f > 0))
     try:
         test = np.array([], dtype=np.int64)
         rest = index
@@ -96,7 +112,8 @@ def fold_split(
     train. The folds depend only on the pool, its labels and the seed."""
     from sklearn.model_selection import StratifiedKFold
 
-    counts = np.bincount(y[pool])
+    y = strata(y, 1 / folds)
+    counts = np.bincount(y[pool] - y[pool].min())
     smallest = int(counts[counts > 0].min()) if len(pool) else 0
     if folds > smallest:
         raise ConfigError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,8 +127,11 @@ def check_target(path: Path, target: Any, header: bool | None = None) -> None:
     second = rows[1] if len(rows) > 1 else None
     named = header if header is not None else _is_header(rows[0], second, None)
     if named is not None:  # None: ambiguous, refused at load in its own words
-        what = f"data.path={path}, data.target={target}"
-        column_index(rows[0] if named else None, target, len(rows[0]), what)
+        for column in (
+            target if isinstance(target, Sequence) and not isinstance(target, str) else [target]
+        ):
+            what = f"data.path={path}, data.target={column}"
+            column_index(rows[0] if named else None, column, len(rows[0]), what)
 
 
 def column_index(header: list[str] | None, column: Any, width: int, what: str) -> int:
@@ -178,7 +182,7 @@ class LabelledTable:
     class_names: list[str]
     feature_names: list[str]
     target_name: str
-    target_index: int
+    target_index: int | list[int]  # several: the multilabel head's 0/1 label columns
     header: bool
 
 
@@ -271,13 +275,23 @@ def read_feature_csv(
                 "columns as the training data"
             )
         columns = [header.index(name) for name in feature_names]
-    elif target and feature_names and width == len(feature_names) + 1:
-        columns = [i for i in range(width) if i != target["target_index"]]
+    elif (
+        target
+        and feature_names
+        and width == len(feature_names) + len(labels := label_indices(target))
+    ):
+        columns = [i for i in range(width) if i not in labels]
     else:
         ids = header.index(id_column) if header and id_column in header else None
         columns = [i for i in range(width) if i != ids]
     names = header or [f"column {i}" for i in range(width)]
     return numeric_matrix(rows, columns, [names[i] for i in columns], first_line, what)
+
+
+def label_indices(target: dict[str, Any]) -> list[int]:
+    """The label column(s) of the training file, from its data.json record."""
+    index = target["target_index"]
+    return list(index) if isinstance(index, list) else [index]
 
 
 def read_column(path: Path, name: str) -> list[str]:

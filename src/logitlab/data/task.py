@@ -125,6 +125,26 @@ def pos_weight(train_counts: list[int]) -> float:
     return weight
 
 
+def label_pos_weights(train_counts: list[int], samples: int) -> list[float]:
+    """data.balance=pos_weight for the multilabel head: negatives / positives of each label."""
+    weights = [(samples - c) / c for c in train_counts]
+    log.info("data.balance=pos_weight: pos_weight=%s (per label)", [round(w, 4) for w in weights])
+    return weights
+
+
+def check_label_columns(
+    train_counts: list[int], samples: int, names: list[str], dataset: str
+) -> None:
+    """Refuse a training split in which a label is never present, or always."""
+    for name, count in zip(names, train_counts, strict=True):
+        if count in (0, samples):
+            state = "absent from" if count == 0 else "present in"
+            raise ConfigError(
+                f"data={dataset}: label '{name}' is {state} every training sample; a label "
+                "must be both present and absent to be learnt (drop it, or check the labels)"
+            )
+
+
 def class_weights(train_counts: list[int]) -> list[float]:
     """data.balance=class_weight: n / (C * n_c) per class, 1 for every class when balanced."""
     weights = [sum(train_counts) / (len(train_counts) * max(c, 1)) for c in train_counts]
@@ -140,3 +160,25 @@ def check_two_classes(train_counts: list[int], names: list[str], dataset: str) -
             f"({names[train_counts.index(max(train_counts))]}); a classifier needs two or more "
             "(check the labels, positive_classes, keep_classes)"
         )
+
+
+def check_training_labels(
+    task: str, train: list[int], splits: Parts, names: list[str], dataset: str
+) -> None:
+    """Two classes in the training split; for the multilabel head, every label both present
+    and absent."""
+    if task == "multilabel":
+        check_label_columns(train, len(splits["train"][1]), names, dataset)
+    else:
+        check_two_classes(train, names, dataset)
+
+
+def balance_weights(
+    balance: str | None, task: str, train: list[int], samples: int
+) -> tuple[float | list[float] | None, list[float] | None]:
+    """(pos_weight, class weights) that data.balance asks for, from the training counts."""
+    if balance == "pos_weight":
+        return (
+            label_pos_weights(train, samples) if task == "multilabel" else pos_weight(train)
+        ), None
+    return None, (class_weights(train) if balance == "class_weight" else None)

@@ -1,4 +1,5 @@
-"""The two heads: a multiclass classifier (C logits) and a binary one (one logit).
+"""The three heads: multiclass (C logits, softmax), binary (one logit, sigmoid) and multilabel
+(K logits, one sigmoid per label).
 
 A head owns what turns logits into a prediction (softmax or sigmoid), the loss and the metrics;
 the network is a constructor argument built from `model/net` (see logitlab.models.nets), so the head
@@ -20,7 +21,7 @@ from torchmetrics import MaxMetric
 from logitlab.config.rules import check_loss_fits
 from logitlab.errors import ConfigError, TrainingDiverged
 from logitlab.models.losses import build_criterion
-from logitlab.models.metrics import LossAccuracy, build_metric_collection
+from logitlab.models.metrics import LabelLossAccuracy, LossAccuracy, build_metric_collection
 from logitlab.models.schedules import scheduler_config
 
 DEFAULT_OPTIMIZER: dict[str, Any] = {"_target_": "torch.optim.Adam", "lr": 1e-3}
@@ -28,10 +29,12 @@ INPUTS = ("logits", "log_probs", "probs")
 EXPLODED = 1e4  # a training loss this many times its first value (at least 1) has diverged
 
 
-def hard_labels(targets: torch.Tensor, binary: bool) -> torch.Tensor:
+def hard_labels(targets: torch.Tensor, task: str) -> torch.Tensor:
     """The label of the larger share of a mixed target (data.augment.mixup, cutmix): what
-    training accuracy counts; class indices pass through."""
-    if binary:
+    training accuracy counts; class indices (and multilabel 0/1 targets) pass through."""
+    if task == "multilabel":
+        return targets
+    if task == "binary":
         return (targets >= 0.5).long() if targets.is_floating_point() else targets
     return targets.argmax(dim=1) if targets.ndim == 2 else targets
 
@@ -43,7 +46,7 @@ def chart_step(trainer: L.Trainer) -> int:
 
 
 class ClassifierModule(L.LightningModule):
-    """What both heads share: the network, the metrics, the optimizer and the step hooks."""
+    """What the heads share: the network, the metrics, the optimizer and the step hooks."""
 
     task: ClassVar[str]
     default_loss: ClassVar[dict[str, Any]]
@@ -68,9 +71,8 @@ class ClassifierModule(L.LightningModule):
         self.net = net
         self.criterion = build_criterion(loss)
         # One metric object per stage: updated every step, computed and reset once per epoch.
-        self.train_stats = LossAccuracy()
-        self.val_stats = LossAccuracy()
-        self.test_stats = LossAccuracy()
+        stats = LabelLossAccuracy if self.task == "multilabel" else LossAccuracy
+        self.train_stats, self.val_stats, self.test_stats = stats(), stats(), stats()
         self.val_acc_best = MaxMetric()
         # Kept in checkpoints, so a run resumed mid-epoch ends with the same epoch metrics.
         self.train_stats.persistent(True)
@@ -168,7 +170,7 @@ class ClassifierModule(L.LightningModule):
                 self.last_finite_loss,
             )
         self.last_finite_loss = value
-        hard = hard_labels(targets, self.task == "binary")  # mixed: the larger share's label
+        hard = hard_labels(targets, self.task)  # mixed: the larger share's label
         self.train_stats.update(loss, self.predict_classes(logits), hard)
         return loss
 
@@ -302,4 +304,56 @@ class BinaryClassifier(ClassifierModule):
 
     def predict_classes(self, logits: torch.Tensor) -> torch.Tensor:
         # sigmoid(z) > 0.5 exactly when z > 0: the probability threshold without the sigmoid.
+        return (logits > 0).long()
+
+
+class MultilabelClassifier(ClassifierModule):
+    """K raw logits per sample, one per label: a sample may carry any number of the labels.
+
+    Each logit is its own yes/no (sigmoid), trained by a per-label loss (BCEWithLogitsLoss,
+    `pos_weight` one per label, or the focal loss) against the sample's 0/1 target row; a label
+    is predicted where its probability exceeds 0.5 (calibrate fits a threshold per label).
+    """
+
+    task = "multilabel"
+    default_loss: ClassVar[dict[str, Any]] = {
+        "name": "bce_with_logits",
+        "head": "binary",
+        "input": "logits",
+        "_target_": "torch.nn.BCEWithLogitsLoss",
+    }
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int,
+        loss: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+    ) -> None:
+        self.num_classes = num_classes  # the label count K
+        super().__init__(net, loss, metrics, optimizer, scheduler)
+        self.save_hyperparameters("num_classes", logger=False)
+
+    @staticmethod
+    def num_outputs(num_classes: int) -> int:
+        """One logit per label."""
+        return num_classes
+
+    def loss_inputs(self, logits: torch.Tensor) -> torch.Tensor:
+        kind = self.hparams["loss"].get("input", "logits")
+        if kind == "log_probs":
+            return F.logsigmoid(logits)
+        return torch.sigmoid(logits) if kind == "probs" else logits
+
+    def loss_targets(self, targets: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return targets.to(logits.dtype)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """P(label) for each label, (N, K): the rows need not sum to 1."""
+        return torch.sigmoid(logits.float())
+
+    def predict_classes(self, logits: torch.Tensor) -> torch.Tensor:
+        """0/1 per label: probability above 0.5, i.e. logit above 0."""
         return (logits > 0).long()

@@ -50,6 +50,26 @@ class LossAccuracy(Metric):
         return {"loss": self.loss_sum / count, "acc": self.correct / count}
 
 
+class LabelLossAccuracy(LossAccuracy):
+    """LossAccuracy of the multilabel head: the loss per sample, the accuracy per label decision
+    (correct sample-label pairs over all of them, torchmetrics' micro MultilabelAccuracy)."""
+
+    decisions: torch.Tensor  # state (add_state)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("decisions", torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, loss: torch.Tensor, preds: torch.Tensor, targets: torch.Tensor) -> None:
+        super().update(loss, preds, targets)
+        self.decisions.add_(targets.numel())
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        computed = super().compute()
+        decisions = self.decisions.clamp(min=1).to(self.loss_sum.dtype)
+        return {"loss": computed["loss"], "acc": self.correct / decisions}
+
+
 class ReliabilityBins(Metric):
     """Per confidence bin: the mean confidence, the accuracy and the sample count.
 

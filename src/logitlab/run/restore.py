@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from logitlab.config.build import build
-from logitlab.config.rules import task_of
+from logitlab.config.rules import loss_fits, task_of
 from logitlab.config.trust import check_run_targets
 from logitlab.errors import ConfigError, first_line, warn
 from logitlab.run.layout import RunFolder
@@ -125,7 +125,11 @@ def build_from_run(
     check_run_targets(checkpoint.get("hyper_parameters") or {}, ckpt_path, run_dir)
     loss = checkpoint.get("hyper_parameters", {}).get("loss")
     task = task_of(cfg)
-    if isinstance(loss, dict) and loss.get("head") not in (None, task):
+    if (
+        isinstance(loss, dict)
+        and loss.get("head") is not None
+        and not loss_fits(loss["head"], task)
+    ):
         raise ConfigError(
             f"{ckpt_path} is a checkpoint of the {loss['head']} head but {run_dir} trains the "
             f"{task} head; use this run's own checkpoint"

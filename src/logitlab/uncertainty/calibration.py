@@ -9,10 +9,10 @@ scores they are judged by (NLL, ECE with the dashboards' bins, Brier score, accu
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -57,8 +57,14 @@ def fit_platt(logits: Any, targets: Any) -> tuple[float, float]:
 
 
 def calibrated_probs(logits: Any, calibration: dict[str, Any] | None, task: str) -> Any:
-    """Class probabilities (N, C) from raw logits, through the calibration when one is given."""
+    """Class probabilities (N, C) from raw logits, through the calibration when one is given
+    (multilabel: P(label), (N, K), through each label's Platt fit)."""
     z = logits.double()
+    if task == "multilabel":
+        if calibration:
+            a, b = (torch.tensor(calibration[k], dtype=torch.float64) for k in ("a", "b"))
+            z = a * z + b
+        return torch.sigmoid(z).float()
     if task == "binary":
         if calibration:
             z = calibration["a"] * z + calibration["b"]
@@ -119,7 +125,9 @@ def load_calibration(run_dir: Path) -> dict[str, Any] | None:
         calibration = json.loads(path.read_text())
         method = calibration["method"]
         keys = {"temperature": ("temperature",), "platt": ("a", "b")}[method]
-        if not all(isinstance(calibration[k], int | float) for k in keys):
+        keys += ("thresholds",) if "thresholds" in calibration else ()  # multilabel: per label
+        values = [v for k in keys for v in np.atleast_1d(calibration[k]).tolist()]
+        if not all(isinstance(v, int | float) for v in values):
             raise ValueError(keys)
     except (ValueError, KeyError, TypeError):
         raise ConfigError(
@@ -127,11 +135,12 @@ def load_calibration(run_dir: Path) -> dict[str, Any] | None:
             f"python -m logitlab.calibrate run_dir={run_dir}"
         ) from None
     # a fit only shrinks or stretches the logits: a scale <= 0 would reverse every prediction
-    scale = calibration["temperature"] if method == "temperature" else calibration["a"]
-    if not (math.isfinite(scale) and scale > 0 and math.isfinite(calibration.get("b", 0.0))):
+    shown = calibration["temperature"] if method == "temperature" else calibration["a"]
+    scale, offset = np.atleast_1d(shown), np.atleast_1d(calibration.get("b", 0.0))
+    if not (np.isfinite(scale).all() and (scale > 0).all() and np.isfinite(offset).all()):
         name = "temperature" if method == "temperature" else "a"
         raise ConfigError(
-            f"{path} holds {name}={scale}, which no fit gives (it must be a positive finite "
+            f"{path} holds {name}={shown}, which no fit gives (it must be a positive finite "
             f"number); delete it or run python -m logitlab.calibrate run_dir={run_dir}"
         )
     return calibration
@@ -158,9 +167,20 @@ def calibrated_scores(
     if calibration is None or not fitted_for(calibration, checkpoint, weights):
         return {}  # none, or fitted for another checkpoint or the checkpoint's other weights
     logits, targets = split_logits(model, datamodule, "test")
-    raw = scores(calibrated_probs(logits, None, model.task), targets, model.task)
-    fitted = scores(calibrated_probs(logits, calibration, model.task), targets, model.task)
+    if model.task == "multilabel":  # the per-label thresholds too
+        from logitlab.uncertainty.thresholds import label_scores
+
+        raw = label_scores(calibrated_probs(logits, None, model.task), targets, None)
+        fitted = label_scores(
+            calibrated_probs(logits, calibration, model.task), targets, calibration["thresholds"]
+        )
+        extra = {f"test/{k}_calibrated": fitted[k] for k in ("acc", "f1_micro", "f1_macro")}
+    else:
+        raw = scores(calibrated_probs(logits, None, model.task), targets, model.task)
+        fitted = scores(calibrated_probs(logits, calibration, model.task), targets, model.task)
+        extra = {}
     return {
+        **extra,
         "test/ece_raw": raw["ece"],
         "test/ece_calibrated": fitted["ece"],
         "test/nll_raw": raw["nll"],
