@@ -302,3 +302,50 @@ def test_export_refuses_the_multilabel_head_in_one_line(run) -> None:
         f"logitlab: error: {run} trains the multilabel head, which export does not ship yet; "
         f"predict with python -m logitlab.predict run_dir={run}"
     )
+
+
+def write_tagged_images(root: Path, n: int = 120) -> tuple[Path, np.ndarray]:
+    """Digits as flat PNGs under root/images/ and root/labels.csv of their tags (odd, large)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    (root / "images").mkdir(parents=True)
+    tags = np.stack([digits.target[:n] % 2 == 1, digits.target[:n] >= 5], axis=1).astype(int)
+    lines = ["file,labels"]
+    for i in range(n):
+        Image.fromarray((digits.images[i] * 15).astype(np.uint8)).save(
+            root / "images" / f"{i:03d}.png"
+        )
+        lines.append(
+            f"{i:03d}.png,"
+            + "|".join(t for t, on in zip(("odd", "large"), tags[i], strict=True) if on)
+        )
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root, tags
+
+
+def test_an_image_folder_with_a_labels_file(tmp_path) -> None:
+    from logitlab.data.datamodule import ClassificationDataModule
+    from logitlab.errors import ConfigError
+
+    root, tags = write_tagged_images(tmp_path)
+    settings = {
+        "root": str(root / "images"),
+        "labels_file": str(root / "labels.csv"),
+        "num_workers": 0,
+    }
+    dm = ClassificationDataModule("image_folder", "multilabel", loader="dataloader", **settings)
+    dm.setup()
+    assert dm.label_names() == ["large", "odd"] and dm.input_shape == (1, 8, 8)
+    rows = dm.sample_rows("val")
+    assert (dm.splits["val"][1].numpy() == tags[rows][:, ::-1]).all()  # sorted names: large, odd
+    x, y = next(iter(dm.sample_batches("val")))
+    assert x.shape == (len(rows), 1, 8, 8) and torch.equal(y, dm.splits["val"][1])
+    (root / "labels.csv").write_text("file,labels\n000.png,odd\nmissing.png,large\n")
+    with pytest.raises(ConfigError) as error:
+        ClassificationDataModule("image_folder", "multilabel", **settings).setup()
+    assert str(error.value) == (
+        f"data.labels_file={root / 'labels.csv'}: line 3 names missing.png, which is not an image "
+        f"file under data.root={root / 'images'}; fix the row or add the image"
+    )

@@ -134,6 +134,8 @@ class ImageFolderSchema(DataSchema):
     image_size: Optional[list[int]] = None  # noqa: UP045  [height, width]; null: the images'
     channels: Optional[int] = None  # noqa: UP045  1 (grayscale) or 3 (RGB); null: the images'
     stats_samples: int = 10_000  # images measured for the per-channel mean and std
+    # model=multilabel: a CSV of file,labels rows (labels: a set joined by data.label_separator)
+    labels_file: Optional[str] = None  # noqa: UP045
     transforms: ImageTransformsSchema = field(default_factory=ImageTransformsSchema)
 
 

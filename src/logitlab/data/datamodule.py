@@ -40,7 +40,7 @@ def samples_of(
     if s["source"] == "image_folder":  # files decoded by DataLoader workers
         return ImageSamples(
             str(s["root"]), s["image_size"], s["channels"], s["stats_samples"], s["transforms"],
-            s["seed"], batch_size,
+            s["seed"], batch_size, s["labels_file"], s["label_separator"], s["class_names"],
         )  # fmt: skip
     options = {**(s["source_kwargs"] or {}), **({"path": s["path"]} if s["path"] else {})}
     options.update({k: s[k] for k in ("target", "header", "label_separator") if s[k] is not None})
@@ -89,6 +89,7 @@ class ClassificationDataModule(ClassNames, L.LightningDataModule):
         target: int | str | None = None,
         header: bool | None = None,
         label_separator: str | None = None,
+        labels_file: str | None = None,
         source_kwargs: dict[str, Any] | None = None,
         augment: dict[str, Any] | None = None,
         root: str | None = None,

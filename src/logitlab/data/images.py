@@ -143,6 +143,34 @@ def scan_folder(root: Path) -> tuple[list[str], dict[str, tuple[list[str], list[
     return classes, parts
 
 
+def labelled_files(
+    root: Path, labels_file: str, separator: str, class_names: list[str] | None
+) -> tuple[list[str], dict[str, tuple[list[str], Any]]]:
+    """(label names, {"all": (files, 0/1 rows)}) of a multilabel image folder: `labels_file` is a
+    CSV with a header, a `file` column (paths under `root`) and a `labels` column of label sets."""
+    from logitlab.data.label_sets import label_sets
+    from logitlab.data.tables import read_csv
+
+    what = f"data.labels_file={labels_file}"
+    if not Path(labels_file).is_file():
+        raise ConfigError(f"{what} does not exist; give a CSV of file,labels rows")
+    header, rows, first_line = read_csv(Path(labels_file), "data.labels_file", True)
+    if header is None or not {"file", "labels"} <= set(header):
+        raise ConfigError(f"{what} needs a header with the columns file and labels")
+    names, y = label_sets(rows, header.index("labels"), separator, class_names, first_line, what)
+    valid = sample_file(root)
+    files = []
+    for r, row in enumerate(rows):
+        path = root / row[header.index("file")]
+        if not path.is_file() or not valid(str(path)):
+            raise ConfigError(
+                f"{what}: line {first_line + r} names {row[header.index('file')]}, which is not "
+                f"an image file under data.root={root}; fix the row or add the image"
+            )
+        files.append(str(path))
+    return names, {"all": (files, y)}
+
+
 class ImageFiles(Dataset):
     """Image files and their labels; each item is decoded and transformed when it is asked for.
 
@@ -182,9 +210,13 @@ class ImageSamples:
         transforms: dict[str, Any] | None = None,
         seed: int = 0,
         batch_size: int = 256,
+        labels_file: str | None = None,
+        label_separator: str | None = None,
+        class_names: list[str] | None = None,
     ) -> None:
         self.source = "image_folder"
         self.root = Path(root)
+        self.labels = (labels_file, label_separator or "|", class_names)  # multilabel: file, sets
         self.image_size = list(image_size) if image_size else None
         self.channels = channels
         self.stats_samples, self.seed, self.batch_size = stats_samples, seed, batch_size
@@ -196,13 +228,16 @@ class ImageSamples:
 
     def read(self, num_classes: int | None) -> Loaded:
         """Scan the folder: each part's file ids (into `files`) and labels."""
-        classes, parts = scan_folder(self.root)
+        if self.labels[0]:
+            classes, parts = labelled_files(self.root, *self.labels)
+        else:
+            classes, parts = scan_folder(self.root)
         self.files = np.array([f for part_files, _ in parts.values() for f in part_files])
         loaded: dict[str, tuple[Any, Any]] = {}
         start = 0
         for part, (part_files, labels) in parts.items():
             ids = torch.arange(start, start + len(part_files))
-            loaded[part] = (ids, torch.tensor(labels, dtype=torch.int64))
+            loaded[part] = (ids, torch.as_tensor(labels, dtype=torch.int64))
             start += len(part_files)
         return Loaded(loaded, class_names=classes, extra={"root": str(self.root)})
 
