@@ -216,7 +216,9 @@ class ImageSamples:
     ) -> None:
         self.source = "image_folder"
         self.root = Path(root)
-        self.labels = (labels_file, label_separator or "|", class_names)  # multilabel: file, sets
+        # multilabel: a CSV of file,labels rows in place of class subfolders
+        self.labels_file, self.label_separator = labels_file, label_separator or "|"
+        self.class_names = class_names
         self.image_size = list(image_size) if image_size else None
         self.channels = channels
         self.stats_samples, self.seed, self.batch_size = stats_samples, seed, batch_size
@@ -228,8 +230,10 @@ class ImageSamples:
 
     def read(self, num_classes: int | None) -> Loaded:
         """Scan the folder: each part's file ids (into `files`) and labels."""
-        if self.labels[0]:
-            classes, parts = labelled_files(self.root, *self.labels)
+        if self.labels_file:
+            classes, parts = labelled_files(
+                self.root, self.labels_file, self.label_separator, self.class_names
+            )
         else:
             classes, parts = scan_folder(self.root)
         self.files = np.array([f for part_files, _ in parts.values() for f in part_files])
