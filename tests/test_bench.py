@@ -22,6 +22,9 @@ def test_bench_reference_loops_do_the_same_work(monkeypatch, tmp_path: Path) -> 
     bare = bench.bare_loop(data, 256, 2, "cpu", "32-true")
     lightning = bench.lightning_loop(data, 256, 2, "cpu", "32-true")
     assert len(bare["epoch_s"]) == len(lightning["epoch_s"]) == 2
+    for loop in (bare, lightning):  # one thread: an epoch's CPU time is at most its wall time
+        for wall, cpu in zip(loop["epoch_s"], loop["epoch_cpu_s"], strict=True):
+            assert 0 < cpu <= wall * 1.2 + 0.05
     # Same initial weights, batches and optimizer: the same model, within float noise.
     assert lightning["val_acc"] == pytest.approx(bare["val_acc"], abs=2 / 500)
     assert bare["val_acc"] > 0.5  # and it learned something (10 classes)
@@ -42,12 +45,20 @@ def test_bench_rotates_the_order_and_pairs_ratios_within_a_repetition() -> None:
 
 
 def fake_runs() -> dict[str, list[dict]]:
-    """Four contestants over two repetitions; the second runs on a machine 1.2x slower."""
+    """Four contestants over two repetitions; the second runs on a machine 1.2x slower. Their
+    CPU time per epoch is the work plus what other processes cost it (never less than the
+    work): one epoch of each is undisturbed."""
     per_epoch = {"bare": 0.40, "lightning": 0.42, "fastpath": 0.44, "logitlab": 0.441}
+    disturbed = {"bare": 1.1, "lightning": 1.5, "fastpath": 1.0, "logitlab": 1.3}  # second rep
     return {
         name: [
-            {"measured_s": [t * speed] * 3, "val_acc": 0.9, "rss_mb": 1000.0}
-            for speed in (1.0, 1.2)
+            {
+                "measured_s": [t * speed] * 3,
+                "measured_cpu_s": [t * 1.25, t * extra, t * 1.6],
+                "val_acc": 0.9,
+                "rss_mb": 1000.0,
+            }
+            for speed, extra in zip((1.0, 1.2), (1.0, disturbed[name]), strict=True)
         ]
         for name, t in per_epoch.items()
     }
@@ -60,6 +71,10 @@ def test_bench_summary_holds_every_paired_ratio() -> None:
     assert row["fastpath_gain"] == pytest.approx(0.441 / 0.44)
     assert row["over_lightning_by_rep"] == pytest.approx([0.441 / 0.42] * 2)
     assert row["logitlab_epoch_s"] == pytest.approx(0.441 * 1.1)  # the median of both reps
+    # CPU time: the ratio of the minima, which the disturbed epochs cannot move
+    assert row["cpu_over_lightning"] == pytest.approx(0.441 / 0.42)
+    assert row["cpu_fastpath_ratio"] == pytest.approx(0.44 / 0.40)
+    assert row["bare_epoch_cpu_min_s"] == pytest.approx(0.40)
 
 
 def test_bench_report_and_docs_show_the_measured_figures(tmp_path: Path, capsys) -> None:

@@ -4,6 +4,7 @@ calibration and per-class scalars, the Text tab; and a real TensorBoard server s
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -137,6 +138,8 @@ def test_multiclass_images_scalars_and_text(runs) -> None:
     assert {f"test/acc_class/{c}" for c in range(10)} <= set(final)  # the test stage's, once
     assert not [k for k in final if k.startswith(("val/acc_class", "time/"))]  # TensorBoard only
     assert len(scalar(run, "time/epoch_s")) == 5 and min(scalar(run, "time/samples_per_s")) > 0
+    for wall, cpu in zip(scalar(run, "time/epoch_s"), scalar(run, "time/epoch_cpu_s"), strict=True):
+        assert 0 < cpu <= wall * (os.cpu_count() or 1) + 0.05  # this process's CPU, per epoch
     assert scalar(run, "lr-Adam")[-1] == pytest.approx(1e-3)
     assert "loss:\n  name: cross_entropy" in text(run, "run/config")
     assert re.match(r"^([0-9a-f]{40}|unknown)", text(run, "run/git_commit"))

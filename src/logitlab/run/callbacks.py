@@ -120,18 +120,21 @@ def relocated(state: dict[str, Any], dirpath: str) -> dict[str, Any]:
 
 
 class EpochClock(L.Callback):
-    """`time/epoch_s` (a training epoch with its validation) and `time/samples_per_s`.
+    """`time/epoch_s` (a training epoch with its validation), `time/epoch_cpu_s` (the CPU time
+    this process spent on it, every thread; DataLoader workers are processes of their own) and
+    `time/samples_per_s`.
 
     Samples are those of all DDP ranks; an epoch resumed midway counts from the resume. Timings
     are not results: they go to the loggers (TensorBoard), not to metrics.json.
     """
 
     def __init__(self) -> None:
-        self.started = time.perf_counter()
+        self.started, self.cpu_started = time.perf_counter(), time.process_time()
         self.samples = 0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.started, self.samples = time.perf_counter(), 0
+        self.started, self.cpu_started = time.perf_counter(), time.process_time()
+        self.samples = 0
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
@@ -140,8 +143,16 @@ class EpochClock(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seconds = time.perf_counter() - self.started
+        cpu = time.process_time() - self.cpu_started
         samples = self.samples * trainer.world_size
-        log_to_loggers(trainer, {"time/epoch_s": seconds, "time/samples_per_s": samples / seconds})
+        log_to_loggers(
+            trainer,
+            {
+                "time/epoch_s": seconds,
+                "time/epoch_cpu_s": cpu,
+                "time/samples_per_s": samples / seconds,
+            },
+        )
 
 
 class NewLearningRate(L.Callback):

@@ -1,0 +1,27 @@
+"""A CPU-bound process of our own on one core for as long as a block runs: the benchmark under
+load (`python benchmarks/bench.py --under-load`), to show its CPU-time ratios hold."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+
+SPIN = "while True:\n    pass"
+
+
+@contextlib.contextmanager
+def busy_core() -> Iterator[subprocess.Popen]:
+    """Start a process that spins on one core; stop it when the block ends, however it ends."""
+    spinner = subprocess.Popen([sys.executable, "-c", SPIN])
+    try:
+        yield spinner
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+if __name__ == "__main__":  # `python benchmarks/load.py CMD ...`: CMD under load
+    with busy_core():
+        sys.exit(subprocess.call(sys.argv[1:]))
