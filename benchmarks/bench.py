@@ -716,6 +716,7 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
     for name in (
         ".benchmarks.section.md",
         ".benchmarks_load.section.md",
+        ".benchmarks_callbacks.section.md",
         ".benchmarks_gpu.section.md",
         ".benchmarks_startup.section.md",
     ):
@@ -766,6 +767,8 @@ def run_under_load(args: argparse.Namespace) -> None:
         ]
     )
     (ROOT / "docs" / ".benchmarks_load.section.md").write_text(text)
+    if idle:
+        write_docs(idle, ROOT / "docs")  # docs/benchmarks.md with this section in it
     print(text)
 
 
