@@ -176,14 +176,12 @@ class ClassificationDataModule(ClassNames, L.LightningDataModule):
     def _summarise(self) -> None:
         """Log the class counts per split and fit the class weights data.balance asks for."""
         counts = {name: label_counts(y, self.num_classes) for name, (_, y) in self.splits.items()}
-        check_training_labels(
-            self.task, counts["train"], self.splits, self.label_names(), self.source
-        )
+        train, samples = counts["train"], len(self.splits["train"][1])
+        check_training_labels(self.task, train, samples, self.label_names(), self.source)
         log.info("data=%s task=%s class counts per split: %s", self.source, self.task, counts)
-        weights = balance_weights(
-            self.balance, self.task, counts["train"], len(self.splits["train"][1])
+        self.pos_weight, self.class_weight = balance_weights(
+            self.balance, self.task, train, samples
         )
-        self.pos_weight, self.class_weight = weights
 
     def transform(self, features: Any, name: str = "input") -> torch.Tensor:
         """New samples in the dataset's raw units, prepared as the training data was."""

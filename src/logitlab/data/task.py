@@ -163,12 +163,12 @@ def check_two_classes(train_counts: list[int], names: list[str], dataset: str) -
 
 
 def check_training_labels(
-    task: str, train: list[int], splits: Parts, names: list[str], dataset: str
+    task: str, train: list[int], samples: int, names: list[str], dataset: str
 ) -> None:
     """Two classes in the training split; for the multilabel head, every label both present
     and absent."""
     if task == "multilabel":
-        check_label_columns(train, len(splits["train"][1]), names, dataset)
+        check_label_columns(train, samples, names, dataset)
     else:
         check_two_classes(train, names, dataset)
 

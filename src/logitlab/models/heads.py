@@ -39,6 +39,14 @@ def hard_labels(targets: torch.Tensor, task: str) -> torch.Tensor:
     return targets.argmax(dim=1) if targets.ndim == 2 else targets
 
 
+def sigmoid_inputs(logits: torch.Tensor, kind: str) -> torch.Tensor:
+    """What a per-logit sigmoid loss takes: logits, log-sigmoids, or probabilities (the
+    notebook's bce: probabilities first, then BCELoss)."""
+    if kind == "log_probs":
+        return F.logsigmoid(logits)
+    return torch.sigmoid(logits) if kind == "probs" else logits
+
+
 def chart_step(trainer: L.Trainer) -> int:
     """The x of epoch-level charts: the epoch, or the optimizer step when validation runs
     within epochs (trainer.val_check_interval other than 1.0)."""
@@ -286,11 +294,7 @@ class BinaryClassifier(ClassifierModule):
         return self.net(x).squeeze(-1)
 
     def loss_inputs(self, logits: torch.Tensor) -> torch.Tensor:
-        kind = self.hparams["loss"].get("input", "logits")
-        if kind == "log_probs":
-            return F.logsigmoid(logits)
-        # The notebook's bce: probabilities first, then BCELoss.
-        return torch.sigmoid(logits) if kind == "probs" else logits
+        return sigmoid_inputs(logits, self.hparams["loss"].get("input", "logits"))
 
     def loss_targets(self, targets: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return targets.to(logits.dtype)
@@ -342,10 +346,7 @@ class MultilabelClassifier(ClassifierModule):
         return num_classes
 
     def loss_inputs(self, logits: torch.Tensor) -> torch.Tensor:
-        kind = self.hparams["loss"].get("input", "logits")
-        if kind == "log_probs":
-            return F.logsigmoid(logits)
-        return torch.sigmoid(logits) if kind == "probs" else logits
+        return sigmoid_inputs(logits, self.hparams["loss"].get("input", "logits"))
 
     def loss_targets(self, targets: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return targets.to(logits.dtype)
