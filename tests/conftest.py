@@ -223,6 +223,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     ZYGOTE.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def inductor_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """torch.compile starts from an empty cache: what an earlier run compiled proves nothing."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(tmp_path_factory.mktemp("inductor")))
+
+
 def in_process(module: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     """`module`'s main(args) with `env` set (PYTHONPATH on sys.path): exit status and output."""
     out, err, code = io.StringIO(), io.StringIO(), 0

@@ -180,7 +180,7 @@ def test_cnn_learns_shifted_digits_the_mlp_finds_hard(make_cfg, tmp_path) -> Non
 
 @pytest.mark.slow
 def test_resnet_and_linear_run_on_images(make_cfg, tmp_path) -> None:
-    shifted_digits_mnist(tmp_path / "data", n=360, n_test=60)
+    shifted_digits_mnist(tmp_path / "data", n=200, n_test=40)
     common = [
         "experiment=mnist_multiclass", f"paths.data_dir={tmp_path / 'data'}",
         "trainer.max_epochs=1", "data.batch_size=64",

@@ -267,7 +267,7 @@ def log_run_summary(trainer: L.Trainer, cfg: DictConfig, metrics: dict[str, floa
     logger.experiment.add_text("run/git_commit", git_commit(), 0)
     final = {name: metrics[name] for name in HPARAM_METRICS if name in metrics}
     write_hparams(logger, values, final, overridden)
-    logger.experiment.flush()
+    logger.experiment.close()  # flushed, and its writer thread ended: the run's last write
 
 
 def write_hparams(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -61,9 +62,7 @@ def job_record(
     try:
         yield
     except Exception as error:
-        from optuna.exceptions import TrialPruned
-
-        pruned = isinstance(error, TrialPruned)  # the search's pruner stopped this trial
+        pruned = pruned_trial(error)
         record = {"status": "pruned" if pruned else "failed", "error": first_line(error)}
         if not keep_going:
             raise
@@ -86,6 +85,13 @@ def job_record(
         record["overrides"] = list(overrides)
         if Path(run_dir).is_dir() and is_rank_zero():
             write_json(RunFolder(run_dir).job, record)
+
+
+def pruned_trial(error: Exception) -> bool:
+    """Whether an Optuna search's pruner stopped this trial; without Optuna imported, no
+    trial was pruned (so a failing run does not import it)."""
+    optuna = sys.modules.get("optuna")
+    return optuna is not None and isinstance(error, optuna.exceptions.TrialPruned)
 
 
 def completed_job(run_dir: str | Path, overrides: list[str]) -> dict[str, Any] | None:
