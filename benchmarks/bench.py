@@ -294,12 +294,18 @@ def logitlab_run(
     fastpath: bool = False,
 ) -> dict[str, Any]:
     """One `python -m logitlab.train` run; its epoch times from its own TensorBoard scalars."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     command = [sys.executable, "-m", "logitlab.train", *logitlab_overrides(
         data, splits, batch_size, epochs, run_dir, trainer, precision, fastpath
     )]  # fmt: skip
     wall, rss, _ = run_measured(command, run_dir.with_suffix(".log"), PINNED)
+    return {**logged_epochs(run_dir, epochs), "wall_s": wall, "rss_mb": rss}
+
+
+def logged_epochs(run_dir: Path, epochs: int) -> dict[str, Any]:
+    """A finished run's epoch wall and CPU times (after the first) and val/acc, from its own
+    TensorBoard scalars and metrics.json."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     ends, cpu = [], []  # wall time of each epoch's end-of-epoch event; its CPU seconds
     for events in sorted((run_dir / "tensorboard").rglob("events.out.tfevents.*")):
         accumulator = EventAccumulator(str(events))
@@ -312,10 +318,7 @@ def logitlab_run(
     metrics = json.loads((run_dir / "metrics.json").read_text())
     # Epoch 0 (warm-up) has no earlier event; each later epoch runs from one end to the next.
     measured = [b - a for a, b in itertools.pairwise(ends)]
-    return {
-        "measured_s": measured, "measured_cpu_s": cpu[1:], "val_acc": metrics["val/acc"],
-        "wall_s": wall, "rss_mb": rss,
-    }  # fmt: skip
+    return {"measured_s": measured, "measured_cpu_s": cpu[1:], "val_acc": metrics["val/acc"]}
 
 
 def loop_run(
@@ -416,6 +419,17 @@ def run_images(args: argparse.Namespace) -> dict[str, Any]:
     return image_folder.run(out / "data", out / "runs", epochs, args.reps, run_measured, Console())
 
 
+def run_workloads(args: argparse.Namespace) -> dict[str, Any]:
+    """The CNN and user-Dataset contestants (benchmarks/workloads.py)."""
+    from rich.console import Console
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import workloads
+
+    epochs = max(args.epochs - 2, 3)  # 4 by default, the first warm-up
+    return workloads.run(ROOT / "outputs" / "bench", epochs, max(args.reps // 2, 2), Console())
+
+
 def median_wall(command: list[str], reps: int, log: Path) -> list[float]:
     return [run_measured(command, log)[0] for _ in range(reps)]
 
@@ -502,10 +516,16 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
 # Targets on a 2-core CPU: logitlab with defaults against the minimal Lightning loop, and
 # logitlab with fastpath=true against the bare loop.
 TARGETS = {
+    "cpu_over_lightning_b256": 1.05,
+    "cpu_over_lightning_b1024": 1.05,
+    "cpu_fastpath_over_bare_b256": 1.15,
+    "cpu_fastpath_over_bare_b1024": 1.08,
+    "cpu_cnn_over_bare": 1.03,
+    "cpu_dataset_over_bare": 1.05,
     "lightning_ratio_b256": 1.05,
     "lightning_ratio_b1024": 1.05,
-    "ratio_b256": 1.20,
-    "ratio_b1024": 1.12,
+    "ratio_b256": 1.15,
+    "ratio_b1024": 1.08,
     "startup_ratio": 1.25,
     "help_s": 1.5,
     "rss_over_bare_mb": 300.0,
@@ -543,6 +563,11 @@ def print_report(report: dict[str, Any]) -> None:
                 f"{NAMES[against]} {row[f'{against}_epoch_s']:.3f} s", f"{row[ratio]:.3f}",
                 f"<= {target:.2f}" if target else "(reference)", _ok(row[ratio], target),
             )  # fmt: skip
+    for key in [k for k in CPU_KEYS if k in report]:  # the figure of merit
+        table.add_row(
+            key, "min epoch CPU", "", f"{report[key]:.3f}", f"<= {TARGETS[key]:.2f}",
+            _ok(report[key], TARGETS[key]),
+        )  # fmt: skip
     table.add_row(
         "start-up (debug=fdr vs imports)", f"{report['startup_s']:.2f} s",
         f"{report['import_floor_s']:.2f} s", f"{report['startup_ratio']:.3f}", "<= 1.25",
@@ -670,6 +695,7 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
         sizes_text = " vs ".join(f"{int(n):,}" for n in report["images_rss_mb"])
         text += "\n".join(
             [
+                "",
                 "### Image folders",
                 "",
                 f"{report['images_workload']}: logitlab (`data=image_folder`, defaults) "
@@ -684,15 +710,20 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
                 "",
             ]
         )
+    if "cpu_cnn_over_bare" in report:
+        text += workloads_section(report)
     (docs / f".benchmarks{suffix}.section.md").write_text(text)
     parts = [
         "# Benchmarks",
         "",
         "Written by `make bench` (`python benchmarks/bench.py`; the method is in its "
-        "docstring). Targets on a 2-core CPU: logitlab with its defaults <= 1.05 x the minimal "
-        "Lightning loop, and with `fastpath=true` <= 1.20 x the bare loop at batch 256 and "
-        "<= 1.12 x at batch 1024; start-up <= 1.25 x the import floor, `--help` under 1.5 s, "
-        "peak RSS within 300 MB of the bare loop.",
+        "docstring). Targets on a 2-core CPU, on the minimum epoch CPU time: logitlab with its "
+        "defaults <= 1.05 x the minimal Lightning loop at batch 256 and 1024, and with "
+        "`fastpath=true` <= 1.15 x the bare loop at batch 256 and <= 1.08 x at batch 1024; the "
+        "CNN <= 1.03 x its bare loop, a user Dataset through `data=dataset` <= 1.05 x a bare "
+        "DataLoader loop, an image folder <= 1.10 x torchvision's ImageFolder loop; start-up "
+        "<= 1.25 x the import floor, `--help` under 1.5 s, peak RSS within 300 MB of the bare "
+        "loop.",
         "",
         "Contestants: logitlab (`python -m logitlab.train` as a user runs it: default "
         "callbacks, TensorBoard, torchmetrics), the same with `fastpath=true`, the bare loop "
@@ -725,22 +756,58 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
     (docs / "benchmarks.md").write_text("\n".join(parts))
 
 
+def workloads_section(report: dict[str, Any]) -> str:
+    """docs/benchmarks.md's table of the CNN and user-Dataset workloads (workloads.py)."""
+    rows = []
+    for name, title, target in (("cnn", "CNN on 28x28 images", 1.03),
+                                ("dataset", "user Dataset, `data=dataset`", 1.05)):  # fmt: skip
+        r = report[name]
+        least, typical = r["epoch_cpu_min_s"], r["epoch_cpu_median_s"]
+        rows.append(
+            f"| {title} | {least['logitlab']:.3f} s | {least['bare']:.3f} s "
+            f"| **{report[f'cpu_{name}_over_bare']:.3f}** ({r['cpu_over_bare_of_medians']:.3f}) "
+            f"| {target:.2f} | {typical['logitlab']:.3f} s / {typical['bare']:.3f} s "
+            f"| {r['val_acc']['logitlab']:.4f} / {r['val_acc']['bare']:.4f} |"
+        )
+    return "\n".join([
+        "",
+        "### The workloads researchers run",
+        "",
+        "`python benchmarks/bench.py --parts workloads` (benchmarks/workloads.py): each "
+        "against its bare-PyTorch equal in the same run, batch 256, one intra-op thread, 4 "
+        "epochs per run (the first left out), the two contestants alternating; the minimum "
+        "epoch CPU time over all runs and epochs (the ratio of the medians in brackets).",
+        "",
+        "| workload | logitlab | bare | logitlab / bare | target | medians | val acc "
+        "(logitlab / bare) |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ])  # fmt: skip
+
+
 CPU_KEYS = (
     "cpu_over_lightning_b256", "cpu_over_lightning_b1024", "cpu_fastpath_over_bare_b256",
-    "cpu_fastpath_over_bare_b1024",
+    "cpu_fastpath_over_bare_b1024", "cpu_cnn_over_bare", "cpu_dataset_over_bare",
 )  # fmt: skip
 WALL_KEYS = ("lightning_ratio_b256", "lightning_ratio_b1024", "ratio_b256", "ratio_b1024")
 
 
 def run_under_load(args: argparse.Namespace) -> None:
-    """The MLP contestants again with one core kept busy; both runs' ratios side by side."""
+    """The MLP (and workload) contestants again with one core kept busy; both runs' ratios side
+    by side (`--parts mlp workloads`: which of them; images are not rerun)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from load import busy_core
 
-    with busy_core():
-        loaded = run_benchmark(args)
     out = ROOT / "outputs" / "bench"
-    (out / "latest_loaded.json").write_text(json.dumps(loaded, indent=2) + "\n")
+    path = out / "latest_loaded.json"
+    loaded = json.loads(path.read_text()) if path.is_file() else {}
+    with busy_core():
+        if "mlp" in args.parts:
+            loaded.update(run_benchmark(args))
+        if "workloads" in args.parts:
+            loaded.update(run_workloads(args))
+    path.write_text(json.dumps(loaded, indent=2) + "\n")
     idle = json.loads((out / "latest.json").read_text()) if (out / "latest.json").is_file() else {}
     rows = []
     for key in (*CPU_KEYS, *WALL_KEYS):
@@ -753,12 +820,20 @@ def run_under_load(args: argparse.Namespace) -> None:
         [
             "## Idle and under load",
             "",
-            "`python benchmarks/bench.py --parts mlp` on an idle machine, then `python "
-            "benchmarks/bench.py --under-load` with a CPU-bound process of its own spinning on one "
-            "of the two cores for the whole run (benchmarks/load.py). `cpu_*`: the contestants' "
-            "minimum epoch CPU time over all repetitions and epochs, every contestant pinned to "
-            f"one intra-op thread; the others: the paired wall-time ratios ({args.reps} "
-            "repetitions).",
+            "`make bench` on an idle machine, then `python benchmarks/bench.py --under-load` "
+            "(the MLP and workload contestants) with a CPU-bound process of its own spinning on "
+            "one of the two cores for the whole run (benchmarks/load.py). `cpu_*`: the ratio of "
+            "the contestants' minimum epoch CPU time over all repetitions and epochs, every "
+            "contestant pinned to one intra-op thread; the others: the paired wall-time ratios "
+            f"({args.reps} repetitions).",
+            "",
+            "They do not agree within 3 %, and the load is not why: on this virtual machine two "
+            "processes of the same command differ by up to 14 % in their minimum epoch CPU time "
+            "(the benchmark's logitlab command twice, idle: 1.452 s and 1.271 s), while the "
+            "epochs within one process agree within about 5 %. A ratio of minima moves with "
+            "which processes happened to be the fast ones, idle or not. Inside one process the "
+            "attribution holds: the callbacks' and hooks' shares below are measured within one "
+            "run (benchmarks/callbacks.py).",
             "",
             "| ratio | idle | under load | change |",
             "|---|---|---|---|",
@@ -798,7 +873,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trainer", default="cpu", choices=("cpu", "gpu"))
     parser.add_argument("--precision", default=None, help="default 32-true (cpu), bf16-mixed (gpu)")
     parser.add_argument(
-        "--parts", nargs="+", default=["mlp", "images"], choices=("mlp", "images"),
+        "--parts", nargs="+", default=["mlp", "images", "workloads"],
+        choices=("mlp", "images", "workloads"),
         help="which contestants run (the others' figures are kept from latest.json)",
     )  # fmt: skip
     parser.add_argument(
@@ -827,6 +903,8 @@ def main(argv: list[str] | None = None) -> None:
         report.update(run_benchmark(args))
     if "images" in args.parts:
         report.update(run_images(args))
+    if "workloads" in args.parts:
+        report.update(run_workloads(args))
     if "b256" not in report and "b1024" not in report and not batch_sizes(report):
         path.write_text(json.dumps(report, indent=2) + "\n")
         print(f"written: {path} (run --parts mlp too for docs/benchmarks.md)")

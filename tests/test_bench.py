@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,3 +106,78 @@ def test_bench_runs_a_config_logitlab_accepts(tmp_path: Path, fastpath: bool) ->
     )
     preflight(overrides, str(ROOT / "conf"))  # composes: every key exists, every value fits
     assert f"fastpath={str(fastpath).lower()}" in overrides
+
+
+def load(name: str, monkeypatch: pytest.MonkeyPatch):
+    """A module of benchmarks/ by name, benchmarks/ on the path (as bench.py runs them)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    return importlib.import_module(name)
+
+
+def test_the_workloads_bare_loops_train_logitlabs_networks(monkeypatch, tmp_path: Path) -> None:
+    import torch
+
+    workloads = load("workloads", monkeypatch)
+    monkeypatch.setattr(workloads, "N_IMAGES", 600)
+    monkeypatch.setattr(workloads, "N_ROWS", 600)
+    monkeypatch.setattr(workloads, "N_VAL", 200)
+    monkeypatch.setattr(workloads.bench, "N_TRAIN", 800)  # the rows come from bench's data
+    monkeypatch.setattr(workloads.bench, "N_VAL", 200)
+    data = workloads.make_data(tmp_path)
+    with np.load(data["images"]) as npz:
+        assert npz["x"].shape == (800, 1, 28, 28) and npz["x"].dtype == np.uint8
+    for workload in ("cnn", "dataset"):
+        result = workloads.bare(workload, data, 3)
+        assert len(result["epoch_cpu_s"]) == 3 and min(result["epoch_cpu_s"]) > 0
+        assert result["val_acc"] > 0.2, workload  # it learned: twice chance (10 classes)
+    rows = load("rows", monkeypatch).Rows(str(data["rows"]), "val")
+    x, y = rows[0]
+    assert np.load(tmp_path / "mnist_like.npz")["x"].shape == (1000, 784)
+    assert (
+        x.dtype == torch.float32 and x.shape == (784,) and isinstance(y, int) and len(rows) == 200
+    )
+
+
+@pytest.mark.parametrize("workload", ["cnn", "dataset"])
+def test_the_workloads_run_configs_logitlab_accepts(
+    tmp_path: Path, workload: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from logitlab.config.compose import preflight
+
+    workloads = load("workloads", monkeypatch)
+    paths = {k: tmp_path / f"{k}.npz" for k in ("images", "splits", "rows")}
+    cfg = preflight(workloads.overrides(workload, paths, 4, tmp_path / "run"), str(ROOT / "conf"))
+    assert cfg is not None and cfg.data.batch_size == workloads.BATCH
+    if workload == "cnn":
+        assert cfg.model.net._target_ == "logitlab.models.nets.CNN"
+        net = {k: cfg.model.net[k] for k in workloads.CNN}  # the bare loop's CNN is model/net=cnn
+        assert net == {k: list(v) if isinstance(v, tuple) else v for k, v in workloads.CNN.items()}
+    else:
+        assert cfg.data.train == {
+            "_target_": "rows.Rows",
+            "path": str(paths["rows"]),
+            "part": "train",
+        }
+
+
+def test_the_callback_profile_reads_lightnings_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lightning.pytorch.profilers import SimpleProfiler
+
+    callbacks = load("callbacks", monkeypatch)
+    profiler = SimpleProfiler()
+    for _ in range(3):
+        with profiler.profile("[Callback]ModelCheckpoint{'monitor': 'val/acc'}.on_train_epoch_end"):
+            pass
+    with profiler.profile("run_training_epoch"):
+        pass
+    rows = {}
+    for line in profiler.summary().splitlines():
+        found = callbacks.ROW.match(line.strip())
+        if found and found.group(1) not in ("Action", "Total"):
+            rows[found.group(1)] = (int(found.group(3)), float(found.group(4)))
+    recorded = profiler.recorded_durations
+    assert rows.keys() == recorded.keys()
+    for action, (calls, total) in rows.items():
+        assert calls == len(recorded[action])
+        assert total == pytest.approx(sum(recorded[action]), rel=1e-3, abs=1e-6)
+    assert callbacks.owner(next(iter(recorded))) == "[Callback]ModelCheckpoint"

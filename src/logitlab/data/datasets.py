@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, default_collate
 
 from logitlab.data.checks import as_features
 from logitlab.data.fingerprint import hash_tensor
@@ -66,6 +66,8 @@ def as_sample(item: Any, where: str) -> tuple[torch.Tensor, Any]:
             "that makes one (e.g. torchvision.transforms.v2.ToImage and ToDtype float32)"
         )
     x = torch.as_tensor(x)
+    if x.dtype == torch.float32:  # the usual sample: nothing to convert
+        return x, y
     if x.is_complex():
         raise ConfigError(f"{where}: x is {x.dtype}; give real numbers")
     return as_features(x) if x.dtype == torch.uint8 else x.to(torch.float32), y
@@ -97,25 +99,20 @@ def label_of(y: Any, where: str) -> Label:
 
 
 class DatasetItems(Dataset):
-    """A split of a user's dataset: its items as float32 samples of one shape, standardised,
-    with the split's labels (in the task's view)."""
+    """A split of a user's dataset: its items as float32 samples of one shape, with the split's
+    labels (in the task's view); `collate` stacks a batch and standardises it whole."""
 
     def __init__(
         self, source: Dataset, ids: torch.Tensor, labels: torch.Tensor, shape: tuple, stats
     ) -> None:
-        self.source, self.ids, self.labels, self.shape, self.stats = (
-            source,
-            ids,
-            labels,
-            shape,
-            stats,
-        )
+        self.source, self.shape, self.stats = source, shape, stats
+        self.rows, self.labels = ids.tolist(), list(labels)  # no tensor indexing per sample
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.rows)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        row = int(self.ids[index])
+        row = self.rows[index]
         x, _ = as_sample(self.source[row], f"data: sample {row}")
         x = x.unsqueeze(0) if x.ndim == 2 else x  # a grayscale image gains its channel
         if tuple(x.shape) != self.shape:
@@ -123,7 +120,12 @@ class DatasetItems(Dataset):
                 f"data: sample {row} has shape {tuple(x.shape)}, the first sample {self.shape}; "
                 "give every sample one shape (resize images in the dataset's transform)"
             )
-        return (self.stats(x) if self.stats else x), self.labels[index]
+        return x, self.labels[index]
+
+    def collate(self, batch: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+        """default_collate's batch, standardised in one operation instead of one per sample."""
+        x, y = default_collate(batch)
+        return [self.stats(x) if self.stats else x, y]
 
 
 class DatasetSamples:
@@ -243,11 +245,13 @@ class DatasetSamples:
 
     def statistics(self, train: tuple[torch.Tensor, torch.Tensor], workers: int) -> Standardization:
         """Mean and std of the training samples, per feature or per channel, in one pass."""
-        loader = DataLoader(self.dataset(*train, False, None), self.batch_size, num_workers=workers)
+        assert self.concat is not None
+        items = DatasetItems(self.concat, *train, self.shape, None)
+        loader = DataLoader(items, self.batch_size, num_workers=workers, collate_fn=items.collate)
         return Standardization.fit_stream((x for x, _ in loader), self.shape)
 
     def standardize_(self, x: torch.Tensor, stats: Standardization) -> None:
-        """Nothing here: each sample is standardised when it is read."""
+        """Nothing here: each batch is standardised when it is read (DatasetItems.collate)."""
 
     def dataset(
         self, x: torch.Tensor, y: torch.Tensor, train: bool, stats: Standardization | None

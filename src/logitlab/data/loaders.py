@@ -156,6 +156,7 @@ class Loaders:
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=pin,
+            collate_fn=batches_of(dataset),
         )
 
     def evaluation(
@@ -164,7 +165,18 @@ class Loaders:
         """A split's batches in order, outside a Trainer (predict, calibrate)."""
         if dataset is None:
             return zip(x.split(4096), y.split(4096), strict=True)
-        return DataLoader(dataset, batch_size=self.eval_batch_size, num_workers=self.num_workers)
+        return DataLoader(
+            dataset,
+            batch_size=self.eval_batch_size,
+            num_workers=self.num_workers,
+            collate_fn=batches_of(dataset),
+        )
+
+
+def batches_of(dataset: Dataset) -> Callable[[list[Any]], Any] | None:
+    """The collate function of a dataset that forms its own batches (a `collate` method:
+    DatasetItems standardises a whole batch); None: the DataLoader's default_collate."""
+    return getattr(dataset, "collate", None)
 
 
 def trained_batches(trainer: Any) -> int:

@@ -1,0 +1,183 @@
+"""`python benchmarks/bench.py --parts workloads`: the workloads researchers run, each against
+its bare-PyTorch equal in the same run, on the figure of merit of benchmarks/bench.py (the
+minimum epoch CPU time over all repetitions and epochs, one intra-op thread each).
+
+- cnn: logitlab's CNN (model/net=cnn: 3x3 convs of 32 and 64 channels, 2x2 max-pools, a
+  128-unit head with dropout) on 6,000 shifted 28x28 digits (`data=npz`, in memory, per-channel
+  standardisation), Adam 1e-3, batch 256, against the same network (logitlab.models.nets.CNN,
+  plain PyTorch; Lightning is never imported) in a plain loop over the same batches.
+- dataset: a user's map-style Dataset of 784-feature rows (benchmarks/rows.py) through
+  `data=dataset` (a DataLoader, per-sample reads, default collate, per-feature
+  standardisation) and the benchmark's MLP, against a plain DataLoader loop over it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import bench
+import numpy as np
+
+N_IMAGES, N_ROWS, N_VAL = 6000, 20000, 1000
+BATCH = 256
+CNN = {"channels": (32, 64), "hidden": 128, "dropout": 0.25}  # conf/model/net/cnn.yaml
+
+
+def make_data(folder: Path) -> dict[str, Path]:
+    """The CNN's images (.npz, uint8 1x28x28, a splits file) and the Dataset's rows (.npz with
+    its split indices), written once."""
+    from logitlab.data.synthetic import shifted_digits
+
+    images, splits = folder / "digits28.npz", folder / "digits28_splits.npz"
+    rows = folder / "rows.npz"
+    if not images.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        x, y = shifted_digits(N_IMAGES + N_VAL, seed=5)
+        np.savez(images, x=x[:, None], y=y)
+        index = np.arange(N_IMAGES + N_VAL)
+        np.savez(splits, n=np.array(len(y)), train=index[:N_IMAGES], val=index[N_IMAGES:],
+                 test=index[N_IMAGES:][:100])  # fmt: skip
+    if not rows.is_file():
+        data, _ = bench.make_data(folder)
+        with np.load(data) as npz:
+            x, y = npz["x"][: N_ROWS + N_VAL], npz["y"][: N_ROWS + N_VAL]
+        index = np.arange(N_ROWS + N_VAL)
+        np.savez(rows, x=x, y=y, train=index[:N_ROWS], val=index[N_ROWS:],
+                 test=index[N_ROWS:][:100])  # fmt: skip
+    return {"images": images, "splits": splits, "rows": rows}
+
+
+def overrides(workload: str, data: dict[str, Path], epochs: int, run_dir: Path) -> list[str]:
+    """logitlab's command line for a workload: its data and network, everything else default."""
+    common = [f"data.batch_size={BATCH}", f"trainer.max_epochs={epochs}", "test=false",
+              f"hydra.run.dir={run_dir}"]  # fmt: skip
+    if workload == "cnn":
+        return ["data=npz", f"data.path={data['images']}", f"data.splits_file={data['splits']}",
+                "model/net=cnn", *common]  # fmt: skip
+    spec = "{{_target_:rows.Rows,path:{path},part:{part}}}"
+    parts = {p: spec.format(path=data["rows"], part=p) for p in ("train", "val", "test")}
+    return ["data=dataset", *(f"data.{p}={spec}" for p, spec in parts.items()),
+            "model.net.hidden_sizes=[256,128]", "model.net.dropout=0.0", *common]  # fmt: skip
+
+
+def bare(workload: str, data: dict[str, Path], epochs: int) -> dict[str, Any]:
+    """The workload's plain-PyTorch loop: the same network, optimizer, batches, standardisation
+    and validation pass, nothing around them."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    torch.set_num_threads(bench.THREADS)
+    if workload == "cnn":
+        from logitlab.models.nets import CNN as Net  # plain torch: Lightning is not imported
+
+        with np.load(data["images"]) as npz:
+            x = torch.from_numpy(npz["x"]).float().div_(255.0)
+            y = torch.from_numpy(npz["y"]).long()
+        mean, std = x[:N_IMAGES].mean(), x[:N_IMAGES].std()
+        x = x.sub_(mean).div_(std)
+        model = Net((1, 28, 28), bench.CLASSES, **CNN)  # type: ignore[arg-type]
+        train = [(x[:N_IMAGES], y[:N_IMAGES])]
+        val = [(x[N_IMAGES:], y[N_IMAGES:])]
+        n_train = N_IMAGES
+    else:
+        from rows import Rows
+        from torch.utils.data import DataLoader
+
+        train_set, val_set = Rows(str(data["rows"]), "train"), Rows(str(data["rows"]), "val")
+        mean, std = train_set.x.mean(0), train_set.x.std(0)
+        std[std == 0] = 1.0
+        model = bench._mlp()
+        n_train = len(train_set)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    times, cpu, val_acc = [], [], 0.0
+    for epoch in range(epochs):
+        start, cpu_start = time.perf_counter(), time.process_time()
+        model.train()
+        generator = torch.Generator().manual_seed(epoch)
+        if workload == "cnn":
+            order = torch.randperm(n_train, generator=generator)
+            batches = (
+                (train[0][0].index_select(0, i), train[0][1].index_select(0, i))
+                for i in order.split(BATCH)
+            )
+            val_batches: Any = ((val[0][0][i : i + 1024], val[0][1][i : i + 1024])
+                                for i in range(0, N_VAL, 1024))  # fmt: skip
+        else:
+            batches = DataLoader(train_set, BATCH, shuffle=True, generator=generator)
+            val_batches = DataLoader(val_set, 256)  # conf/data/dataset.yaml's eval_batch_size
+        for inputs, targets in batches:
+            if workload == "dataset":
+                inputs = (inputs - mean) / std
+            loss = F.cross_entropy(model(inputs), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        correct, seen = 0, 0
+        with torch.no_grad():
+            for inputs, targets in val_batches:
+                if workload == "dataset":
+                    inputs = (inputs - mean) / std
+                correct += int((model(inputs).argmax(1) == targets).sum())
+                seen += len(targets)
+        val_acc = correct / seen
+        times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - cpu_start)
+    return {"epoch_s": times, "epoch_cpu_s": cpu, "val_acc": val_acc}
+
+
+def run(out: Path, epochs: int, reps: int, console: Any) -> dict[str, Any]:
+    """Each workload's two contestants, alternating over `reps` repetitions; the ratios of the
+    minimum epoch CPU times (of the medians beside them)."""
+    data = make_data(out / "data")
+    shutil.rmtree(out / "workloads", ignore_errors=True)  # run folders of an earlier benchmark
+    env = {**bench.PINNED, "PYTHONPATH": str(Path(__file__).resolve().parent)}
+    report: dict[str, Any] = {}
+    for workload in ("cnn", "dataset"):
+        runs: dict[str, list[dict[str, Any]]] = {"logitlab": [], "bare": []}
+        for rep in range(reps):
+            order = ("logitlab", "bare") if rep % 2 == 0 else ("bare", "logitlab")
+            console.print(f"[bold]{workload}[/] repetition {rep + 1}/{reps}: {', '.join(order)}")
+            for name in order:
+                run_dir = out / "workloads" / f"{workload}_r{rep}_{name}"
+                if name == "logitlab":
+                    command = [sys.executable, "-m", "logitlab.train",
+                               *overrides(workload, data, epochs, run_dir)]  # fmt: skip
+                    bench.run_measured(command, run_dir.with_suffix(".log"), env)
+                    result = bench.logged_epochs(run_dir, epochs)
+                else:
+                    result_file = run_dir.with_suffix(".json")
+                    command = [sys.executable, __file__, workload, str(out / "data"),
+                               str(epochs), str(result_file)]  # fmt: skip
+                    bench.run_measured(command, run_dir.with_suffix(".log"), env)
+                    loop = json.loads(result_file.read_text())
+                    result = {
+                        "measured_cpu_s": loop["epoch_cpu_s"][1:],
+                        "measured_s": loop["epoch_s"][1:],
+                        "val_acc": loop["val_acc"],
+                    }
+                runs[name].append(result)
+        cpu = {n: [t for r in rs for t in r["measured_cpu_s"]] for n, rs in runs.items()}
+        least = {n: min(times) for n, times in cpu.items()}
+        typical = {n: statistics.median(times) for n, times in cpu.items()}
+        report[f"cpu_{workload}_over_bare"] = least["logitlab"] / least["bare"]
+        report[workload] = {
+            "epoch_cpu_min_s": least,
+            "epoch_cpu_median_s": typical,
+            "cpu_over_bare_of_medians": typical["logitlab"] / typical["bare"],
+            "val_acc": {n: rs[-1]["val_acc"] for n, rs in runs.items()},
+        }
+    return report
+
+
+if __name__ == "__main__":  # internal: `workloads.py cnn|dataset DATA_DIR EPOCHS OUT.json`
+    workload, folder, epochs, result_path = sys.argv[1:5]
+    paths = make_data(Path(folder))
+    Path(result_path).write_text(json.dumps(bare(workload, paths, int(epochs))))
