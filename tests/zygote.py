@@ -79,8 +79,10 @@ def warm_up() -> None:
             warnings._filters_mutated()  # type: ignore[attr-defined]  # warned-once is forgotten
             for name, logger in logging.Logger.manager.loggerDict.items():
                 if isinstance(logger, logging.Logger) and name not in loggers:
-                    logger.handlers = [h for h in logger.handlers if not isinstance(
-                        h, logging.FileHandler)]  # fmt: skip
+                    files = [h for h in logger.handlers if isinstance(h, logging.FileHandler)]
+                    for handler in files:  # the warm-up run's train.log
+                        logger.removeHandler(handler)
+                        handler.close()
             for name, (level, kept, propagate, disabled) in loggers.items():
                 logger = logging.getLogger(name or None)
                 for handler in logger.handlers:
