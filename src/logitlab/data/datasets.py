@@ -105,8 +105,8 @@ class DatasetItems(Dataset):
     def __init__(
         self, source: Dataset, ids: torch.Tensor, labels: torch.Tensor, shape: tuple, stats
     ) -> None:
-        self.source, self.shape, self.stats = source, shape, stats
-        self.rows, self.labels = ids.tolist(), list(labels)  # no tensor indexing per sample
+        self.source, self.labels, self.shape, self.stats = source, labels, shape, stats
+        self.rows = ids.tolist()  # ints: a sample's row without a tensor lookup
 
     def __len__(self) -> int:
         return len(self.rows)
