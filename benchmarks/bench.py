@@ -22,7 +22,11 @@ The first epoch of every run is warm-up and left out. Each contestant's median e
 all its runs; the ratio is the median over repetitions of (the contestant's median epoch / the
 bare loop's) within a repetition, whose runs follow each other within seconds: the machine's
 drift between repetitions cancels out (see rep_ratios). The ratio of the pooled medians is
-reported beside it.
+reported beside it. These wall-time figures are the sequential runs'.
+The figure of merit (`cpu_*`) is CPU time with the contestants run by turns
+(benchmarks/interleave.py): per batch size all of them, the bare loop twice, start at once and
+take 0.05 s turns, so their epochs meet the same machine; the ratio of median epoch CPU times,
+and the bare loop over itself (`cpu_aa_*`) as the measure's own error.
 Then the image-folder contestants (benchmarks/image_folder.py): logitlab over a folder of PNGs
 against torchvision's ImageFolder + DataLoader in a plain loop, and the peak RSS of an
 image-folder run as the folder grows 5x. `--parts mlp` or `--parts images` runs one half (the
@@ -283,6 +287,16 @@ def logitlab_overrides(
     ]  # fmt: skip
 
 
+def logitlab_command(
+    data: Path, splits: Path, batch_size: int, epochs: int, run_dir: Path, trainer: str,
+    precision: str, fastpath: bool = False,
+) -> list[str]:  # fmt: skip
+    """`python -m logitlab.train` with the benchmark's overrides."""
+    return [sys.executable, "-m", "logitlab.train", *logitlab_overrides(
+        data, splits, batch_size, epochs, run_dir, trainer, precision, fastpath
+    )]  # fmt: skip
+
+
 def logitlab_run(
     data: Path,
     splits: Path,
@@ -294,9 +308,9 @@ def logitlab_run(
     fastpath: bool = False,
 ) -> dict[str, Any]:
     """One `python -m logitlab.train` run; its epoch times from its own TensorBoard scalars."""
-    command = [sys.executable, "-m", "logitlab.train", *logitlab_overrides(
+    command = logitlab_command(
         data, splits, batch_size, epochs, run_dir, trainer, precision, fastpath
-    )]  # fmt: skip
+    )
     wall, rss, _ = run_measured(command, run_dir.with_suffix(".log"), PINNED)
     return {**logged_epochs(run_dir, epochs), "wall_s": wall, "rss_mb": rss}
 
@@ -321,6 +335,17 @@ def logged_epochs(run_dir: Path, epochs: int) -> dict[str, Any]:
     return {"measured_s": measured, "measured_cpu_s": cpu[1:], "val_acc": metrics["val/acc"]}
 
 
+def loop_command(
+    kind: str, data: Path, batch_size: int, epochs: int, out: Path, device: str, precision: str
+) -> list[str]:
+    """This script's `loop` command: the bare or the minimal-Lightning loop, its result in `out`."""
+    return [
+        sys.executable, str(Path(__file__).resolve()), "loop", "--kind", kind, "--data", str(data),
+        "--batch-size", str(batch_size), "--epochs", str(epochs), "--out", str(out),
+        "--device", device, "--precision", precision,
+    ]  # fmt: skip
+
+
 def loop_run(
     kind: str, data: Path, batch_size: int, epochs: int, out: Path, device: str, precision: str
 ) -> dict[str, Any]:
@@ -328,17 +353,43 @@ def loop_run(
 
     Both run in the environment logitlab's default path runs in: no variable is set for them.
     """
-    command = [
-        sys.executable, str(Path(__file__).resolve()), "loop", "--kind", kind, "--data", str(data),
-        "--batch-size", str(batch_size), "--epochs", str(epochs), "--out", str(out),
-        "--device", device, "--precision", precision,
-    ]  # fmt: skip
+    command = loop_command(kind, data, batch_size, epochs, out, device, precision)
     wall, rss, _ = run_measured(command, out.with_suffix(".log"), PINNED)
     result = json.loads(out.read_text())
     return {
         **result, "measured_s": result["epoch_s"][1:], "measured_cpu_s": result["epoch_cpu_s"][1:],
         "wall_s": wall, "rss_mb": rss,
     }  # fmt: skip
+
+
+def turns_round(
+    data: Path, splits: Path, batch_size: int, epochs: int, folder: Path, precision: str
+) -> dict[str, list[float]]:
+    """Every contestant at once, by turns (benchmarks/interleave.py), the bare loop twice (the
+    measure's own error): each one's epoch CPU times after the first. CPU only."""
+    import interleave
+
+    folder.mkdir(parents=True, exist_ok=True)
+    contestants: dict[str, Any] = {}
+    for name in (*CONTESTANTS, "bare_again"):
+        if name in ("logitlab", "fastpath"):
+            run_dir = folder / name
+            command = logitlab_command(
+                data, splits, batch_size, epochs, run_dir, "cpu", precision, name == "fastpath"
+            )
+            contestants[name] = (
+                command,
+                lambda d=run_dir: logged_epochs(d, epochs)["measured_cpu_s"],
+            )
+        else:
+            out = folder / f"{name}.json"
+            command = loop_command(name.removesuffix("_again"), data, batch_size, epochs, out,
+                                   "cpu", precision)  # fmt: skip
+            contestants[name] = (
+                command,
+                lambda o=out: json.loads(o.read_text())["epoch_cpu_s"][1:],
+            )
+    return interleave.epochs_by_turns(contestants, folder, PINNED, ROOT)
 
 
 CONTESTANTS = ("logitlab", "fastpath", "bare", "lightning")
@@ -370,27 +421,32 @@ def rep_ratios(runs: list[dict[str, Any]], bare: list[dict[str, Any]]) -> list[f
     ]
 
 
-def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """One batch size's medians and paired ratios, from every contestant's runs."""
+PAIRED = {
+    "ratio": ("logitlab", "bare"),  # logitlab with defaults over the bare loop
+    "fastpath_ratio": ("fastpath", "bare"),
+    "lightning_ratio": ("lightning", "bare"),  # Lightning's own share
+    "over_lightning": ("logitlab", "lightning"),  # what logitlab adds to Lightning's loop
+    "fastpath_over_lightning": ("fastpath", "lightning"),
+    "fastpath_gain": ("logitlab", "fastpath"),  # what the fast path saves
+}
+
+
+def summarise(
+    runs: dict[str, list[dict[str, Any]]], turns: dict[str, list[float]] | None = None
+) -> dict[str, Any]:
+    """One batch size's medians and paired ratios, from every contestant's sequential runs and
+    (`turns`: epoch CPU times by contestant) their round by turns."""
     medians = {
         name: statistics.median(t for r in results for t in r["measured_s"])
         for name, results in runs.items()
     }
-    paired = {
-        "ratio": ("logitlab", "bare"),  # logitlab with defaults over the bare loop
-        "fastpath_ratio": ("fastpath", "bare"),
-        "lightning_ratio": ("lightning", "bare"),  # Lightning's own share
-        "over_lightning": ("logitlab", "lightning"),  # what logitlab adds to Lightning's loop
-        "fastpath_over_lightning": ("fastpath", "lightning"),
-        "fastpath_gain": ("logitlab", "fastpath"),  # what the fast path saves
-    }
+    paired = PAIRED
     row: dict[str, Any] = {f"{name}_epoch_s": medians[name] for name in runs}
     for key, (ours, reference) in paired.items():
         by_rep = rep_ratios(runs[ours], runs[reference])
         row[key], row[f"{key}_by_rep"] = statistics.median(by_rep), by_rep
     row["ratio_of_medians"] = medians["logitlab"] / medians["bare"]
-    # the figure of merit: minimum epoch CPU time over all repetitions and epochs (noise from
-    # other processes only adds CPU time to an epoch; it cannot take any away)
+    # minimum epoch CPU times of the sequential runs (which process was lucky moves them)
     least = {
         name: min(t for r in results for t in r["measured_cpu_s"]) for name, results in runs.items()
     }
@@ -401,9 +457,16 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     row |= {f"{name}_epoch_cpu_min_s": least[name] for name in runs}
     row |= {f"{name}_epoch_cpu_median_s": typical[name] for name in runs}
     for key, (ours, reference) in paired.items():
-        row[f"cpu_{key}"] = least[ours] / least[reference]
-        row[f"cpu_{key}_of_medians"] = typical[ours] / typical[reference]
+        row[f"sequential_cpu_{key}"] = least[ours] / least[reference]
+        row[f"sequential_cpu_{key}_of_medians"] = typical[ours] / typical[reference]
     row |= {f"{name}_val_acc": results[-1]["val_acc"] for name, results in runs.items()}
+    if turns:  # the figure of merit: epoch CPU times of contestants sharing the machine's noise
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import interleave
+
+        pairs = {**paired, "aa": ("bare_again", "bare")}
+        row |= {f"cpu_{key}": value for key, value in interleave.turn_ratios(turns, pairs).items()}
+        row |= {f"{name}_turns_epoch_cpu_s": times for name, times in turns.items()}
     return row
 
 
@@ -426,8 +489,8 @@ def run_workloads(args: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import workloads
 
-    epochs = max(args.epochs - 2, 3)  # 4 by default, the first warm-up
-    return workloads.run(ROOT / "outputs" / "bench", epochs, max(args.reps // 2, 2), Console())
+    # 6 epochs by default (the first warm-up), two rounds by turns
+    return workloads.run(ROOT / "outputs" / "bench", args.epochs, max(args.reps // 2, 2), Console())
 
 
 def median_wall(command: list[str], reps: int, log: Path) -> list[float]:
@@ -481,13 +544,20 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                 runs[name].append(result)
         for name in rss:
             rss[name] = max(rss[name], *(r["rss_mb"] for r in runs[name]))
-        report[f"b{batch_size}"] = summarise(runs)
+        turns = None
+        if device == "cpu":
+            console.print(f"[bold]batch {batch_size}[/] by turns: every contestant, bare twice")
+            turns = turns_round(data, splits, batch_size, args.epochs + 2,
+                                out / "runs" / f"b{batch_size}_turns", args.precision)  # fmt: skip
+        report[f"b{batch_size}"] = summarise(runs, turns)
         row = report[f"b{batch_size}"]
         report[f"ratio_b{batch_size}"] = row["fastpath_ratio"]
         report[f"lightning_ratio_b{batch_size}"] = row["over_lightning"]
         report[f"defaults_ratio_b{batch_size}"] = row["ratio"]
-        report[f"cpu_over_lightning_b{batch_size}"] = row["cpu_over_lightning"]
-        report[f"cpu_fastpath_over_bare_b{batch_size}"] = row["cpu_fastpath_ratio"]
+        if turns:
+            report[f"cpu_over_lightning_b{batch_size}"] = row["cpu_over_lightning"]
+            report[f"cpu_fastpath_over_bare_b{batch_size}"] = row["cpu_fastpath_ratio"]
+            report[f"cpu_aa_b{batch_size}"] = row["cpu_aa"]
     console.print("[bold]start-up[/]: import floor vs `python -m logitlab.train debug=fdr`")
     floor, startup = [], []
     for rep in range(args.reps):
@@ -565,9 +635,11 @@ def print_report(report: dict[str, Any]) -> None:
             )  # fmt: skip
     for key in [k for k in CPU_KEYS if k in report]:  # the figure of merit
         table.add_row(
-            key, "min epoch CPU", "", f"{report[key]:.3f}", f"<= {TARGETS[key]:.2f}",
-            _ok(report[key], TARGETS[key]),
+            key, "median epoch CPU, by turns", "", f"{report[key]:.3f}",
+            f"<= {TARGETS[key]:.2f}", _ok(report[key], TARGETS[key]),
         )  # fmt: skip
+    for key in [k for k in AA_KEYS if k in report]:  # the measure's own error
+        table.add_row(key, "bare loop / itself, by turns", "", f"{report[key]:.3f}", "", "")
     table.add_row(
         "start-up (debug=fdr vs imports)", f"{report['startup_s']:.2f} s",
         f"{report['import_floor_s']:.2f} s", f"{report['startup_ratio']:.3f}", "<= 1.25",
@@ -642,15 +714,20 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
         f"| {r['logitlab_val_acc']:.4f} / {r['bare_val_acc']:.4f} |"
         for k, r in ((k, report[k]) for k in sizes)
     ]
+
+    def turns(r: dict[str, Any], name: str) -> str:
+        return f"{statistics.median(r[f'{name}_turns_epoch_cpu_s']):.3f} s"
+
     cpu_rows = [
-        f"| batch {k[1:]} | {r['logitlab_epoch_cpu_min_s']:.3f} s | "
-        f"{r['fastpath_epoch_cpu_min_s']:.3f} s | {r['lightning_epoch_cpu_min_s']:.3f} s | "
-        f"{r['bare_epoch_cpu_min_s']:.3f} s | **{r['cpu_over_lightning']:.3f}** "
-        f"({r['cpu_over_lightning_of_medians']:.3f}) | **{r['cpu_fastpath_ratio']:.3f}** "
-        f"({r['cpu_fastpath_ratio_of_medians']:.3f}) | {r['cpu_ratio']:.3f} | "
-        f"{r['cpu_lightning_ratio']:.3f} |"
+        f"| batch {k[1:]} | {turns(r, 'logitlab')} | {turns(r, 'fastpath')} "
+        f"| {turns(r, 'lightning')} | {turns(r, 'bare')} "
+        f"| **{r['cpu_over_lightning']:.3f}** ({r['cpu_over_lightning_min']:.3f}) "
+        f"| **{r['cpu_fastpath_ratio']:.3f}** ({r['cpu_fastpath_ratio_min']:.3f}) "
+        f"| {r['cpu_ratio']:.3f} | {r['cpu_lightning_ratio']:.3f} "
+        f"| {r['cpu_aa']:.3f} ({r['cpu_aa_min']:.3f}) "
+        f"| {r['sequential_cpu_over_lightning']:.3f} / {r['sequential_cpu_fastpath_ratio']:.3f} |"
         for k, r in ((k, report[k]) for k in sizes)
-        if "cpu_ratio" in r
+        if "cpu_aa" in r
     ]
     rss = report["peak_rss_mb"]
     text = "\n".join(
@@ -668,15 +745,20 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
             "|---|---|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
-            "CPU time per epoch (every contestant on one intra-op thread; the process's user + "
-            "system time of the epoch), the minimum over all repetitions and epochs, and the "
-            "ratios of the minima (of the medians in brackets): the figure of merit, which other "
-            "processes on the machine cannot lower.",
+            "The figure of merit: CPU time per epoch (the process's user + system time, every "
+            "contestant on one intra-op thread) with the contestants run by turns "
+            "(benchmarks/interleave.py): all five processes start at once, all but one stopped, "
+            "and every 0.05 s the running one is stopped and the next continued, so every "
+            "contestant's epochs sample the same seconds of the machine. Medians of the epochs "
+            "after the first, their ratios (of the minima in brackets); the bare loop runs twice, "
+            "and `bare / bare` is the measure's own error. Last column: the ratios of the minima "
+            "of the sequential runs above (defaults / minimal Lightning, fastpath / bare), the "
+            "measure this replaced.",
             "",
             "| | logitlab (defaults) | fastpath=true | minimal Lightning | bare loop "
             "| defaults / minimal Lightning | fastpath / bare | defaults / bare "
-            "| minimal Lightning / bare |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| minimal Lightning / bare | bare / bare | sequential minima |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
             *cpu_rows,
             "",
             f"Start-up: `python -m logitlab.train debug=fdr` {report['startup_s']:.2f} s vs "
@@ -717,7 +799,8 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
         "# Benchmarks",
         "",
         "Written by `make bench` (`python benchmarks/bench.py`; the method is in its "
-        "docstring). Targets on a 2-core CPU, on the minimum epoch CPU time: logitlab with its "
+        "docstring). Targets on a 2-core CPU, on the median epoch CPU time of contestants run by "
+        "turns (below): logitlab with its "
         "defaults <= 1.05 x the minimal Lightning loop at batch 256 and 1024, and with "
         "`fastpath=true` <= 1.15 x the bare loop at batch 256 and <= 1.08 x at batch 1024; the "
         "CNN <= 1.03 x its bare loop, a user Dataset through `data=dataset` <= 1.05 x a bare "
@@ -762,25 +845,23 @@ def workloads_section(report: dict[str, Any]) -> str:
     for name, title, target in (("cnn", "CNN on 28x28 images", 1.03),
                                 ("dataset", "user Dataset, `data=dataset`", 1.05)):  # fmt: skip
         r = report[name]
-        least, typical = r["epoch_cpu_min_s"], r["epoch_cpu_median_s"]
+        typical = r["epoch_cpu_median_s"]
         rows.append(
-            f"| {title} | {least['logitlab']:.3f} s | {least['bare']:.3f} s "
-            f"| **{report[f'cpu_{name}_over_bare']:.3f}** ({r['cpu_over_bare_of_medians']:.3f}) "
-            f"| {target:.2f} | {typical['logitlab']:.3f} s / {typical['bare']:.3f} s "
-            f"| {r['val_acc']['logitlab']:.4f} / {r['val_acc']['bare']:.4f} |"
+            f"| {title} | {typical['logitlab']:.3f} s | {typical['bare']:.3f} s "
+            f"| **{r['over_bare']:.3f}** ({r['over_bare_min']:.3f}) | {target:.2f} "
+            f"| {r['aa']:.3f} ({r['aa_min']:.3f}) |"
         )
     return "\n".join([
         "",
         "### The workloads researchers run",
         "",
         "`python benchmarks/bench.py --parts workloads` (benchmarks/workloads.py): each "
-        "against its bare-PyTorch equal in the same run, batch 256, one intra-op thread, 4 "
-        "epochs per run (the first left out), the two contestants alternating; the minimum "
-        "epoch CPU time over all runs and epochs (the ratio of the medians in brackets).",
+        "against its bare-PyTorch equal, batch 256, one intra-op thread, by turns as above "
+        "(logitlab, the bare loop and the bare loop again), two rounds of 6 epochs (the first "
+        "of each left out): median epoch CPU times and their ratio (of the minima in brackets).",
         "",
-        "| workload | logitlab | bare | logitlab / bare | target | medians | val acc "
-        "(logitlab / bare) |",
-        "|---|---|---|---|---|---|---|",
+        "| workload | logitlab | bare | logitlab / bare | target | bare / bare |",
+        "|---|---|---|---|---|---|",
         *rows,
         "",
     ])  # fmt: skip
@@ -790,7 +871,21 @@ CPU_KEYS = (
     "cpu_over_lightning_b256", "cpu_over_lightning_b1024", "cpu_fastpath_over_bare_b256",
     "cpu_fastpath_over_bare_b1024", "cpu_cnn_over_bare", "cpu_dataset_over_bare",
 )  # fmt: skip
+AA_KEYS = ("cpu_aa_b256", "cpu_aa_b1024", "cpu_cnn_aa", "cpu_dataset_aa")  # bare / bare
 WALL_KEYS = ("lightning_ratio_b256", "lightning_ratio_b1024", "ratio_b256", "ratio_b1024")
+
+
+def agreement(idle: dict[str, Any], loaded: dict[str, Any]) -> str:
+    """One line: how far the figures of merit moved under load, against the 3 % asked of them."""
+    moved = {k: abs(loaded[k] / idle[k] - 1) for k in CPU_KEYS if k in idle and k in loaded}
+    if not moved:
+        return "No figure of merit in both runs."
+    worst = max(moved, key=moved.__getitem__)
+    verdict = "within" if moved[worst] <= 0.03 else "beyond"
+    return (
+        f"The {len(moved)} figures of merit moved by at most {100 * moved[worst]:.1f} % under "
+        f"load (`{worst}`): {verdict} the 3 % they should agree within."
+    )
 
 
 def run_under_load(args: argparse.Namespace) -> None:
@@ -810,7 +905,7 @@ def run_under_load(args: argparse.Namespace) -> None:
     path.write_text(json.dumps(loaded, indent=2) + "\n")
     idle = json.loads((out / "latest.json").read_text()) if (out / "latest.json").is_file() else {}
     rows = []
-    for key in (*CPU_KEYS, *WALL_KEYS):
+    for key in (*CPU_KEYS, *AA_KEYS, *WALL_KEYS):
         if key in idle and key in loaded:
             change = loaded[key] / idle[key] - 1
             rows.append(
@@ -823,21 +918,16 @@ def run_under_load(args: argparse.Namespace) -> None:
             "`make bench` on an idle machine, then `python benchmarks/bench.py --under-load` "
             "(the MLP and workload contestants) with a CPU-bound process of its own spinning on "
             "one of the two cores for the whole run (benchmarks/load.py). `cpu_*`: the ratio of "
-            "the contestants' minimum epoch CPU time over all repetitions and epochs, every "
-            "contestant pinned to one intra-op thread; the others: the paired wall-time ratios "
-            f"({args.reps} repetitions).",
-            "",
-            "They do not agree within 3 %, and the load is not why: on this virtual machine two "
-            "processes of the same command differ by up to 14 % in their minimum epoch CPU time "
-            "(the benchmark's logitlab command twice, idle: 1.452 s and 1.271 s), while the "
-            "epochs within one process agree within about 5 %. A ratio of minima moves with "
-            "which processes happened to be the fast ones, idle or not. Inside one process the "
-            "attribution holds: the callbacks' and hooks' shares below are measured within one "
-            "run (benchmarks/callbacks.py).",
+            "the contestants' median epoch CPU times, run by turns (benchmarks/interleave.py), "
+            "every contestant on one intra-op thread; `cpu_*aa*`: the bare loop against itself "
+            "by turns (1 would be no error); the others: the paired wall-time ratios of the "
+            f"sequential runs ({args.reps} repetitions), which the load is expected to move.",
             "",
             "| ratio | idle | under load | change |",
             "|---|---|---|---|",
             *rows,
+            "",
+            agreement(idle, loaded),
             "",
         ]
     )
@@ -867,7 +957,7 @@ def main(argv: list[str] | None = None) -> None:
         "--epochs", type=int, default=6, help="epochs per run, the first is warm-up"
     )
     parser.add_argument(
-        "--reps", type=int, default=4, help="repetitions per contestant (a multiple of 4)"
+        "--reps", type=int, default=2, help="sequential repetitions per contestant (wall time)"
     )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None)
     parser.add_argument("--trainer", default="cpu", choices=("cpu", "gpu"))

@@ -1,6 +1,6 @@
 """`python benchmarks/bench.py --parts workloads`: the workloads researchers run, each against
 its bare-PyTorch equal in the same run, on the figure of merit of benchmarks/bench.py (the
-minimum epoch CPU time over all repetitions and epochs, one intra-op thread each).
+median epoch CPU time of contestants run by turns, one intra-op thread each).
 
 - cnn: logitlab's CNN (model/net=cnn: 3x3 convs of 32 and 64 channels, 2x2 max-pools, a
   128-unit head with dropout) on 6,000 shifted 28x28 digits (`data=npz`, in memory, per-channel
@@ -133,46 +133,58 @@ def bare(workload: str, data: dict[str, Path], epochs: int) -> dict[str, Any]:
     return {"epoch_s": times, "epoch_cpu_s": cpu, "val_acc": val_acc}
 
 
-def run(out: Path, epochs: int, reps: int, console: Any) -> dict[str, Any]:
-    """Each workload's two contestants, alternating over `reps` repetitions; the ratios of the
-    minimum epoch CPU times (of the medians beside them)."""
+def run(out: Path, epochs: int, rounds: int, console: Any) -> dict[str, Any]:
+    """Each workload's contestants by turns (benchmarks/interleave.py), the bare loop twice (the
+    measure's own error), over `rounds` rounds: the ratios of the median epoch CPU times (of the
+    minima beside them)."""
+    import interleave
+
     data = make_data(out / "data")
     shutil.rmtree(out / "workloads", ignore_errors=True)  # run folders of an earlier benchmark
     env = {**bench.PINNED, "PYTHONPATH": str(Path(__file__).resolve().parent)}
     report: dict[str, Any] = {}
     for workload in ("cnn", "dataset"):
-        runs: dict[str, list[dict[str, Any]]] = {"logitlab": [], "bare": []}
-        for rep in range(reps):
-            order = ("logitlab", "bare") if rep % 2 == 0 else ("bare", "logitlab")
-            console.print(f"[bold]{workload}[/] repetition {rep + 1}/{reps}: {', '.join(order)}")
-            for name in order:
-                run_dir = out / "workloads" / f"{workload}_r{rep}_{name}"
-                if name == "logitlab":
-                    command = [sys.executable, "-m", "logitlab.train",
-                               *overrides(workload, data, epochs, run_dir)]  # fmt: skip
-                    bench.run_measured(command, run_dir.with_suffix(".log"), env)
-                    result = bench.logged_epochs(run_dir, epochs)
-                else:
-                    result_file = run_dir.with_suffix(".json")
-                    command = [sys.executable, __file__, workload, str(out / "data"),
-                               str(epochs), str(result_file)]  # fmt: skip
-                    bench.run_measured(command, run_dir.with_suffix(".log"), env)
-                    loop = json.loads(result_file.read_text())
-                    result = {
-                        "measured_cpu_s": loop["epoch_cpu_s"][1:],
-                        "measured_s": loop["epoch_s"][1:],
-                        "val_acc": loop["val_acc"],
-                    }
-                runs[name].append(result)
-        cpu = {n: [t for r in rs for t in r["measured_cpu_s"]] for n, rs in runs.items()}
-        least = {n: min(times) for n, times in cpu.items()}
-        typical = {n: statistics.median(times) for n, times in cpu.items()}
-        report[f"cpu_{workload}_over_bare"] = least["logitlab"] / least["bare"]
+        cpu: dict[str, list[float]] = {"logitlab": [], "bare": [], "bare_again": []}
+        for turn in range(rounds):
+            console.print(f"[bold]{workload}[/] by turns, round {turn + 1}/{rounds}: "
+                          "logitlab, bare loop, bare loop again")  # fmt: skip
+            folder = out / "workloads" / f"{workload}_r{turn}"
+            folder.mkdir(parents=True)
+            run_dir = folder / "logitlab"
+            command = [sys.executable, "-m", "logitlab.train",
+                       *overrides(workload, data, epochs, run_dir)]  # fmt: skip
+            contestants: dict[str, Any] = {
+                "logitlab": (
+                    command,
+                    lambda d=run_dir: bench.logged_epochs(d, epochs)["measured_cpu_s"],
+                )
+            }
+            for name in ("bare", "bare_again"):
+                result = folder / f"{name}.json"
+                contestants[name] = (
+                    [
+                        sys.executable,
+                        __file__,
+                        workload,
+                        str(out / "data"),
+                        str(epochs),
+                        str(result),
+                    ],
+                    lambda r=result: json.loads(r.read_text())["epoch_cpu_s"][1:],
+                )
+            for name, times in interleave.epochs_by_turns(
+                contestants, folder, env, bench.ROOT
+            ).items():
+                cpu[name] += times
+        ratios = interleave.turn_ratios(cpu, {"over_bare": ("logitlab", "bare"),
+                                              "aa": ("bare_again", "bare")})  # fmt: skip
+        report[f"cpu_{workload}_over_bare"] = ratios["over_bare"]
+        report[f"cpu_{workload}_aa"] = ratios["aa"]
         report[workload] = {
-            "epoch_cpu_min_s": least,
-            "epoch_cpu_median_s": typical,
-            "cpu_over_bare_of_medians": typical["logitlab"] / typical["bare"],
-            "val_acc": {n: rs[-1]["val_acc"] for n, rs in runs.items()},
+            **ratios,
+            "epoch_cpu_median_s": {n: statistics.median(t) for n, t in cpu.items()},
+            "epoch_cpu_min_s": {n: min(t) for n, t in cpu.items()},
+            "turns_epoch_cpu_s": cpu,
         }
     return report
 

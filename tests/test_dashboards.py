@@ -3,6 +3,7 @@ calibration and per-class scalars, the Text tab; and a real TensorBoard server s
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -165,6 +166,30 @@ def test_epoch_level_charts_are_drawn_against_the_epoch(runs) -> None:
     assert "epoch" not in tags(run, "scalars")  # the x is the epoch: no chart of it
     batches = 20  # 1,257 training digits in batches of 64: the optimizer's steps per epoch
     assert steps(run, "lr-Adam") == [batches * epoch for epoch in range(5)]  # Lightning's monitor
+
+
+@pytest.mark.slow
+def test_an_epochs_time_holds_the_work_after_its_clock(tmp_path) -> None:
+    from conftest import ROOT, cli
+
+    run = tmp_path / "run"  # 0.3 CPU-s at each epoch's end, after the clock: checkpoints' place
+    result = cli(
+        "logitlab.train", "debug=limit", "+callbacks.busy._target_=my_callbacks.BusyEpochEnd",
+        "+callbacks.busy.seconds=0.3", f"hydra.run.dir={run}",
+        env={"PYTHONPATH": str(ROOT / "tests")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    ends = [  # when each epoch's time was written
+        e.wall_time
+        for acc in events(run)
+        if "time/epoch_s" in acc.Tags()["scalars"]
+        for e in acc.Scalars("time/epoch_s")
+    ]
+    walls, cpus = scalar(run, "time/epoch_s"), scalar(run, "time/epoch_cpu_s")
+    assert len(walls) == len(cpus) == 3  # debug=limit: three epochs
+    for later, (before, end) in enumerate(itertools.pairwise(ends), start=1):
+        assert cpus[later] >= 0.3 and walls[later] >= 0.3  # the previous epoch's end work
+        assert walls[later] == pytest.approx(end - before, abs=0.05)  # end to end
 
 
 @pytest.mark.slow

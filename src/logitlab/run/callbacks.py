@@ -120,20 +120,24 @@ def relocated(state: dict[str, Any], dirpath: str) -> dict[str, Any]:
 
 
 class EpochClock(L.Callback):
-    """`time/epoch_s` (a training epoch with its validation), `time/epoch_cpu_s` (the CPU time
-    this process spent on it, every thread; DataLoader workers are processes of their own) and
-    `time/samples_per_s`.
+    """`time/epoch_s` (from the previous epoch's end to this one's: a training epoch, its
+    validation and the previous epoch's checkpoints, which Lightning writes after every other
+    callback's epoch end), `time/epoch_cpu_s` (the CPU time this process spent on it, every
+    thread; DataLoader workers are processes of their own) and `time/samples_per_s`.
 
-    Samples are those of all DDP ranks; an epoch resumed midway counts from the resume. Timings
-    are not results: they go to the loggers (TensorBoard), not to metrics.json.
+    The first epoch of a run (or of a resume) counts from its start. Samples are those of all
+    DDP ranks. Timings are not results: they go to the loggers (TensorBoard), not to
+    metrics.json.
     """
 
     def __init__(self) -> None:
-        self.started, self.cpu_started = time.perf_counter(), time.process_time()
+        self.started: float | None = None
+        self.cpu_started = 0.0
         self.samples = 0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.started, self.cpu_started = time.perf_counter(), time.process_time()
+        if self.started is None:
+            self.started, self.cpu_started = time.perf_counter(), time.process_time()
         self.samples = 0
 
     def on_train_batch_end(
@@ -142,17 +146,18 @@ class EpochClock(L.Callback):
         self.samples += len(batch[1])
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        seconds = time.perf_counter() - self.started
-        cpu = time.process_time() - self.cpu_started
+        now, cpu_now = time.perf_counter(), time.process_time()
+        seconds = now - (self.started or now)
         samples = self.samples * trainer.world_size
         log_to_loggers(
             trainer,
             {
                 "time/epoch_s": seconds,
-                "time/epoch_cpu_s": cpu,
-                "time/samples_per_s": samples / seconds,
+                "time/epoch_cpu_s": cpu_now - self.cpu_started,
+                "time/samples_per_s": samples / seconds if seconds > 0 else 0.0,
             },
         )
+        self.started, self.cpu_started = now, cpu_now  # the next epoch starts here
 
 
 class NewLearningRate(L.Callback):
