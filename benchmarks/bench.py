@@ -26,7 +26,9 @@ reported beside it. These wall-time figures are the sequential runs'.
 The figure of merit (`cpu_*`) is CPU time with the contestants run by turns
 (benchmarks/interleave.py): per batch size all of them, the bare loop twice, start at once and
 take 0.05 s turns, so their epochs meet the same machine; the ratio of median epoch CPU times,
-and the bare loop over itself (`cpu_aa_*`) as the measure's own error.
+and the bare loop over itself (`cpu_aa_*`) as the measure's own error. The contestants keep to
+the machine's last core, this process and the load of `--under-load` to the others.
+The same contestants counted in instructions under valgrind: benchmarks/instructions.py.
 Then the image-folder contestants (benchmarks/image_folder.py): logitlab over a folder of PNGs
 against torchvision's ImageFolder + DataLoader in a plain loop, and the peak RSS of an
 image-folder run as the folder grows 5x. `--parts mlp` or `--parts images` runs one half (the
@@ -52,6 +54,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # its sibling modules: interleave, marks, ...
 N_TRAIN, N_VAL, FEATURES, CLASSES = 60_000, 10_000, 784, 10
 HIDDEN = [256, 128]
 IMPORT_FLOOR = "import lightning, torchvision, torchmetrics, hydra"
@@ -118,6 +121,7 @@ def bare_loop(
 
     Plain PyTorch only: neither logitlab nor Lightning is imported in this process.
     """
+    import marks
     import torch
     import torch.nn.functional as F
 
@@ -130,6 +134,8 @@ def bare_loop(
     eval_size = max(batch_size, 1024)
     times, cpu, val_acc = [], [], 0.0
     for epoch in range(epochs):
+        if epoch == 1:
+            marks.count_from_here()  # counted in instructions from here (instructions.py)
         start, cpu_start = time.perf_counter(), time.process_time()
         model.train()
         order = torch.randperm(N_TRAIN, generator=torch.Generator().manual_seed(epoch)).to(device)
@@ -153,6 +159,7 @@ def bare_loop(
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - cpu_start)
+    marks.count_to_here()
     return {"epoch_s": times, "epoch_cpu_s": cpu, "val_acc": val_acc}
 
 
@@ -166,6 +173,7 @@ def lightning_loop(
     timed from its start to the next one's, as logitlab's are.
     """
     import lightning as L
+    import marks
     import torch
     import torch.nn.functional as F
 
@@ -235,7 +243,7 @@ def lightning_loop(
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        callbacks=[clock],
+        callbacks=[clock, marks.epochs_callback()] if marks.counting() else [clock],
     )
     trainer.fit(
         model,
@@ -461,7 +469,6 @@ def summarise(
         row[f"sequential_cpu_{key}_of_medians"] = typical[ours] / typical[reference]
     row |= {f"{name}_val_acc": results[-1]["val_acc"] for name, results in runs.items()}
     if turns:  # the figure of merit: epoch CPU times of contestants sharing the machine's noise
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         import interleave
 
         pairs = {**paired, "aa": ("bare_again", "bare")}
@@ -472,10 +479,8 @@ def summarise(
 
 def run_images(args: argparse.Namespace) -> dict[str, Any]:
     """The image-folder contestants (benchmarks/image_folder.py)."""
-    from rich.console import Console
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import image_folder
+    from rich.console import Console
 
     out = ROOT / "outputs" / "bench"
     epochs = max(args.epochs - 2, 3)  # an image epoch is long: 4 by default, the first warm-up
@@ -484,10 +489,8 @@ def run_images(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_workloads(args: argparse.Namespace) -> dict[str, Any]:
     """The CNN and user-Dataset contestants (benchmarks/workloads.py)."""
-    from rich.console import Console
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import workloads
+    from rich.console import Console
 
     # 6 epochs by default (the first warm-up), two rounds by turns
     return workloads.run(ROOT / "outputs" / "bench", args.epochs, max(args.reps // 2, 2), Console())
@@ -747,9 +750,10 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
             "",
             "The figure of merit: CPU time per epoch (the process's user + system time, every "
             "contestant on one intra-op thread) with the contestants run by turns "
-            "(benchmarks/interleave.py): all five processes start at once, all but one stopped, "
-            "and every 0.05 s the running one is stopped and the next continued, so every "
-            "contestant's epochs sample the same seconds of the machine. Medians of the epochs "
+            "(benchmarks/interleave.py): all five processes start at once on one core (the "
+            "load of `--under-load` on the other), all but one stopped, and every 0.05 s the "
+            "running one is stopped and the next continued, so every contestant's epochs sample "
+            "the same seconds of the machine. Medians of the epochs "
             "after the first, their ratios (of the minima in brackets); the bare loop runs twice, "
             "and `bare / bare` is the measure's own error. Last column: the ratios of the minima "
             "of the sequential runs above (defaults / minimal Lightning, fastpath / bare), the "
@@ -830,6 +834,7 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
     for name in (
         ".benchmarks.section.md",
         ".benchmarks_load.section.md",
+        ".benchmarks_instructions.section.md",
         ".benchmarks_callbacks.section.md",
         ".benchmarks_gpu.section.md",
         ".benchmarks_startup.section.md",
@@ -891,7 +896,6 @@ def agreement(idle: dict[str, Any], loaded: dict[str, Any]) -> str:
 def run_under_load(args: argparse.Namespace) -> None:
     """The MLP (and workload) contestants again with one core kept busy; both runs' ratios side
     by side (`--parts mlp workloads`: which of them; images are not rerun)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from load import busy_core
 
     out = ROOT / "outputs" / "bench"
@@ -917,11 +921,12 @@ def run_under_load(args: argparse.Namespace) -> None:
             "",
             "`make bench` on an idle machine, then `python benchmarks/bench.py --under-load` "
             "(the MLP and workload contestants) with a CPU-bound process of its own spinning on "
-            "one of the two cores for the whole run (benchmarks/load.py). `cpu_*`: the ratio of "
-            "the contestants' median epoch CPU times, run by turns (benchmarks/interleave.py), "
-            "every contestant on one intra-op thread; `cpu_*aa*`: the bare loop against itself "
-            "by turns (1 would be no error); the others: the paired wall-time ratios of the "
-            f"sequential runs ({args.reps} repetitions), which the load is expected to move.",
+            "the first core for the whole run (benchmarks/load.py). `cpu_*`: the ratio of "
+            "the contestants' median epoch CPU times, run by turns (benchmarks/interleave.py) on "
+            "the other core, every contestant on one intra-op thread; `cpu_*aa*`: the bare loop "
+            "against itself by turns (1 would be no error); the others: the paired wall-time "
+            f"ratios of the sequential runs ({args.reps} repetitions), which the load is expected "
+            "to move.",
             "",
             "| ratio | idle | under load | change |",
             "|---|---|---|---|",

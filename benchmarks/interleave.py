@@ -22,6 +22,12 @@ from pathlib import Path
 from typing import Any
 
 SLICE_S = 0.05  # a turn: 20 switches a second, each costing a cache refill (~0.1 ms)
+# The contestants keep to the last core; this controller and benchmarks/load.py's load to the
+# others, so no other process ever shares a contestant's core (no context switches that flush
+# its caches and branch predictors mid-epoch). One core: nothing is pinned.
+CORES = sorted(os.sched_getaffinity(0))
+CONTESTANT_CORES = set(CORES[-1:]) if len(CORES) > 1 else set(CORES)
+OTHER_CORES = set(CORES[:-1]) or set(CORES)
 
 
 def run_by_turns(
@@ -37,6 +43,8 @@ def run_by_turns(
     """
     handles = []
     procs: list[subprocess.Popen[Any]] = []
+    own_cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, OTHER_CORES)
     for command, log in zip(commands, logs, strict=True):
         log.parent.mkdir(parents=True, exist_ok=True)
         handle = log.open("w")
@@ -49,6 +57,7 @@ def run_by_turns(
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **env},
                 start_new_session=True,
+                preexec_fn=lambda: os.sched_setaffinity(0, CONTESTANT_CORES),
             )
         )
         os.killpg(procs[-1].pid, signal.SIGSTOP)
@@ -79,6 +88,7 @@ def run_by_turns(
             procs[index].wait()
         for handle in handles:
             handle.close()
+        os.sched_setaffinity(0, own_cores)
     return [(rss[i], log.read_text()) for i, log in enumerate(logs)]
 
 

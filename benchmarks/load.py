@@ -4,6 +4,7 @@ load (`python benchmarks/bench.py --under-load`), to show its CPU-time ratios ho
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,8 +14,12 @@ SPIN = "while True:\n    pass"
 
 @contextlib.contextmanager
 def busy_core() -> Iterator[subprocess.Popen]:
-    """Start a process that spins on one core; stop it when the block ends, however it ends."""
-    spinner = subprocess.Popen([sys.executable, "-c", SPIN])
+    """Start a process that spins on one core (the first: never the core of contestants run by
+    turns, benchmarks/interleave.py); stop it when the block ends, however it ends."""
+    first = {min(os.sched_getaffinity(0))}
+    spinner = subprocess.Popen(
+        [sys.executable, "-c", SPIN], preexec_fn=lambda: os.sched_setaffinity(0, first)
+    )
     try:
         yield spinner
     finally:

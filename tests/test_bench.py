@@ -7,6 +7,8 @@ import importlib.util
 import itertools
 import json
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -249,3 +251,42 @@ def test_the_callback_profile_reads_lightnings_report(monkeypatch: pytest.Monkey
         assert calls == len(recorded[action])
         assert total == pytest.approx(sum(recorded[action]), rel=1e-3, abs=1e-6)
     assert callbacks.owner(next(iter(recorded))) == "[Callback]ModelCheckpoint"
+
+
+COUNTED_WORK = """import sys
+import marks
+
+sum(range(10**5))  # before the marks: not counted
+marks.count_from_here()
+total = 0
+for i in range(int(sys.argv[1])):
+    total += i % 7
+marks.count_to_here()
+sum(range(10**6))  # after them: not counted
+"""
+
+
+@pytest.mark.skipif(
+    not (shutil.which("valgrind") and shutil.which("gcc")), reason="needs valgrind and gcc"
+)
+def test_instructions_count_the_marked_work_alike_idle_and_loaded(monkeypatch, tmp_path) -> None:
+    instructions = load("instructions", monkeypatch)
+    busy_core = load("load", monkeypatch).busy_core
+    library = instructions.build_marks(tmp_path / "build")
+    program = tmp_path / "work.py"
+    program.write_text(COUNTED_WORK)
+    env = {"PYTHONPATH": str(ROOT / "benchmarks"), "PYTHONHASHSEED": "0"}
+
+    def count(n: int, folder: str) -> int:
+        command = [sys.executable, str(program), str(n)]
+        return instructions.counted(command, tmp_path / folder, library, env)
+
+    idle = count(20_000, "idle")
+    with busy_core():  # the other core busy: the same instructions
+        loaded = count(20_000, "loaded")
+    assert loaded == pytest.approx(idle, rel=1e-4)
+    # Only the marked loop is counted: twice the loop, twice the count.
+    assert count(40_000, "double") / idle == pytest.approx(2.0, rel=0.02)
+    assert idle > 20_000 * 20  # tens of instructions per iteration of the loop, not just the marks
+    with pytest.raises(RuntimeError, match="0 counted regions, 1 expected"):
+        instructions.counted([sys.executable, "-c", "pass"], tmp_path / "none", library, env)

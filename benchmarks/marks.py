@@ -1,0 +1,53 @@
+"""Where a contestant's counted work starts and ends, for benchmarks/instructions.py.
+
+`BENCH_MARKS` (set by instructions.py) names the compiled benchmarks/marks.c; without it, or
+outside valgrind, both marks do nothing. Imports nothing heavy: the bare loop uses it too.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+from typing import Any
+
+REGION = b"epochs"  # the name of callgrind's dump of the counted region
+
+
+@functools.cache
+def _library() -> Any:
+    path = os.environ.get("BENCH_MARKS")
+    return ctypes.CDLL(path) if path else None
+
+
+def count_from_here() -> None:
+    """Start counting instructions (and forget what was counted before)."""
+    if (library := _library()) is not None:
+        library.count_from_here()
+
+
+def count_to_here() -> None:
+    """Write the count since count_from_here() to callgrind's output, and stop counting."""
+    if (library := _library()) is not None:
+        library.count_to_here(REGION)
+
+
+def epochs_callback() -> Any:
+    """A Lightning callback that counts from the 2nd epoch's start to the end of training
+    (`+callbacks.count._target_=marks.epochs_callback` with benchmarks/ on PYTHONPATH)."""
+    import lightning as L
+
+    class CountEpochs(L.Callback):
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            if trainer.current_epoch == 1:
+                count_from_here()
+
+        def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+            count_to_here()
+
+    return CountEpochs()
+
+
+def counting() -> bool:
+    """Whether this process's work is being counted (run by instructions.py)."""
+    return bool(os.environ.get("BENCH_MARKS"))
