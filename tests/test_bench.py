@@ -261,6 +261,7 @@ marks.count_from_here()
 total = 0
 for i in range(int(sys.argv[1])):
     total += i % 7
+ordered = sorted(range(int(sys.argv[2]), 0, -1))  # a C function with its own count
 marks.count_to_here()
 sum(range(10**6))  # after them: not counted
 """
@@ -277,8 +278,8 @@ def test_instructions_count_the_marked_work_alike_idle_and_loaded(monkeypatch, t
     program.write_text(COUNTED_WORK)
     env = {"PYTHONPATH": str(ROOT / "benchmarks"), "PYTHONHASHSEED": "0"}
 
-    def count(n: int, folder: str) -> int:
-        command = [sys.executable, str(program), str(n)]
+    def count(n: int, folder: str, sort: int = 10) -> int:
+        command = [sys.executable, str(program), str(n), str(sort)]
         return instructions.counted(command, tmp_path / folder, library, env)
 
     idle = count(20_000, "idle")
@@ -288,5 +289,34 @@ def test_instructions_count_the_marked_work_alike_idle_and_loaded(monkeypatch, t
     # Only the marked loop is counted: twice the loop, twice the count.
     assert count(40_000, "double") / idle == pytest.approx(2.0, rel=0.02)
     assert idle > 20_000 * 20  # tens of instructions per iteration of the loop, not just the marks
+    # One function's share (what it calls included): a longer sort grows it and only it.
+    small = instructions.inclusive_count(tmp_path / "idle", "builtin_sorted")
+    longer = count(20_000, "sort", sort=200_000)
+    large = instructions.inclusive_count(tmp_path / "sort", "builtin_sorted")
+    assert 0 < small < idle and large > 100 * small
+    assert longer - large == pytest.approx(idle - small, rel=0.02)
+    assert instructions.inclusive_count(tmp_path / "idle", "mkl_blas_sgemm") == 0  # never called
     with pytest.raises(RuntimeError, match="0 counted regions, 1 expected"):
         instructions.counted([sys.executable, "-c", "pass"], tmp_path / "none", library, env)
+
+
+def test_instructions_report_splits_off_the_matrix_products(monkeypatch) -> None:
+    instructions = load("instructions", monkeypatch)
+    steps = -(-60_000 // 256)
+    gemm = 20e9  # the same products for everyone, bar a rounding
+    rest = {"logitlab": 2.4e9, "fastpath": 1.8e9, "lightning": 1.7e9, "bare": 1.2e9}
+    counts = {(256, n): (gemm + r, gemm) for n, r in rest.items()}
+    counts[256, "bare"] = (gemm * (1 + 1e-6) + rest["bare"], gemm * (1 + 1e-6))
+    report = instructions.summary(counts, [256], epochs=2)
+    row = report["b256"]
+    assert row["over_lightning"] == pytest.approx((gemm + 2.4e9) / (gemm + 1.7e9))
+    assert report["ir_over_lightning_rest_b256"] == pytest.approx(2.4 / 1.7)
+    assert row["fastpath_ratio_extra_per_step"] == pytest.approx(0.6e9 / steps)
+    assert row["gemm_spread"] == pytest.approx(1e-6)
+    loaded = instructions.summary(
+        {k: (t * 1.0002, g) for k, (t, g) in counts.items()}, [256], epochs=2
+    )
+    text = instructions.section(report, loaded)
+    assert "| 256 | logitlab / lightning | 1.0323 | 1.412 | +2.98 M |" in text
+    assert "| logitlab, batch 256 | 22.4000 G | 22.4045 G | +0.020 % |" in text
+    assert "differ by at most 0.0001 %" in text

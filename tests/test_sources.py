@@ -280,6 +280,18 @@ def test_ddp_shards_match_distributed_sampler(shuffle: bool) -> None:
     assert sorted(evals[0] + evals[1]) == list(range(n))  # evaluation: no padding, no overlap
 
 
+@pytest.mark.parametrize("pad", [False, True])
+def test_one_process_order_is_distributed_samplers(pad: bool) -> None:
+    # A resumed run (and one from an earlier version) sees the same order every epoch.
+    ours = EpochOrder(1000, shuffle=True, seed=5, pad=pad)
+    reference = DistributedSampler(range(1000), num_replicas=1, rank=0, shuffle=True, seed=5)
+    for epoch in (0, 3):
+        ours.set_epoch(epoch)
+        reference.set_epoch(epoch)
+        assert ours.indices().tolist() == list(reference)
+        assert list(ours) == list(reference)
+
+
 def test_pos_weight_balances_the_binary_view() -> None:
     dm = ClassificationDataModule(
         "digits", "binary", 10, positive_classes=[1], balance="pos_weight", seed=0

@@ -38,9 +38,9 @@ class EpochOrder(DistributedSampler):
 
     def indices(self) -> torch.Tensor:
         """This rank's indices for the current epoch, as a tensor."""
-        if self.pad or self.num_replicas == 1:
+        if self.pad and self.num_replicas > 1:
             return torch.tensor(list(super().__iter__()), dtype=torch.int64)
-        if self.shuffle:  # as DistributedSampler orders them, without its padding
+        if self.shuffle:  # as DistributedSampler orders them (one rank: no Python list)
             generator = torch.Generator().manual_seed(self.seed + self.epoch)
             order = torch.randperm(self.n, generator=generator)
         else:
