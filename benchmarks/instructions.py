@@ -235,6 +235,8 @@ def section(idle: dict[str, Any], loaded: dict[str, Any]) -> str:
                 f"| {key[1:]} | {a} / {b} | {r[pair]:.4f} | {r[f'{pair}_rest']:.3f} "
                 f"| {extra:+.2f} M |"
             )
+    if len(rows) > 1:
+        lines += split_per_step(idle, rows)
     shared = [k for k in idle if k.startswith("ir_") and k in loaded]
     if shared:
         lines += ["", "Idle and with a process spinning on one core (`--under-load`):", "",
@@ -254,6 +256,28 @@ def section(idle: dict[str, Any], loaded: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def split_per_step(report: dict[str, Any], rows: list[str]) -> list[str]:
+    """Each pair's extra instructions outside the matrix products as a cost per training step
+    and one per epoch (checkpoints, logging, validation's ends), fitted over the batch sizes."""
+    import numpy as np
+
+    steps = [report[key]["steps"] for key in rows]
+    lines = [
+        "",
+        "The same extra as a straight line in the number of training steps, fitted over the "
+        "batch sizes (an epoch's extra = per step x steps + per epoch; through both points "
+        "when there are two sizes):",
+        "",
+        "| pair | per training step | per epoch |",
+        "|---|---|---|",
+    ]
+    for pair, (a, b) in PAIRS.items():
+        extra = [report[key][f"{pair}_extra_per_step"] * report[key]["steps"] for key in rows]
+        per_step, per_epoch = np.polyfit(steps, extra, 1)
+        lines.append(f"| {a} / {b} | {per_step / 1e6:+.2f} M | {per_epoch / 1e9:+.3f} G |")
+    return lines
+
+
 def write_section(text: str, docs: Path) -> None:
     """docs/.benchmarks_instructions.section.md, and the section in docs/benchmarks.md."""
     (docs / ".benchmarks_instructions.section.md").write_text(text)
@@ -267,6 +291,13 @@ def write_section(text: str, docs: Path) -> None:
     else:
         current = current.rstrip("\n") + "\n\n" + text
     page.write_text(current)
+
+
+def saved(path: Path) -> dict[str, Any]:
+    """A report an earlier run wrote, or {} when there is none or it lacks today's keys."""
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    rows = [row for key, row in report.items() if key.startswith("b") and isinstance(row, dict)]
+    return report if rows and all("gemm_spread" in row for row in rows) else {}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -296,10 +327,8 @@ def main(argv: list[str] | None = None) -> None:
     with busy_core() if args.under_load and run else contextlib.nullcontext():
         report = count_all(args.batch_sizes, args.epochs, out, args.jobs, Console(), run, kind)
     (out / f"{kind}.json").write_text(json.dumps(report, indent=2) + "\n")
-    idle_path, loaded_path = out / "instructions.json", out / "instructions_loaded.json"
-    idle = json.loads(idle_path.read_text()) if idle_path.is_file() else report
-    loaded = json.loads(loaded_path.read_text()) if loaded_path.is_file() else {}
-    text = section(idle, loaded)
+    idle = saved(out / "instructions.json") or report
+    text = section(idle, saved(out / "instructions_loaded.json") if idle is not report else {})
     write_section(text, bench.ROOT / "docs")
     print(text)
 
