@@ -41,6 +41,7 @@ from typing import Any
 
 import bench
 import marks
+import pages
 
 SOURCE = Path(__file__).resolve().parent / "marks.c"
 CALLGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
@@ -278,21 +279,6 @@ def split_per_step(report: dict[str, Any], rows: list[str]) -> list[str]:
     return lines
 
 
-def write_section(text: str, docs: Path) -> None:
-    """docs/.benchmarks_instructions.section.md, and the section in docs/benchmarks.md."""
-    (docs / ".benchmarks_instructions.section.md").write_text(text)
-    page = docs / "benchmarks.md"
-    current = page.read_text() if page.is_file() else "# Benchmarks\n"
-    title = text.split("\n", 1)[0]
-    if title in current:  # replace the section up to the next one
-        head, _, tail = current.partition(title)
-        rest = tail.split("\n## ", 1)
-        current = head + text + ("\n## " + rest[1] if len(rest) > 1 else "")
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    page.write_text(current)
-
-
 def saved(path: Path) -> dict[str, Any]:
     """A report an earlier run wrote, or {} when there is none or it lacks today's keys."""
     report = json.loads(path.read_text()) if path.is_file() else {}
@@ -329,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     (out / f"{kind}.json").write_text(json.dumps(report, indent=2) + "\n")
     idle = saved(out / "instructions.json") or report
     text = section(idle, saved(out / "instructions_loaded.json") if idle is not report else {})
-    write_section(text, bench.ROOT / "docs")
+    pages.write_section(text, "instructions", bench.ROOT / "docs")
     print(text)
 
 

@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pages
+
 ROOT = Path(__file__).resolve().parents[1]
 FLOOR = "import torch, lightning, torchmetrics, omegaconf, sklearn"  # sklearn: the data's splits
 ONNX_FLOOR = "import numpy, onnxruntime"
@@ -91,17 +93,8 @@ def main() -> None:
         lines.append(f"| {name} | {value:.2f} | {value / floors[name]:.2f} |")
     section = "\n".join(lines) + "\n"
     print(section)
-    (ROOT / "docs" / ".benchmarks_startup.section.md").write_text(section)
-    docs = ROOT / "docs" / "benchmarks.md"
-    text = docs.read_text() if docs.is_file() else "# Benchmarks\n"
-    if SECTION in text:  # replace the section up to the next one
-        head, _, tail = text.partition(SECTION)
-        rest = tail.split("\n## ", 1)
-        text = head + section + ("\n## " + rest[1] if len(rest) > 1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    docs.write_text(text)
-    print(f"written: {out}, {docs}")
+    pages.write_section(section, "startup", ROOT / "docs")
+    print(f"written: {out}, {ROOT / 'docs' / 'benchmarks.md'}")
 
 
 if __name__ == "__main__":
