@@ -150,13 +150,14 @@ def count_all(
             shutil.rmtree(folder, ignore_errors=True)
 
     def count(command: list[str], folder: Path) -> tuple[int, int]:
-        if run:
-            counted(command, folder / "callgrind", library, env)
-        return region_count(folder / "callgrind"), inclusive_count(folder / "callgrind", GEMM)
+        where = folder / "callgrind"
+        total = counted(command, where, library, env) if run else region_count(where)
+        return total, inclusive_count(where, GEMM)
 
     counts: dict[tuple[int, str], tuple[float, float]] = {}
-    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        futures = {pool.submit(count, *task): key for key, task in tasks.items()}
+    pool = concurrent.futures.ThreadPoolExecutor(jobs)
+    futures = {pool.submit(count, *task): key for key, task in tasks.items()}
+    try:
         for future in concurrent.futures.as_completed(futures):
             size, name = futures[future]
             total, gemm = (n / (epochs - 1) for n in future.result())
@@ -165,6 +166,8 @@ def count_all(
                 f"batch {size} {name}: {total / 1e9:.3f} G instructions, "
                 f"{(total - gemm) / 1e9:.3f} G outside the matrix products"
             )
+    finally:  # one failed contestant: the others not yet started are not run
+        pool.shutdown(cancel_futures=True)
     return summary(counts, batch_sizes, epochs)
 
 

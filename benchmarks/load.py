@@ -9,6 +9,8 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+from interleave import OTHER_CORES
+
 SPIN = "while True:\n    pass"
 
 
@@ -16,7 +18,7 @@ SPIN = "while True:\n    pass"
 def busy_core() -> Iterator[subprocess.Popen]:
     """Start a process that spins on one core (the first: never the core of contestants run by
     turns, benchmarks/interleave.py); stop it when the block ends, however it ends."""
-    first = {min(os.sched_getaffinity(0))}
+    first = {min(OTHER_CORES)}
     spinner = subprocess.Popen(
         [sys.executable, "-c", SPIN], preexec_fn=lambda: os.sched_setaffinity(0, first)
     )
