@@ -133,7 +133,9 @@ def bare(workload: str, data: dict[str, Path], epochs: int) -> dict[str, Any]:
     return {"epoch_s": times, "epoch_cpu_s": cpu, "val_acc": val_acc}
 
 
-def run(out: Path, epochs: int, rounds: int, console: Any) -> dict[str, Any]:
+def run(
+    out: Path, epochs: int, rounds: int, console: Any, names: tuple[str, ...] = ("cnn", "dataset")
+) -> dict[str, Any]:
     """Each workload's contestants by turns (benchmarks/interleave.py), the bare loop twice (the
     measure's own error), over `rounds` rounds: the ratios of the median epoch CPU times (of the
     minima beside them)."""
@@ -143,7 +145,7 @@ def run(out: Path, epochs: int, rounds: int, console: Any) -> dict[str, Any]:
     shutil.rmtree(out / "workloads", ignore_errors=True)  # run folders of an earlier benchmark
     env = {**bench.PINNED, "PYTHONPATH": str(Path(__file__).resolve().parent)}
     report: dict[str, Any] = {}
-    for workload in ("cnn", "dataset"):
+    for workload in names:
         cpu: dict[str, list[float]] = {"logitlab": [], "bare": [], "bare_again": []}
         for turn in range(rounds):
             console.print(f"[bold]{workload}[/] by turns, round {turn + 1}/{rounds}: "

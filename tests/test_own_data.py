@@ -270,3 +270,54 @@ def test_a_refused_dataset_is_one_line_and_leaves_nothing(tmp_path: Path) -> Non
     missing = cli("logitlab.train", "data=dataset", f"hydra.run.dir={run}")
     assert missing.returncode == 2 and "data=dataset needs data.dataset" in missing.stderr
     assert not run.exists()
+
+
+def test_a_batch_read_at_once_equals_its_samples_read_one_by_one() -> None:
+    """DataLoader batches of a user's Dataset (one `__getitems__` call a batch) hold its
+    samples as default_collate stacks them: converted to float32, (H, W) images given their
+    channel, labels gathered, standardised; a sample of another shape is refused by its row."""
+    from torch.utils.data import ConcatDataset, DataLoader, Dataset, default_collate
+
+    from logitlab.data.datasets import DatasetItems
+    from logitlab.data.standardize import Standardization
+
+    class Images(Dataset):
+        def __init__(self, n: int, odd: int | None = None) -> None:
+            self.x = torch.randint(
+                0, 256, (n, 5, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(3)
+            )
+            self.odd = odd
+
+        def __len__(self) -> int:
+            return len(self.x)
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+            x = self.x[i].numpy()
+            return (x[:4] if i == self.odd else x if i % 2 else x.astype(np.float64) / 255), i % 3
+
+    first, second = Images(10), Images(9)  # the second is the split read: rows 10..18
+    ids, labels = torch.arange(10, 19), torch.tensor([i % 3 for i in range(9)])
+    mean, std = torch.full((1, 1, 1), 0.5), torch.full((1, 1, 1), 0.25)
+    items = DatasetItems(
+        ConcatDataset([first, second]), ids, labels, (1, 5, 4), Standardization(mean, std)
+    )
+    order = [4, 0, 7, 1, 8, 2, 5, 3, 6]
+    batches = list(DataLoader(items, 4, sampler=order, collate_fn=items.collate))
+    assert [len(y) for _, y in batches] == [4, 4, 1]
+    x = torch.cat([b[0] for b in batches])
+    expected = default_collate([torch.as_tensor(second[i][0], dtype=torch.float32) for i in order])
+    expected = torch.where(
+        torch.tensor([i % 2 == 1 for i in order])[:, None, None], expected / 255, expected
+    )
+    assert x.dtype == torch.float32 and x.shape == (9, 1, 5, 4)
+    torch.testing.assert_close(x, ((expected[:, None] - 0.5) / 0.25))
+    assert torch.cat([b[1] for b in batches]).tolist() == [labels[i].item() for i in order]
+    assert [items[i][0].shape for i in (0, 1)] == [torch.Size([1, 5, 4])] * 2
+
+    ragged = DatasetItems(
+        ConcatDataset([Images(6, odd=5)]), torch.arange(6), labels[:6], (1, 5, 4), None
+    )
+    with pytest.raises(
+        ConfigError, match=r"sample 5 has shape \(1, 4, 4\), the first sample \(1, 5, 4\)"
+    ):
+        list(DataLoader(ragged, 3, collate_fn=ragged.collate))

@@ -10,6 +10,7 @@ Samples stay in the dataset: DataLoader workers read them as training asks for t
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -100,32 +101,73 @@ def label_of(y: Any, where: str) -> Label:
 
 class DatasetItems(Dataset):
     """A split of a user's dataset: its items as float32 samples of one shape, with the split's
-    labels (in the task's view); `collate` stacks a batch and standardises it whole."""
+    labels (in the task's view). A DataLoader reads a batch in one call (`__getitems__`: the
+    samples stacked, their labels gathered) and `collate` standardises it whole."""
 
     def __init__(
-        self, source: Dataset, ids: torch.Tensor, labels: torch.Tensor, shape: tuple, stats
+        self, source: ConcatDataset, ids: torch.Tensor, labels: torch.Tensor, shape: tuple, stats
     ) -> None:
-        self.source, self.labels, self.shape, self.stats = source, labels, shape, stats
+        self.labels, self.shape, self.stats = labels, shape, stats
         self.rows = ids.tolist()  # ints: a sample's row without a tensor lookup
+        self.source, self.start = part_of(source, self.rows)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         row = self.rows[index]
-        x, _ = as_sample(self.source[row], f"data: sample {row}")
-        x = x.unsqueeze(0) if x.ndim == 2 else x  # a grayscale image gains its channel
-        if tuple(x.shape) != self.shape:
+        return self.shaped(self.sample(row), row), self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+        """A batch in one call: its samples stacked (in shared memory in a worker), each checked
+        by the stacking, and their labels."""
+        rows = [self.rows[i] for i in indices]
+        samples = [self.sample(row) for row in rows]
+        try:
+            x = default_collate(samples)
+        except RuntimeError:  # samples of different shapes: each one shaped, or refused
+            x = default_collate([self.shaped(s, row) for s, row in zip(samples, rows, strict=True)])
+        if x.ndim == len(self.shape):  # grayscale images (H, W) gain their channel
+            x = x.unsqueeze(1)
+        if x.shape[1:] != self.shape:  # every sample of one shape, not the first sample's
+            self.shaped(samples[0], rows[0])
+        return [x, self.labels[torch.tensor(indices)]]
+
+    def sample(self, row: int) -> torch.Tensor:
+        """One item's x as a float32 tensor (taken as it is when it is one), or a refusal."""
+        item = self.source[row - self.start]
+        x = item[0] if type(item) in (tuple, list) and len(item) == 2 else None
+        if type(x) is torch.Tensor and x.dtype == torch.float32:
+            return x
+        return as_sample(item, f"data: sample {row}")[0]
+
+    def shaped(self, x: torch.Tensor, row: int) -> torch.Tensor:
+        """A sample in the first sample's shape (an (H, W) image gains its channel), or a
+        refusal naming its row."""
+        x = x.unsqueeze(0) if x.ndim == 2 else x
+        if x.shape != self.shape:
             raise ConfigError(
                 f"data: sample {row} has shape {tuple(x.shape)}, the first sample {self.shape}; "
                 "give every sample one shape (resize images in the dataset's transform)"
             )
-        return x, self.labels[index]
+        return x
 
-    def collate(self, batch: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
-        """default_collate's batch, standardised in one operation instead of one per sample."""
-        x, y = default_collate(batch)
+    def collate(self, batch: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The batch `__getitems__` read, standardised in one operation."""
+        x, y = batch
         return [self.stats(x) if self.stats else x, y]
+
+
+def part_of(concat: ConcatDataset, rows: list[int]) -> tuple[Dataset, int]:
+    """The one dataset of `concat` holding every row and the id of its first row (a split of
+    one dataset, or a split given as its own), so a read skips ConcatDataset's search; else
+    `concat` and 0."""
+    ends = concat.cumulative_sizes
+    if rows:
+        first, last = bisect.bisect_right(ends, min(rows)), bisect.bisect_right(ends, max(rows))
+        if first == last:
+            return concat.datasets[first], ends[first - 1] if first else 0
+    return concat, 0
 
 
 class DatasetSamples:
