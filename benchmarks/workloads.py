@@ -26,6 +26,7 @@ import numpy as np
 
 N_IMAGES, N_ROWS, N_VAL = 6000, 20000, 1000
 BATCH = 256
+WORKLOADS = ("cnn", "dataset")
 CNN = {"channels": (32, 64), "hidden": 128, "dropout": 0.25}  # conf/model/net/cnn.yaml
 
 
@@ -134,7 +135,7 @@ def bare(workload: str, data: dict[str, Path], epochs: int) -> dict[str, Any]:
 
 
 def run(
-    out: Path, epochs: int, rounds: int, console: Any, names: tuple[str, ...] = ("cnn", "dataset")
+    out: Path, epochs: int, rounds: int, console: Any, names: tuple[str, ...] = WORKLOADS
 ) -> dict[str, Any]:
     """Each workload's contestants by turns (benchmarks/interleave.py), the bare loop twice (the
     measure's own error), over `rounds` rounds: the ratios of the median epoch CPU times (of the

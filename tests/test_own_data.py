@@ -284,7 +284,7 @@ def test_a_batch_read_at_once_equals_its_samples_read_one_by_one() -> None:
     class Images(Dataset):
         def __init__(self, n: int, odd: int | None = None) -> None:
             self.x = torch.randint(
-                0, 256, (n, 5, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(3)
+                0, 256, (n, 5, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(n)
             )
             self.odd = odd
 
@@ -295,7 +295,7 @@ def test_a_batch_read_at_once_equals_its_samples_read_one_by_one() -> None:
             x = self.x[i].numpy()
             return (x[:4] if i == self.odd else x if i % 2 else x.astype(np.float64) / 255), i % 3
 
-    first, second = Images(10), Images(9)  # the second is the split read: rows 10..18
+    first, second = Images(10), Images(9)  # other pixels; the second is the split: rows 10..18
     ids, labels = torch.arange(10, 19), torch.tensor([i % 3 for i in range(9)])
     mean, std = torch.full((1, 1, 1), 0.5), torch.full((1, 1, 1), 0.25)
     items = DatasetItems(
