@@ -836,6 +836,7 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
         ".benchmarks_load.section.md",
         ".benchmarks_instructions.section.md",
         ".benchmarks_callbacks.section.md",
+        ".benchmarks_drops.section.md",
         ".benchmarks_gpu.section.md",
         ".benchmarks_startup.section.md",
     ):

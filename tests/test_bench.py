@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -228,6 +229,44 @@ def test_the_workloads_run_configs_logitlab_accepts(
             "path": str(paths["rows"]),
             "part": "train",
         }
+
+
+def test_each_drop_removes_just_its_callback_and_keeps_the_epoch_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hydra.utils import get_class
+
+    from logitlab.config.compose import preflight
+    from logitlab.config.instantiate import instantiate_callbacks
+    from logitlab.run.callbacks import EpochClock
+
+    drops = load("drops", monkeypatch)
+    paths = {k: tmp_path / f"{k}.npz" for k in ("images", "splits", "rows")}
+    where = [f"paths.output_dir={tmp_path / 'run'}"]
+
+    def callbacks(extra: list[str]) -> tuple[list[type], Any]:
+        command = [*drops.overrides("dataset", paths, 4, tmp_path / "run"), *where, *extra]
+        cfg = preflight(command, str(ROOT / "conf"))
+        built = instantiate_callbacks(
+            cfg.callbacks,
+            has_logger=True,
+            progress_bar=cfg.trainer.get("enable_progress_bar") is not False,
+            model_summary=cfg.trainer.get("enable_model_summary") is not False,
+        )
+        return sorted((type(c) for c in built), key=lambda c: c.__module__ + c.__qualname__), cfg
+
+    defaults, cfg = callbacks([])
+    assert len(defaults) == 9 and EpochClock in defaults
+    for name, extra in drops.DROPS.items():
+        left, _ = callbacks(extra)
+        if name == "all":
+            assert left == [EpochClock]  # it times the epochs
+        elif name in ("defaults", "defaults_again"):
+            assert left == defaults
+        else:
+            gone = list(defaults)
+            gone.remove(get_class(cfg.callbacks[name]._target_))
+            assert left == gone, name
 
 
 def test_the_callback_profile_reads_lightnings_report(monkeypatch: pytest.MonkeyPatch) -> None:
