@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -342,3 +343,22 @@ def test_reliability_bins_imply_torchmetrics_calibration_error(task: str) -> Non
     assert result["count"].sum().item() == n == 66
     used = result["count"] > 0
     assert ((result["confidence"][used] >= 0) & (result["confidence"][used] <= 1)).all()
+
+
+@pytest.mark.parametrize("n", [10, 30])
+def test_the_confusion_heatmap_writes_its_counts_in_the_cells_only_while_readable(n: int) -> None:
+    from torchmetrics.classification import ConfusionMatrix
+
+    from logitlab.dashboards import plots
+
+    matrix = torch.randint(0, 50, (n, n), generator=torch.Generator().manual_seed(n))
+    metric = ConfusionMatrix(task="multiclass", num_classes=n)
+    figure = plots.confusion(metric, matrix, [f"class {i}" for i in range(n)])
+    ax = figure.axes[0]
+    assert np.array_equal(ax.images[0].get_array(), matrix.numpy())  # true classes down
+    assert [t.get_text() for t in ax.get_yticklabels()][:2] == ["class 0", "class 1"]
+    cells = sorted(int(t.get_text()) for t in ax.texts)
+    if n <= plots.CELL_NUMBERS_MAX_CLASSES:
+        assert cells == sorted(matrix.flatten().tolist())  # every cell's count, once
+    else:
+        assert cells == []  # 900 numbers would be unreadable; confusion_counts has them

@@ -219,8 +219,7 @@ class Diagnostics(L.Callback):
             return
         confusion = values["confusion"].cpu()
         labels = names or [str(i) for i in range(len(confusion))]
-        # torchmetrics draws its own metrics (matplotlib): a heatmap of counts, true classes down
-        figure, _ = self.stages[stage]["confusion"].plot(confusion, labels=labels)
+        figure = plots.confusion(self.stages[stage]["confusion"], confusion, labels)
         writer.add_figure(f"{stage}/confusion_matrix", figure, step)
         writer.add_text(
             f"{stage}/confusion_counts", plots.confusion_markdown(confusion, labels), step

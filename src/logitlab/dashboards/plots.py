@@ -7,6 +7,10 @@ from typing import Any
 
 import torch
 
+# Numbers in the heatmap's cells up to this many classes; beyond it they are unreadable and cost
+# seconds to draw (100 classes: 7 CPU-s an image, 0.3 without), and the counts table has them.
+CELL_NUMBERS_MAX_CLASSES = 20
+
 
 def _pyplot() -> Any:
     import matplotlib
@@ -15,6 +19,14 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def confusion(metric: Any, matrix: torch.Tensor, labels: list[str]) -> Any:
+    """The confusion matrix as torchmetrics' heatmap (true classes down), with each cell's count
+    written in it for up to CELL_NUMBERS_MAX_CLASSES classes."""
+    _pyplot()  # the Agg backend: no window
+    figure, _ = metric.plot(matrix, labels=labels, add_text=len(labels) <= CELL_NUMBERS_MAX_CLASSES)
+    return figure
 
 
 def confusion_markdown(matrix: torch.Tensor, labels: list[str]) -> str:
