@@ -347,6 +347,7 @@ def test_reliability_bins_imply_torchmetrics_calibration_error(task: str) -> Non
 
 @pytest.mark.parametrize("n", [10, 30])
 def test_the_confusion_heatmap_writes_its_counts_in_the_cells_only_while_readable(n: int) -> None:
+    import matplotlib.pyplot as plt
     from torchmetrics.classification import ConfusionMatrix
 
     from logitlab.dashboards import plots
@@ -362,3 +363,4 @@ def test_the_confusion_heatmap_writes_its_counts_in_the_cells_only_while_readabl
         assert cells == sorted(matrix.flatten().tolist())  # every cell's count, once
     else:
         assert cells == []  # 900 numbers would be unreadable; confusion_counts has them
+    plt.close(figure)
