@@ -8,6 +8,9 @@ the start of the second epoch to the end of training (benchmarks/marks.py, throu
 client requests in benchmarks/marks.c, compiled here with gcc): warm-up and imports are not
 counted. The same command counts the same instructions on an idle or a loaded machine; the
 ratio of two contestants' counts is the ratio of the work they ask of the CPU.
+`--parts dataset` counts the user-Dataset workload of benchmarks/workloads.py the same way
+(logitlab's `data=dataset` run against its bare DataLoader loop); the CNN is left out, its
+convolutions under valgrind would take hours.
 
 Each count is split in two: the instructions inside MKL's matrix product (`mkl_blas_sgemm`
 and what it calls, by callgrind_annotate's inclusive costs), the same calls on the same shapes
@@ -42,6 +45,7 @@ from typing import Any
 import bench
 import marks
 import pages
+import workloads
 
 SOURCE = Path(__file__).resolve().parent / "marks.c"
 CALLGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
@@ -52,6 +56,8 @@ PAIRS = bench.PAIRED  # the same pairs, the same keys, as the timed benchmark
 NAMES = ("logitlab", "fastpath", "lightning", "bare")
 GEMM = "mkl_blas_sgemm"  # MKL's matrix product: the same calls, the same count, for everyone
 REPORT_KEYS = {"over_lightning": "ir_over_lightning", "fastpath_ratio": "ir_fastpath_over_bare"}
+COUNT_CALLBACK = "+callbacks.count._target_=marks.epochs_callback"  # logitlab's counted epochs
+WORKLOADS = ("dataset",)  # benchmarks/workloads.py's, counted: the CNN's convs are too slow here
 
 
 def build_marks(folder: Path) -> Path:
@@ -116,10 +122,9 @@ def contestant_commands(
     data: Path, splits: Path, batch_size: int, epochs: int, folder: Path
 ) -> dict[str, list[str]]:
     """bench.py's four contestants, logitlab with the counting callback added."""
-    count = "+callbacks.count._target_=marks.epochs_callback"
     commands = {
         name: [*bench.logitlab_command(data, splits, batch_size, epochs, folder / name / "run",
-                                       "cpu", "32-true", name == "fastpath"), count]
+                                       "cpu", "32-true", name == "fastpath"), COUNT_CALLBACK]
         for name in ("logitlab", "fastpath")
     }  # fmt: skip
     for name in ("lightning", "bare"):
@@ -128,23 +133,29 @@ def contestant_commands(
     return commands
 
 
-def count_all(
-    batch_sizes: list[int], epochs: int, out: Path, jobs: int, console: Any, run: bool = True,
-    kind: str = "instructions",
-) -> dict[str, Any]:  # fmt: skip
-    """Every contestant at every batch size, `jobs` at a time, in `out`/`kind` (or, with
-    run=False, the counts an earlier run left there): instructions per counted epoch, in all
-    and outside the matrix products, and their ratios."""
+def workload_commands(workload: str, epochs: int, out: Path, folder: Path) -> dict[str, list[str]]:
+    """A workload's two contestants (benchmarks/workloads.py): logitlab with the counting
+    callback added, and its bare loop."""
+    data = workloads.make_data(out / "data")
+    run = [
+        *workloads.overrides(workload, data, epochs, folder / "logitlab" / "run"),
+        COUNT_CALLBACK,
+    ]
+    result = folder / "bare" / "result.json"
+    bare = [str(Path(workloads.__file__)), workload, str(out / "data"), str(epochs), str(result)]
+    return {"logitlab": [sys.executable, "-m", "logitlab.train", *run],
+            "bare": [sys.executable, *bare]}  # fmt: skip
+
+
+def count_tasks(
+    tasks: dict[Any, tuple[list[str], Path]], epochs: int, out: Path, jobs: int, console: Any,
+    run: bool,
+) -> dict[Any, tuple[float, float]]:  # fmt: skip
+    """Each task's command counted in its folder, `jobs` at a time (or, with run=False, the
+    counts an earlier run left there): (instructions, of them in the matrix products) per
+    counted epoch."""
     library = build_marks(out / "build")
-    data, splits = bench.make_data(out / "data")
     env = {**COUNTED_ENV, "PYTHONPATH": str(bench.ROOT / "benchmarks")}
-    tasks = {
-        (size, name): (command, out / kind / f"b{size}" / name)
-        for size in batch_sizes
-        for name, command in contestant_commands(
-            data, splits, size, epochs, out / kind / f"b{size}"
-        ).items()
-    }
     if run:  # a run folder left by an earlier count is not resumed
         for _, folder in tasks.values():
             shutil.rmtree(folder, ignore_errors=True)
@@ -154,21 +165,69 @@ def count_all(
         total = counted(command, where, library, env) if run else region_count(where)
         return total, inclusive_count(where, GEMM)
 
-    counts: dict[tuple[int, str], tuple[float, float]] = {}
+    counts: dict[Any, tuple[float, float]] = {}
     pool = concurrent.futures.ThreadPoolExecutor(jobs)
     futures = {pool.submit(count, *task): key for key, task in tasks.items()}
     try:
         for future in concurrent.futures.as_completed(futures):
-            size, name = futures[future]
+            key = futures[future]
             total, gemm = (n / (epochs - 1) for n in future.result())
-            counts[size, name] = total, gemm
+            counts[key] = total, gemm
             console.print(
-                f"batch {size} {name}: {total / 1e9:.3f} G instructions, "
+                f"{' '.join(map(str, key))}: {total / 1e9:.3f} G instructions, "  # "256 bare: ..."
                 f"{(total - gemm) / 1e9:.3f} G outside the matrix products"
             )
     finally:  # one failed contestant: the others not yet started are not run
         pool.shutdown(cancel_futures=True)
-    return summary(counts, batch_sizes, epochs)
+    return counts
+
+
+def count_all(
+    batch_sizes: list[int], epochs: int, out: Path, jobs: int, console: Any, run: bool = True,
+    kind: str = "instructions",
+) -> dict[str, Any]:  # fmt: skip
+    """Every MLP contestant at every batch size in `out`/`kind`: instructions per counted
+    epoch, in all and outside the matrix products, and their ratios."""
+    data, splits = bench.make_data(out / "data")
+    tasks = {
+        (size, name): (command, out / kind / f"b{size}" / name)
+        for size in batch_sizes
+        for name, command in contestant_commands(
+            data, splits, size, epochs, out / kind / f"b{size}"
+        ).items()
+    }
+    return summary(count_tasks(tasks, epochs, out, jobs, console, run), batch_sizes, epochs)
+
+
+def count_workloads(
+    names: list[str], epochs: int, out: Path, jobs: int, console: Any, run: bool = True,
+    kind: str = "instructions",
+) -> dict[str, Any]:  # fmt: skip
+    """Each workload's logitlab run and bare loop counted: per counted epoch, in all and outside
+    the matrix products, their ratio and the extra per training step."""
+    tasks = {
+        (name, who): (command, out / kind / name / who)
+        for name in names
+        for who, command in workload_commands(name, epochs, out, out / kind / name).items()
+    }
+    counts = count_tasks(tasks, epochs, out, jobs, console, run)
+    report: dict[str, Any] = {}
+    for name in names:
+        steps = -(-workloads.N_ROWS // workloads.BATCH)
+        (total, gemm), (bare, bare_gemm) = counts[name, "logitlab"], counts[name, "bare"]
+        rest, bare_rest = total - gemm, bare - bare_gemm
+        report[name] = {
+            "steps": steps, "gemm_spread": max(gemm, bare_gemm) / min(gemm, bare_gemm) - 1,
+            "logitlab_ir_per_epoch": total, "logitlab_rest_ir_per_epoch": rest,
+            "bare_ir_per_epoch": bare, "bare_rest_ir_per_epoch": bare_rest,
+            "over_bare": total / bare, "over_bare_rest": rest / bare_rest,
+            "over_bare_extra_per_step": (rest - bare_rest) / steps,
+        }  # fmt: skip
+        report |= {
+            f"ir_{name}_over_bare": total / bare,
+            f"ir_{name}_over_bare_rest": rest / bare_rest,
+        }
+    return report
 
 
 def summary(
@@ -260,6 +319,41 @@ def section(idle: dict[str, Any], loaded: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def workloads_section(idle: dict[str, Any], loaded: dict[str, Any]) -> str:
+    """docs/benchmarks.md's section of the workloads' counts, idle and (where run) under load."""
+    lines = [
+        "## Instructions: the workloads",
+        "",
+        "`python benchmarks/instructions.py --parts dataset` (and `--under-load`): the user "
+        "Dataset workload of benchmarks/workloads.py (`data=dataset`, 79 training steps an "
+        "epoch) counted as the MLP's contestants are: logitlab with its defaults against its "
+        "bare DataLoader loop, the epochs after the first. The CNN is not counted: its "
+        "convolutions, held to SSE code under valgrind, would take hours.",
+        "",
+        "| workload | logitlab | bare | all | outside the matrix products | extra per step |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in (n for n in WORKLOADS if n in idle):
+        r = idle[name]
+        lines.append(
+            f"| {name} | {r['logitlab_ir_per_epoch'] / 1e9:.3f} G "
+            f"({r['logitlab_rest_ir_per_epoch'] / 1e9:.3f} G) "
+            f"| {r['bare_ir_per_epoch'] / 1e9:.3f} G "
+            f"({r['bare_rest_ir_per_epoch'] / 1e9:.3f} G) | **{r['over_bare']:.4f}** "
+            f"| {r['over_bare_rest']:.3f} | {r['over_bare_extra_per_step'] / 1e6:+.2f} M |"
+        )
+    spread = max(idle[n]["gemm_spread"] for n in WORKLOADS if n in idle)
+    lines += ["", f"The matrix products' counts differ by {100 * spread:.4f} % between the two."]
+    shared = [k for k in idle if k.startswith("ir_") and k in loaded]
+    if shared:
+        lines += ["", "Idle and with a process spinning on one core (`--under-load`):", "",
+                  "| ratio | idle | one core busy | change |", "|---|---|---|---|"]  # fmt: skip
+        for k in shared:
+            change = 100 * (loaded[k] / idle[k] - 1)
+            lines.append(f"| `{k}` | {idle[k]:.4f} | {loaded[k]:.4f} | {change:+.3f} % |")
+    return "\n".join(lines) + "\n"
+
+
 def split_per_step(report: dict[str, Any], rows: list[str]) -> list[str]:
     """Each pair's extra instructions outside the matrix products as a cost per training step
     and one per epoch (checkpoints, logging, validation's ends), fitted over the batch sizes."""
@@ -280,6 +374,11 @@ def split_per_step(report: dict[str, Any], rows: list[str]) -> list[str]:
         per_step, per_epoch = np.polyfit(steps, extra, 1)
         lines.append(f"| {a} / {b} | {per_step / 1e6:+.2f} M | {per_epoch / 1e9:+.3f} G |")
     return lines
+
+
+def read(path: Path) -> dict[str, Any]:
+    """A JSON report, or {} when there is none."""
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def saved(path: Path) -> dict[str, Any]:
@@ -304,6 +403,10 @@ def main(argv: list[str] | None = None) -> None:
         "--report-only", action="store_true",
         help="write the report and docs again from the counts an earlier run left",
     )  # fmt: skip
+    parser.add_argument(
+        "--parts", nargs="+", default=["mlp"], choices=("mlp", *WORKLOADS),
+        help="the MLP's four contestants, and/or a workload of benchmarks/workloads.py",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first is warm-up, not counted")
@@ -313,8 +416,22 @@ def main(argv: list[str] | None = None) -> None:
     out = bench.ROOT / "outputs" / "bench"
     kind = "instructions_loaded" if args.under_load else "instructions"
     run = not args.report_only
+    names = [p for p in args.parts if p in WORKLOADS]
     with busy_core() if args.under_load and run else contextlib.nullcontext():
-        report = count_all(args.batch_sizes, args.epochs, out, args.jobs, Console(), run, kind)
+        if "mlp" in args.parts:
+            report = count_all(args.batch_sizes, args.epochs, out, args.jobs, Console(), run, kind)
+        if names:
+            counts = count_workloads(names, args.epochs, out, args.jobs, Console(), run, kind)
+    if names:  # the workloads' counts beside those of earlier runs of other workloads
+        path = out / f"{kind}_workloads.json"
+        path.write_text(json.dumps({**read(path), **counts}, indent=2) + "\n")
+        idle = read(out / "instructions_workloads.json")
+        loaded = read(out / "instructions_loaded_workloads.json")
+        text = workloads_section(idle or loaded, loaded if idle else {})
+        pages.write_section(text, "instructions_workloads", bench.ROOT / "docs")
+        print(text)
+    if "mlp" not in args.parts:
+        return
     (out / f"{kind}.json").write_text(json.dumps(report, indent=2) + "\n")
     idle = saved(out / "instructions.json") or report
     text = section(idle, saved(out / "instructions_loaded.json") if idle is not report else {})

@@ -359,3 +359,39 @@ def test_instructions_report_splits_off_the_matrix_products(monkeypatch) -> None
     assert "| 256 | logitlab / lightning | 1.0323 | 1.412 | +2.98 M |" in text
     assert "| logitlab, batch 256 | 22.4000 G | 22.4045 G | +0.020 % |" in text
     assert "differ by at most 0.0001 %" in text
+
+
+def test_instructions_count_a_workload_against_its_bare_loop(monkeypatch, tmp_path) -> None:
+    from logitlab.config.compose import preflight
+
+    instructions = load("instructions", monkeypatch)
+    small = {instructions.bench: {"N_TRAIN": 400, "N_VAL": 100},
+             instructions.workloads: {"N_IMAGES": 200, "N_ROWS": 300, "N_VAL": 100}}  # fmt: skip
+    for module, sizes in small.items():
+        for name, value in sizes.items():
+            monkeypatch.setattr(module, name, value)
+    commands = instructions.workload_commands("dataset", 2, tmp_path, tmp_path / "count")
+    cfg = preflight(commands["logitlab"][3:], str(ROOT / "conf"))  # after python -m logitlab.train
+    assert cfg.data.source == "dataset" and cfg.callbacks.count._target_ == "marks.epochs_callback"
+    assert Path(commands["bare"][1]).name == "workloads.py" and commands["bare"][2:4] == [
+        "dataset", str(tmp_path / "data")]  # fmt: skip
+
+    gemm, rest, bare_rest = 5e9, 1.3e9, 0.5e9  # the same products, a framework's extra work
+    fake = {
+        ("dataset", "logitlab"): (gemm + rest, gemm),
+        ("dataset", "bare"): (gemm + bare_rest, gemm),
+    }
+    monkeypatch.setattr(instructions, "count_tasks", lambda tasks, *_: {k: fake[k] for k in tasks})
+    report = instructions.count_workloads(["dataset"], 2, tmp_path, 1, None)
+    steps = -(-300 // 256)
+    assert report["ir_dataset_over_bare"] == pytest.approx((gemm + rest) / (gemm + bare_rest))
+    assert report["ir_dataset_over_bare_rest"] == pytest.approx(rest / bare_rest)
+    assert report["dataset"]["over_bare_extra_per_step"] == pytest.approx(0.8e9 / steps)
+    loaded = {**report, "ir_dataset_over_bare": report["ir_dataset_over_bare"] * 1.001}
+    text = instructions.workloads_section(report, loaded)
+    assert (
+        "| dataset | 6.300 G (1.300 G) | 5.500 G (0.500 G) | **1.1455** | 2.600 | +400.00 M |"
+        in text
+    )
+    assert "| `ir_dataset_over_bare` | 1.1455 | 1.1466 | +0.100 % |" in text
+    assert "differ by 0.0000 % between the two" in text
