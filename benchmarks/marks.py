@@ -1,4 +1,5 @@
-"""Where a contestant's counted work starts and ends, for benchmarks/instructions.py.
+"""Where a contestant's counted work starts and ends, for benchmarks/instructions.py; and the
+epochs' CPU times of a run, logger or not, for benchmarks/drops.py.
 
 `BENCH_MARKS` (set by instructions.py) names the compiled benchmarks/marks.c; without it, or
 outside valgrind, both marks do nothing. Imports nothing heavy: the bare loop uses it too.
@@ -46,6 +47,33 @@ def epochs_callback() -> Any:
             count_to_here()
 
     return CountEpochs()
+
+
+def epoch_times(path: str) -> Any:
+    """A Lightning callback that writes to `path` (a JSON list) the process CPU time of every
+    training epoch, from its start to the next one's (the last one's to the end of fit), so
+    with its validation and checkpoints (`+callbacks.times._target_=marks.epoch_times
+    +callbacks.times.path=...` with benchmarks/ on PYTHONPATH)."""
+    import itertools
+    import json
+    import time
+
+    import lightning as L
+
+    class EpochTimes(L.Callback):
+        def __init__(self) -> None:
+            self.marks: list[float] = []
+
+        def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+            self.marks.append(time.process_time())
+
+        def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+            self.marks.append(time.process_time())
+            spans = [b - a for a, b in itertools.pairwise(self.marks)]
+            with open(path, "w") as file:
+                json.dump(spans, file)
+
+    return EpochTimes()
 
 
 def counting() -> bool:

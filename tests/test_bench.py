@@ -9,8 +9,8 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -231,42 +231,104 @@ def test_the_workloads_run_configs_logitlab_accepts(
         }
 
 
-def test_each_drop_removes_just_its_callback_and_keeps_the_epoch_clock(
+def test_each_drop_removes_just_its_callback_and_every_run_keeps_the_same_clock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from hydra.utils import get_class
+    from lightning.pytorch.callbacks import LearningRateMonitor
 
     from logitlab.config.compose import preflight
-    from logitlab.config.instantiate import instantiate_callbacks
+    from logitlab.config.instantiate import instantiate_callbacks, instantiate_loggers
     from logitlab.run.callbacks import EpochClock
 
     drops = load("drops", monkeypatch)
     paths = {k: tmp_path / f"{k}.npz" for k in ("images", "splits", "rows")}
     where = [f"paths.output_dir={tmp_path / 'run'}"]
+    times = tmp_path / "epochs.json"
 
-    def callbacks(extra: list[str]) -> tuple[list[type], Any]:
-        command = [*drops.overrides("dataset", paths, 4, tmp_path / "run"), *where, *extra]
-        cfg = preflight(command, str(ROOT / "conf"))
-        built = instantiate_callbacks(
+    def built(extra: list[str]) -> tuple[list[str], int]:
+        command = drops.command("dataset", paths, 4, tmp_path / "run", extra, times)
+        cfg = preflight([*command[3:], *where], str(ROOT / "conf"))
+        loggers = instantiate_loggers(cfg.logger)
+        callbacks = instantiate_callbacks(
             cfg.callbacks,
-            has_logger=True,
+            has_logger=bool(loggers),
             progress_bar=cfg.trainer.get("enable_progress_bar") is not False,
             model_summary=cfg.trainer.get("enable_model_summary") is not False,
         )
-        return sorted((type(c) for c in built), key=lambda c: c.__module__ + c.__qualname__), cfg
+        return sorted(type(c).__name__ for c in callbacks), len(loggers)
 
-    defaults, cfg = callbacks([])
-    assert len(defaults) == 9 and EpochClock in defaults
+    assert drops.command("dataset", paths, 4, tmp_path, [], times)[1:3] == ["-m", "logitlab.train"]
+    defaults, loggers = built([])
+    assert len(defaults) == 10 and "EpochTimes" in defaults and "EpochClock" in defaults
+    assert loggers == 1
+    cfg = preflight(
+        [*drops.overrides("dataset", paths, 4, tmp_path / "run"), *where], str(ROOT / "conf")
+    )
     for name, extra in drops.DROPS.items():
-        left, _ = callbacks(extra)
-        if name == "all":
-            assert left == [EpochClock]  # it times the epochs
+        left, loggers = built(extra)
+        assert loggers == (0 if "logger=none" in extra else 1), name
+        if name in ("all", "all_and_logger"):
+            assert left == ["EpochTimes"], name  # the clock every run is timed by
         elif name in ("defaults", "defaults_again"):
             assert left == defaults
+        elif name == "logger":  # the learning rate monitor needs a logger
+            assert left == [c for c in defaults if c != LearningRateMonitor.__name__]
         else:
             gone = list(defaults)
-            gone.remove(get_class(cfg.callbacks[name]._target_))
+            gone.remove(get_class(cfg.callbacks[name]._target_).__name__)
             assert left == gone, name
+    assert EpochClock.__name__ in defaults
+
+
+def test_the_epoch_clock_of_the_drops_writes_each_epochs_cpu_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marks = load("marks", monkeypatch)
+    path = tmp_path / "epochs.json"
+    clock = marks.epoch_times(str(path))
+
+    def burn(seconds: float) -> None:
+        start = time.process_time()
+        while time.process_time() - start < seconds:
+            pass
+
+    clock.on_train_epoch_start(None, None)
+    burn(0.2)
+    clock.on_train_epoch_start(None, None)
+    burn(0.1)
+    clock.on_fit_end(None, None)
+    spans = json.loads(path.read_text())
+    assert len(spans) == 2
+    assert spans[0] == pytest.approx(0.2, abs=0.02) and spans[1] == pytest.approx(0.1, abs=0.02)
+
+
+def test_the_drops_table_gives_each_runs_saving_and_the_minimal_loop_only_where_it_ran(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drops = load("drops", monkeypatch)
+    cpu = {
+        "mlp": {n: [[1.0, 1.0, 2.0]] for n in drops.DROPS} | {drops.MINIMAL: [[0.8, 0.8, 0.8]]},
+        "dataset": {n: [[0.5, 0.5, 0.5]] for n in drops.DROPS},
+    }
+    cpu["mlp"]["all"] = [[0.9, 0.9, 0.9]]
+    report = {"workloads": ["mlp", "dataset"], "epochs": 4, "rounds": 1, "cpu": cpu,
+              "saved": {w: drops.saved(c) for w, c in cpu.items()}}  # fmt: skip
+    cells = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in drops.section(report).splitlines()
+        if line.startswith("| ") and not line.startswith("| run")
+    ]
+    rows = {row[0]: row[1:] for row in cells}
+    # median 1.0 -> 0.9 saves 10 %; mean 4/3 -> 0.9 saves 32.5 %, 100 ms of the 1.0 s median
+    assert rows["all the callbacks dropped"][:2] == [
+        "+10.0 % (+10.0), +100 ms",
+        "+32.5 % (+32.5), +325 ms",
+    ]
+    assert rows["the minimal Lightning loop (bench.py's)"][0] == "+20.0 % (+20.0), +200 ms"
+    assert rows["the minimal Lightning loop (bench.py's)"][2:] == ["-", "-"]
+    assert rows["`logger=none`"][2] == "+0.0 % (+0.0), +0 ms"
+    assert len(rows) == len(drops.DROPS)  # every run but the defaults, and the minimal loop
 
 
 def test_the_callback_profile_reads_lightnings_report(monkeypatch: pytest.MonkeyPatch) -> None:
