@@ -838,6 +838,7 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
         ".benchmarks_callbacks.section.md",
         ".benchmarks_drops.section.md",
         ".benchmarks_instructions_workloads.section.md",
+        ".benchmarks_spread.section.md",
         ".benchmarks_gpu.section.md",
         ".benchmarks_startup.section.md",
     ):

@@ -457,3 +457,29 @@ def test_instructions_count_a_workload_against_its_bare_loop(monkeypatch, tmp_pa
     )
     assert "| `ir_dataset_over_bare` | 1.1455 | 1.1466 | +0.100 % |" in text
     assert "differ by 0.0000 % between the two" in text
+
+
+def test_the_spread_of_identical_processes_is_told_apart_from_the_spread_of_their_epochs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spread = load("spread", monkeypatch)
+    # round 1: two copies at 1.0 and 1.2 s, each steady within 10 % / 0 %; round 2: equal copies
+    rounds = [[[1.0, 1.1, 1.0], [1.2, 1.2, 1.2]], [[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]]
+    found = spread.spreads(rounds)
+    assert found["between"] == pytest.approx([0.2, 0.0])
+    assert found["within"] == pytest.approx([0.05, 0.0])
+    report = {"epochs": 4, "rounds": 2, "processes": 2,
+              "workloads": {"cnn": {"epoch_cpu_s": rounds, **found}}}  # fmt: skip
+    row = next(line for line in spread.section(report).splitlines() if line.startswith("| cnn"))
+    assert row == "| cnn | 1.600 s | 20.0 %, 0.0 % | 5.0 %, 0.0 % |"
+    workloads = load("workloads", monkeypatch)
+    for name in ("N_IMAGES", "N_ROWS", "N_VAL"):
+        monkeypatch.setattr(workloads, name, 200)
+    cnn = spread.command("cnn", tmp_path, 4, tmp_path / "out.json")
+    assert cnn[1].endswith("workloads.py") and cnn[2:] == [
+        "cnn",
+        str(tmp_path),
+        "4",
+        str(tmp_path / "out.json"),
+    ]
+    assert (tmp_path / "digits28.npz").is_file()  # the copies' data, written before they start
