@@ -8,20 +8,21 @@ the start of the second epoch to the end of training (benchmarks/marks.py, throu
 client requests in benchmarks/marks.c, compiled here with gcc): warm-up and imports are not
 counted. The same command counts the same instructions on an idle or a loaded machine; the
 ratio of two contestants' counts is the ratio of the work they ask of the CPU.
-`--parts dataset` counts the user-Dataset workload of benchmarks/workloads.py the same way
-(logitlab's `data=dataset` run against its bare DataLoader loop); the CNN is left out, its
-convolutions under valgrind would take hours.
+`--parts dataset cnn` counts the workloads of benchmarks/workloads.py the same way (logitlab's
+`data=dataset` run against its bare DataLoader loop, logitlab's CNN against its bare loop).
 
-Each count is split in two: the instructions inside MKL's matrix product (`mkl_blas_sgemm`
-and what it calls, by callgrind_annotate's inclusive costs), the same calls on the same shapes
-for every contestant, and the rest: the framework's, the optimizer's and the loop's own work,
+Each count is split in two: the instructions inside the kernels, MKL's matrix product
+(`mkl_blas_sgemm`) and oneDNN's primitives (`dnnl_primitive_execute`: the CNN's convolutions)
+with what they call, by callgrind_annotate's inclusive costs, the same calls on the same shapes
+for every contestant; and the rest: the framework's, the optimizer's and the loop's own work,
 where the contestants differ. The ratio of the rest, and the extra instructions per training
-step, are the overhead with the matrix products left out.
+step, are the overhead with the kernels left out.
 
 What it is not: a ratio of times. An instruction is not a second: Python's dispatch and a SIMD
 kernel run at different instructions per cycle. And valgrind runs FMA instructions in software
 (MKL's AVX2 sgemm runs about 3,500x slower under it), so MKL is held to SSE4.2
-(`MKL_ENABLE_INSTRUCTIONS=SSE4_2`) for every contestant. Natively, the MLP's products at batch
+(`MKL_ENABLE_INSTRUCTIONS=SSE4_2`) and oneDNN to SSE4.1 (`ONEDNN_MAX_CPU_ISA=SSE41`) for every
+contestant. Natively, the MLP's products at batch
 256 take about 4.8x the CPU time in SSE code that they take in the AVX-512 code MKL runs by
 default on this machine. The matrix products weigh far more in these counts than in an epoch's
 time, so the ratio of all instructions understates the overhead; the ratio of the rest
@@ -50,14 +51,16 @@ import workloads
 SOURCE = Path(__file__).resolve().parent / "marks.c"
 CALLGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
 # the same work in every run: MKL's SSE code (see above), one thread, Python's hashes fixed
-COUNTED_ENV = {**bench.PINNED, "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "PYTHONHASHSEED": "0"}
+COUNTED_ENV = {**bench.PINNED, "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "ONEDNN_MAX_CPU_ISA": "SSE41",
+               "PYTHONHASHSEED": "0"}  # fmt: skip
 TRIGGER = f"desc: Trigger: Client Request: {marks.REGION.decode()}"
 PAIRS = bench.PAIRED  # the same pairs, the same keys, as the timed benchmark
 NAMES = ("logitlab", "fastpath", "lightning", "bare")
 GEMM = "mkl_blas_sgemm"  # MKL's matrix product: the same calls, the same count, for everyone
+KERNELS = (GEMM, "dnnl_primitive_execute")  # and oneDNN's primitives (convolutions)
 REPORT_KEYS = {"over_lightning": "ir_over_lightning", "fastpath_ratio": "ir_fastpath_over_bare"}
 COUNT_CALLBACK = "+callbacks.count._target_=marks.epochs_callback"  # logitlab's counted epochs
-WORKLOADS = ("dataset",)  # benchmarks/workloads.py's, counted: the CNN's convs are too slow here
+WORKLOADS = ("dataset", "cnn")  # benchmarks/workloads.py's, counted
 
 
 def build_marks(folder: Path) -> Path:
@@ -163,7 +166,7 @@ def count_tasks(
     def count(command: list[str], folder: Path) -> tuple[int, int]:
         where = folder / "callgrind"
         total = counted(command, where, library, env) if run else region_count(where)
-        return total, inclusive_count(where, GEMM)
+        return total, sum(inclusive_count(where, kernel) for kernel in KERNELS)
 
     counts: dict[Any, tuple[float, float]] = {}
     pool = concurrent.futures.ThreadPoolExecutor(jobs)
@@ -213,7 +216,8 @@ def count_workloads(
     counts = count_tasks(tasks, epochs, out, jobs, console, run)
     report: dict[str, Any] = {}
     for name in names:
-        steps = -(-workloads.N_ROWS // workloads.BATCH)
+        samples = workloads.N_IMAGES if name == "cnn" else workloads.N_ROWS
+        steps = -(-samples // workloads.BATCH)
         (total, gemm), (bare, bare_gemm) = counts[name, "logitlab"], counts[name, "bare"]
         rest, bare_rest = total - gemm, bare - bare_gemm
         report[name] = {
@@ -324,13 +328,13 @@ def workloads_section(idle: dict[str, Any], loaded: dict[str, Any]) -> str:
     lines = [
         "## Instructions: the workloads",
         "",
-        "`python benchmarks/instructions.py --parts dataset` (and `--under-load`): the user "
-        "Dataset workload of benchmarks/workloads.py (`data=dataset`, 79 training steps an "
-        "epoch) counted as the MLP's contestants are: logitlab with its defaults against its "
-        "bare DataLoader loop, the epochs after the first. The CNN is not counted: its "
-        "convolutions, held to SSE code under valgrind, would take hours.",
+        "`python benchmarks/instructions.py --parts dataset cnn` (and `--under-load`): the "
+        "workloads of benchmarks/workloads.py counted as the MLP's contestants are: logitlab "
+        "with its defaults against its bare loop (the user Dataset, `data=dataset`, 79 "
+        "training steps an epoch; the CNN, 24), the epochs after the first; split at the "
+        "kernels (MKL's matrix products, oneDNN's convolutions).",
         "",
-        "| workload | logitlab | bare | all | outside the matrix products | extra per step |",
+        "| workload | logitlab | bare | all | outside the kernels | extra per step |",
         "|---|---|---|---|---|---|",
     ]
     for name in (n for n in WORKLOADS if n in idle):
@@ -343,7 +347,7 @@ def workloads_section(idle: dict[str, Any], loaded: dict[str, Any]) -> str:
             f"| {r['over_bare_rest']:.3f} | {r['over_bare_extra_per_step'] / 1e6:+.2f} M |"
         )
     spread = max(idle[n]["gemm_spread"] for n in WORKLOADS if n in idle)
-    lines += ["", f"The matrix products' counts differ by {100 * spread:.4f} % between the two."]
+    lines += ["", f"The kernels' counts differ by {100 * spread:.4f} % between the two."]
     shared = [k for k in idle if k.startswith("ir_") and k in loaded]
     if shared:
         lines += ["", "Idle and with a process spinning on one core (`--under-load`):", "",

@@ -456,7 +456,7 @@ def test_instructions_count_a_workload_against_its_bare_loop(monkeypatch, tmp_pa
         in text
     )
     assert "| `ir_dataset_over_bare` | 1.1455 | 1.1466 | +0.100 % |" in text
-    assert "differ by 0.0000 % between the two" in text
+    assert "kernels' counts differ by 0.0000 % between the two" in text
 
 
 def test_the_spread_of_identical_processes_is_told_apart_from_the_spread_of_their_epochs(
