@@ -442,9 +442,14 @@ def test_instructions_count_a_workload_against_its_bare_loop(monkeypatch, tmp_pa
     fake = {
         ("dataset", "logitlab"): (gemm + rest, gemm),
         ("dataset", "bare"): (gemm + bare_rest, gemm),
+        ("cnn", "logitlab"): (4 * gemm + rest, 4 * gemm),  # the CNN's kernels: its convolutions
+        ("cnn", "bare"): (4 * gemm + bare_rest, 4 * gemm),
     }
     monkeypatch.setattr(instructions, "count_tasks", lambda tasks, *_: {k: fake[k] for k in tasks})
-    report = instructions.count_workloads(["dataset"], 2, tmp_path, 1, None)
+    report = instructions.count_workloads(["dataset", "cnn"], 2, tmp_path, 1, None)
+    assert report["cnn"]["steps"] == 1  # 200 images, a batch of 256
+    assert report["cnn"]["over_bare_extra_per_step"] == pytest.approx(0.8e9)
+    assert report["ir_cnn_over_bare"] == pytest.approx((4 * gemm + rest) / (4 * gemm + bare_rest))
     steps = -(-300 // 256)
     assert report["ir_dataset_over_bare"] == pytest.approx((gemm + rest) / (gemm + bare_rest))
     assert report["ir_dataset_over_bare_rest"] == pytest.approx(rest / bare_rest)
