@@ -99,6 +99,7 @@ def measure(workload: str, out: Path, epochs: int, rounds: int) -> dict[str, lis
             )
         if workload == "mlp":
             result = folder / f"{MINIMAL}.json"
+            result.unlink(missing_ok=True)  # an earlier round's, never read as this one's
             contestants[MINIMAL] = (
                 bench.loop_command("lightning", data["x"], 256, epochs, result, "cpu", "32-true"),
                 lambda r=result: json.loads(r.read_text())["epoch_cpu_s"][1:],
