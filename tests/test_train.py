@@ -76,6 +76,15 @@ def test_fast_dev_run_tests_final_weights_without_checkpoints(make_cfg, tmp_path
     assert set(json.loads((run_dir / "metrics.json").read_text())) >= {"test/acc", "test/loss"}
 
 
+def test_without_checkpoint_callbacks_a_run_writes_no_checkpoint(make_cfg, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    metrics = train(make_cfg("callbacks=none", "debug=limit", run_dir=run_dir))
+    assert not list(run_dir.rglob("*.ckpt"))  # not Lightning's own default one either
+    assert json.loads((run_dir / "metrics.json").read_text())["test/acc"] == pytest.approx(
+        metrics["test/acc"]
+    )
+
+
 def test_logger_none_still_writes_metrics(make_cfg, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     metrics = train(make_cfg("logger=none", "debug=limit", run_dir=run_dir))

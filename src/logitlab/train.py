@@ -113,6 +113,8 @@ def starting_point(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
 def build(cfg: DictConfig, resuming: bool = False) -> tuple[Any, Any, Any]:
     """DataModule (loaded and validated), model and Trainer, all from the config; `resuming`
     (from a checkpoint) keeps the run's splits and data.json, and refuses changed data."""
+    from lightning.pytorch.callbacks import Checkpoint
+
     from logitlab.config.build import build as build_run
     from logitlab.config.instantiate import instantiate, instantiate_callbacks, instantiate_loggers
     from logitlab.data.splits import save_splits
@@ -146,9 +148,13 @@ def build(cfg: DictConfig, resuming: bool = False) -> tuple[Any, Any, Any]:
         callbacks.append(NewLearningRate(float(cfg.optimizer.lr)))
     fast = fastpath.enabled(bool(cfg.get("fastpath")))
     # An object such as the fast path's profiler cannot go through the typed trainer config.
-    quiet = {"profiler": fastpath.quiet_profiler()} if fast and not cfg.trainer.profiler else {}
+    extra = {"profiler": fastpath.quiet_profiler()} if fast and not cfg.trainer.profiler else {}
+    if cfg.trainer.get("enable_checkpointing") is None and not any(
+        isinstance(c, Checkpoint) for c in callbacks
+    ):  # no checkpoint callback left: none of Lightning's own in the log folder either
+        extra["enable_checkpointing"] = False
     make_trainer = instantiate(cfg.trainer, _partial_=True)
-    trainer = make_trainer(callbacks=callbacks, logger=loggers or False, **quiet)
+    trainer = make_trainer(callbacks=callbacks, logger=loggers or False, **extra)
     if fast:
         fastpath.apply(trainer, model)
     run = RunFolder(cfg.paths.output_dir)
