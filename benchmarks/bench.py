@@ -680,6 +680,7 @@ def _ok(value: float, target: float | None) -> str:
 def write_docs(report: dict[str, Any], docs: Path) -> None:
     """docs/benchmarks.md with the table and a PNG bar chart of the median epoch times."""
     import matplotlib
+    import pages
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -798,7 +799,7 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
         )
     if "cpu_cnn_over_bare" in report:
         text += workloads_section(report)
-    (docs / f".benchmarks{suffix}.section.md").write_text(text)
+    pages.section_file(docs, suffix.lstrip("_")).write_text(text)
     parts = [
         "# Benchmarks",
         "",
@@ -831,20 +832,7 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
         "3x faster than `x[index]` on the CPU, and no per-sample collate.",
         "",
     ]
-    for name in (
-        ".benchmarks.section.md",
-        ".benchmarks_load.section.md",
-        ".benchmarks_instructions.section.md",
-        ".benchmarks_callbacks.section.md",
-        ".benchmarks_drops.section.md",
-        ".benchmarks_instructions_workloads.section.md",
-        ".benchmarks_spread.section.md",
-        ".benchmarks_gpu.section.md",
-        ".benchmarks_startup.section.md",
-    ):
-        if (docs / name).is_file():
-            parts.append((docs / name).read_text())
-    (docs / "benchmarks.md").write_text("\n".join(parts))
+    pages.assemble("\n".join(parts) + "\n", docs)
 
 
 def workloads_section(report: dict[str, Any]) -> str:
@@ -939,7 +927,9 @@ def run_under_load(args: argparse.Namespace) -> None:
             "",
         ]
     )
-    (ROOT / "docs" / ".benchmarks_load.section.md").write_text(text)
+    import pages
+
+    pages.section_file(ROOT / "docs", "load").write_text(text)
     if idle:
         write_docs(idle, ROOT / "docs")  # docs/benchmarks.md with this section in it
     print(text)

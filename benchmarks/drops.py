@@ -20,6 +20,12 @@ with its validation and checkpoints; the first is the warm-up). Saved: 1 - (the 
 time / the defaults'), of the medians and of the means (the mean holds the epoch on which
 Diagnostics draw their images, every 5th, which the median sets aside). Writes its
 section of docs/benchmarks.md (and docs/.benchmarks_drops.section.md).
+
+`--count` runs each of them once under valgrind's callgrind instead (benchmarks/
+instructions.py: the instructions of the epochs after the first, split at the kernels), a
+measure the machine's load cannot move: what each drop saves outside the kernels, as a share,
+per epoch and per training step, and the single drops added up beside all of them dropped
+(docs/.benchmarks_drops_counted.section.md).
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ DROPS = {
 DROPS["all"] = [o for name, extra in DROPS.items() if name != "defaults_again" for o in extra]
 DROPS["logger"] = ["logger=none"]
 DROPS["all_and_logger"] = DROPS["all"] + DROPS["logger"]
+SINGLES = [n for n in DROPS if len(DROPS[n]) == 1 and n != "logger"]  # one callback each
 MINIMAL = "minimal_lightning"  # bench.py's minimal Lightning loop, beside the MLP's runs
 WORKLOADS = ("mlp", "dataset")
 
@@ -77,11 +84,28 @@ def command(
             *extra, *clock]  # fmt: skip
 
 
+def counted_command(
+    workload: str, data: dict[str, Path], epochs: int, run_dir: Path, extra: list[str]
+) -> list[str]:
+    """One contestant's logitlab command, counted in instructions (instructions.py's callback
+    marks its epochs after the first) instead of timed."""
+    import instructions
+
+    return [sys.executable, "-m", "logitlab.train", *overrides(workload, data, epochs, run_dir),
+            *extra, instructions.COUNT_CALLBACK]  # fmt: skip
+
+
+def workload_data(out: Path) -> dict[str, Path]:
+    """The workloads' data and the MLP's (x, splits), written once."""
+    data = workloads.make_data(out / "data")
+    data["x"], data["splits"] = bench.make_data(out / "data")
+    return data
+
+
 def measure(workload: str, out: Path, epochs: int, rounds: int) -> dict[str, list[list[float]]]:
     """Every contestant's epoch CPU times (after each run's first), one list per round; the
     rounds run by turns (benchmarks/interleave.py), one after the other."""
-    data = workloads.make_data(out / "data")
-    data["x"], data["splits"] = bench.make_data(out / "data")
+    data = workload_data(out)
     env = {**bench.PINNED, "PYTHONPATH": str(Path(__file__).resolve().parent)}
     names = [*DROPS, MINIMAL] if workload == "mlp" else list(DROPS)
     cpu: dict[str, list[list[float]]] = {name: [] for name in names}
@@ -107,6 +131,50 @@ def measure(workload: str, out: Path, epochs: int, rounds: int) -> dict[str, lis
         for name, spans in interleave.epochs_by_turns(contestants, folder, env, bench.ROOT).items():
             cpu[name].append(spans)
     return cpu
+
+
+def count(
+    workload: str, out: Path, epochs: int, jobs: int, runs: list[str] | None = None
+) -> dict[str, tuple[float, float]]:
+    """Every contestant's (or those of `runs`) instructions per counted epoch under callgrind
+    (benchmarks/instructions.py): (all, in the kernels), `jobs` runs at once."""
+    import instructions
+    from rich.console import Console
+
+    data = workload_data(out)
+    folder = out / "drops_counted" / workload
+    tasks: dict[Any, tuple[list[str], Path]] = {
+        (workload, name): (counted_command(workload, data, epochs, folder / name / "run", extra),
+                           folder / name)
+        for name, extra in DROPS.items()
+    }  # fmt: skip
+    if workload == "mlp":
+        result = folder / MINIMAL / "result.json"
+        loop = bench.loop_command("lightning", data["x"], 256, epochs, result, "cpu", "32-true")
+        tasks[workload, MINIMAL] = (loop, folder / MINIMAL)
+    tasks = {key: task for key, task in tasks.items() if runs is None or key[1] in runs}
+    counts = instructions.count_tasks(tasks, epochs, out, jobs, Console(), run=True)
+    return {name: value for (_, name), value in counts.items()}
+
+
+STEPS = {"mlp": -(-bench.N_TRAIN // 256), "dataset": -(-workloads.N_ROWS // workloads.BATCH)}
+
+
+def counted_saved(counts: dict[str, tuple[float, float]], steps: int) -> dict[str, Any]:
+    """Per contestant: the instructions per epoch it saves against the defaults, outside the
+    kernels (the framework's work: their share, per epoch and per training step) and in all."""
+    total, kernels = counts["defaults"]
+    rest = total - kernels
+    result: dict[str, Any] = {}
+    for name, (own, own_kernels) in counts.items():
+        fewer = rest - (own - own_kernels)
+        result[name] = {"rest_share": fewer / rest, "all_share": 1 - own / total,
+                        "per_epoch": fewer, "per_step": fewer / steps}  # fmt: skip
+    singles = [n for n in SINGLES if n in result]
+    result["sum_of_singles"] = {k: sum(result[n][k] for n in singles) for k in result["defaults"]}
+    kernels = [k for _, k in counts.values()]
+    result["kernels_spread"] = max(kernels) / min(kernels) - 1
+    return result
 
 
 def saved(cpu: dict[str, list[list[float]]]) -> dict[str, dict[str, Any]]:
@@ -184,9 +252,76 @@ def section(report: dict[str, Any]) -> str:
     ])  # fmt: skip
 
 
+def counted_section(report: dict[str, Any]) -> str:
+    """docs/benchmarks.md's table of the counts: what each run does less than the defaults."""
+    works = report["workloads"]
+    header = " | ".join(f"{w}: outside the kernels | {w}: per step | {w}: of all" for w in works)
+    labels = {**LABELS, "sum_of_singles": "the single drops above, added up"}
+    names = [n for n in [*DROPS, "sum_of_singles", MINIMAL] if n != "defaults"]
+    rows = []
+    for name in [n for n in names if any(n in report["saved"][w] for w in works)]:
+        cells = []
+        for workload in works:
+            s = report["saved"][workload].get(name)
+            if s is None:
+                cells += ["-"] * 3
+                continue
+            cells += [f"{100 * s['rest_share']:+.1f} %", f"{s['per_step'] / 1e6:+.2f} M",
+                      f"{100 * s['all_share']:+.2f} %"]  # fmt: skip
+        rows.append(f"| {labels.get(name, f'`{name}` dropped')} | " + " | ".join(cells) + " |")
+    base = ", ".join(
+        f"{w} {report['counts'][w]['defaults'][0] / 1e9:.3f} G "
+        f"({(report['counts'][w]['defaults'][0] - report['counts'][w]['defaults'][1]) / 1e9:.3f}"
+        f" G outside the kernels, {STEPS[w]} steps)"
+        for w in works
+    )
+    spread = max(report["saved"][w]["kernels_spread"] for w in works)
+    return "\n".join([
+        "### The default callbacks one by one, counted",
+        "",
+        "`python benchmarks/drops.py --count`: the same runs under valgrind's callgrind "
+        "(benchmarks/instructions.py: the instructions of the epochs after the first, MKL held "
+        "to SSE4.2, split at the kernels), one of each: a count does not move with the "
+        f"machine's load. {report['epochs']} epochs a run; the defaults' count per epoch: "
+        f"{base}. What each run does less than the defaults: outside the kernels (the "
+        "framework's work, the part an epoch's extra time is spent in) as a share of the "
+        "defaults' and per training step (M = 10^6 instructions, an epoch's saving over its "
+        "steps), and as a share of all instructions. The kernels' counts differ by at most "
+        f"{100 * spread:.4f} % between runs.",
+        "",
+        f"| run | {header} |",
+        "|---|" + "---|---|---|" * len(works),
+        *rows,
+        "",
+    ])  # fmt: skip
+
+
+def count_report(args: argparse.Namespace, out: Path, error: Any) -> dict[str, Any]:
+    """`--count`: the runs counted (those of --runs, the others' counts kept from
+    drops_counted.json), their savings, written to drops_counted.json."""
+    path = out / "drops_counted.json"
+    epochs = args.epochs or 2
+    earlier = json.loads(path.read_text()) if args.runs and path.is_file() else {}
+    if earlier and earlier["epochs"] != epochs:
+        error(f"--runs: {path} counted {earlier['epochs']} epochs a run, not {epochs}")
+    counts = dict(earlier.get("counts", {}))
+    for w in args.workloads if args.runs and "defaults" not in args.runs else []:
+        if "defaults" not in counts.get(w, {}):
+            error(f"--runs: {path} holds no count of the defaults on {w}; add defaults")
+    for w in args.workloads:
+        counts[w] = {**counts.get(w, {}), **count(w, out, epochs, args.jobs, args.runs)}
+    works = [w for w in WORKLOADS if w in counts]
+    report = {"workloads": works, "epochs": epochs, "counts": counts,
+              "saved": {w: counted_saved(counts[w], STEPS[w]) for w in works}}  # fmt: skip
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python benchmarks/drops.py")
-    parser.add_argument("--epochs", type=int, default=6, help="epochs per run, the first warm-up")
+    parser.add_argument(
+        "--epochs", type=int, help="epochs per run, the first warm-up (6; counted: 2)"
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
     parser.add_argument(
@@ -195,8 +330,25 @@ def main() -> None:
     parser.add_argument(
         "--report-only", action="store_true", help="the section again from the last drops.json"
     )
+    parser.add_argument(
+        "--count", action="store_true",
+        help="count each run's instructions under callgrind (one of each) instead of timing them",
+    )  # fmt: skip
+    parser.add_argument("--jobs", type=int, default=2, help="counted runs at once (--count)")
+    parser.add_argument(
+        "--runs", nargs="+", choices=[*DROPS, MINIMAL],
+        help="--count: count these again, keeping the other counts of drops_counted.json",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.epochs is not None and args.epochs < 2:
+        parser.error("--epochs must be at least 2: the first is warm-up, not counted or timed")
     out = bench.ROOT / "outputs" / "bench"
+    if args.count:
+        report = count_report(args, out, parser.error)
+        text = counted_section(report)
+        pages.write_section(text, "drops_counted", bench.ROOT / "docs")
+        print(text)
+        return
     name = "drops_loaded.json" if args.under_load else "drops.json"
     if args.report_only:
         report = json.loads((out / name).read_text())
@@ -207,8 +359,8 @@ def main() -> None:
     from load import busy_core
 
     with busy_core() if args.under_load else contextlib.nullcontext():
-        cpu = {w: measure(w, out, args.epochs, args.rounds) for w in args.workloads}
-    report = {"workloads": args.workloads, "epochs": args.epochs, "rounds": args.rounds,
+        cpu = {w: measure(w, out, args.epochs or 6, args.rounds) for w in args.workloads}
+    report = {"workloads": args.workloads, "epochs": args.epochs or 6, "rounds": args.rounds,
               "under_load": args.under_load, "cpu": cpu,
               "saved": {w: saved(c) for w, c in cpu.items()}}  # fmt: skip
     (out / name).write_text(json.dumps(report, indent=2) + "\n")

@@ -185,6 +185,15 @@ def load(name: str, monkeypatch: pytest.MonkeyPatch):
     return importlib.import_module(name)
 
 
+def shrink_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The MLP's and the workloads' data a few hundred samples long (bench, workloads)."""
+    small = {"bench": {"N_TRAIN": 400, "N_VAL": 100},
+             "workloads": {"N_IMAGES": 200, "N_ROWS": 300, "N_VAL": 100}}  # fmt: skip
+    for module, sizes in small.items():
+        for name, value in sizes.items():
+            monkeypatch.setattr(load(module, monkeypatch), name, value)
+
+
 def test_the_workloads_bare_loops_train_logitlabs_networks(monkeypatch, tmp_path: Path) -> None:
     import torch
 
@@ -331,6 +340,88 @@ def test_the_drops_table_gives_each_runs_saving_and_the_minimal_loop_only_where_
     assert len(rows) == len(drops.DROPS)  # every run but the defaults, and the minimal loop
 
 
+def test_the_counted_drops_mark_every_run_and_give_each_drops_saving_per_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from logitlab.config.compose import preflight
+
+    drops = load("drops", monkeypatch)
+    shrink_data(monkeypatch)
+    seen: dict = {}
+
+    def fake_count(tasks, epochs, *_, **__):  # kernels 5 G for all; the rest shrinks by drop
+        seen.update(tasks)
+        rest = {"defaults": 2.0e9, "defaults_again": 2.0e9, "diagnostics": 1.9e9,
+                "progress_bar": 1.95e9, "all": 1.7e9, drops.MINIMAL: 1.5e9}  # fmt: skip
+        return {key: (5e9 + rest.get(key[1], 2.0e9), 5e9) for key in tasks}
+
+    monkeypatch.setattr(load("instructions", monkeypatch), "count_tasks", fake_count)
+    counts = drops.count("mlp", tmp_path, 2, jobs=1)
+    assert set(counts) == {*drops.DROPS, drops.MINIMAL}
+    command, folder = seen["mlp", "diagnostics"]
+    cfg = preflight(command[3:], str(ROOT / "conf"))  # after python -m logitlab.train
+    assert cfg.callbacks.diagnostics is None and cfg.callbacks.model_checkpoint is not None
+    assert cfg.callbacks.count._target_ == "marks.epochs_callback" and cfg.trainer.max_epochs == 2
+    assert folder == tmp_path / "drops_counted" / "mlp" / "diagnostics"
+    assert "loop" in seen["mlp", drops.MINIMAL][0] and "lightning" in seen["mlp", drops.MINIMAL][0]
+
+    saved = drops.counted_saved(counts, steps=100)
+    assert saved["diagnostics"]["rest_share"] == pytest.approx(0.05)  # 0.1 G of 2 G
+    assert saved["diagnostics"]["per_step"] == pytest.approx(1e6)
+    assert saved["diagnostics"]["all_share"] == pytest.approx(0.1 / 7.0)
+    assert saved["sum_of_singles"]["per_epoch"] == pytest.approx(0.15e9)  # diagnostics + bar
+    assert saved["defaults_again"]["rest_share"] == 0.0 and saved["kernels_spread"] == 0.0
+    report = {"workloads": ["mlp"], "epochs": 2, "counts": {"mlp": counts},
+              "saved": {"mlp": saved}}  # fmt: skip
+    rows = {
+        cells[0]: cells[1:]
+        for line in drops.counted_section(report).splitlines()
+        if line.startswith("| ") and not line.startswith("| run")
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+    assert rows["`diagnostics` dropped"] == ["+5.0 %", "+1.00 M", "+1.43 %"]
+    assert rows["the single drops above, added up"] == ["+7.5 %", "+1.50 M", "+2.14 %"]
+    assert rows["the minimal Lightning loop (bench.py's)"][0] == "+25.0 %"
+
+    # --runs counts only those again and keeps the other counts the last count left
+    import argparse
+
+    (tmp_path / "drops_counted.json").write_text(json.dumps(report))
+    seen.clear()
+    args = argparse.Namespace(epochs=None, runs=["all"], workloads=["mlp"], jobs=1)
+    again = drops.count_report(args, tmp_path, pytest.fail)
+    assert set(seen) == {("mlp", "all")}
+    assert again["counts"]["mlp"]["diagnostics"] == list(counts["diagnostics"])
+    assert again["saved"]["mlp"]["all"]["rest_share"] == pytest.approx(0.15)
+
+    def refuse(message: str) -> None:
+        raise SystemExit(message)
+
+    args.workloads = ["dataset"]  # no count of the defaults there yet: refused before counting
+    with pytest.raises(SystemExit, match="holds no count of the defaults on dataset"):
+        drops.count_report(args, tmp_path, refuse)
+    assert set(seen) == {("mlp", "all")}
+
+
+def test_a_rewritten_section_of_the_benchmark_page_keeps_its_head_and_the_other_sections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pages = load("pages", monkeypatch)
+    (tmp_path / "benchmarks.md").write_text("# Benchmarks\n\nthe head\n")
+    pages.write_section("## Start-up\n\nfast\n", "startup", tmp_path)
+    pages.write_section("## Instructions\n\ncounted\n", "instructions", tmp_path)
+    pages.write_section("### Where the epoch goes\n\nhooks\n", "callbacks", tmp_path)
+    pages.write_section("## Instructions\n\ncounted again\n", "instructions", tmp_path)
+    page = (tmp_path / "benchmarks.md").read_text()
+    assert page == (
+        "# Benchmarks\n\nthe head\n\n## Instructions\n\ncounted again\n\n"
+        "### Where the epoch goes\n\nhooks\n\n## Start-up\n\nfast\n"
+    )  # the subsection under the rewritten section kept; every section in pages.ORDER
+    with pytest.raises(ValueError, match=r"not one of pages\.ORDER"):
+        pages.write_section("## Other\n", "other", tmp_path)
+    assert (tmp_path / "benchmarks.md").read_text() == page
+
+
 def test_the_callback_profile_reads_lightnings_report(monkeypatch: pytest.MonkeyPatch) -> None:
     from lightning.pytorch.profilers import SimpleProfiler
 
@@ -427,11 +518,7 @@ def test_instructions_count_a_workload_against_its_bare_loop(monkeypatch, tmp_pa
     from logitlab.config.compose import preflight
 
     instructions = load("instructions", monkeypatch)
-    small = {instructions.bench: {"N_TRAIN": 400, "N_VAL": 100},
-             instructions.workloads: {"N_IMAGES": 200, "N_ROWS": 300, "N_VAL": 100}}  # fmt: skip
-    for module, sizes in small.items():
-        for name, value in sizes.items():
-            monkeypatch.setattr(module, name, value)
+    shrink_data(monkeypatch)
     commands = instructions.workload_commands("dataset", 2, tmp_path, tmp_path / "count")
     cfg = preflight(commands["logitlab"][3:], str(ROOT / "conf"))  # after python -m logitlab.train
     assert cfg.data.source == "dataset" and cfg.callbacks.count._target_ == "marks.epochs_callback"
