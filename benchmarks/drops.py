@@ -63,14 +63,15 @@ DROPS["logger"] = ["logger=none"]
 DROPS["all_and_logger"] = DROPS["all"] + DROPS["logger"]
 SINGLES = [n for n in DROPS if len(DROPS[n]) == 1 and n != "logger"]  # one callback each
 MINIMAL = "minimal_lightning"  # bench.py's minimal Lightning loop, beside the MLP's runs
+MLP_BATCH = 256
 WORKLOADS = ("mlp", "dataset")
 
 
 def overrides(workload: str, data: dict[str, Path], epochs: int, run_dir: Path) -> list[str]:
     """A workload's logitlab command line, everything default."""
     if workload == "mlp":
-        return bench.logitlab_overrides(data["x"], data["splits"], 256, epochs, run_dir, "cpu",
-                                        "32-true", False)  # fmt: skip
+        return bench.logitlab_overrides(data["x"], data["splits"], MLP_BATCH, epochs, run_dir,
+                                        "cpu", "32-true", False)  # fmt: skip
     return workloads.overrides(workload, data, epochs, run_dir)
 
 
@@ -93,6 +94,11 @@ def counted_command(
 
     return [sys.executable, "-m", "logitlab.train", *overrides(workload, data, epochs, run_dir),
             *extra, instructions.COUNT_CALLBACK]  # fmt: skip
+
+
+def minimal_command(data: dict[str, Path], epochs: int, result: Path) -> list[str]:
+    """bench.py's minimal Lightning loop on the MLP's data, its result in `result`."""
+    return bench.loop_command("lightning", data["x"], MLP_BATCH, epochs, result, "cpu", "32-true")
 
 
 def workload_data(out: Path) -> dict[str, Path]:
@@ -125,7 +131,7 @@ def measure(workload: str, out: Path, epochs: int, rounds: int) -> dict[str, lis
             result = folder / f"{MINIMAL}.json"
             result.unlink(missing_ok=True)  # an earlier round's, never read as this one's
             contestants[MINIMAL] = (
-                bench.loop_command("lightning", data["x"], 256, epochs, result, "cpu", "32-true"),
+                minimal_command(data, epochs, result),
                 lambda r=result: json.loads(r.read_text())["epoch_cpu_s"][1:],
             )
         for name, spans in interleave.epochs_by_turns(contestants, folder, env, bench.ROOT).items():
@@ -150,14 +156,14 @@ def count(
     }  # fmt: skip
     if workload == "mlp":
         result = folder / MINIMAL / "result.json"
-        loop = bench.loop_command("lightning", data["x"], 256, epochs, result, "cpu", "32-true")
-        tasks[workload, MINIMAL] = (loop, folder / MINIMAL)
+        tasks[workload, MINIMAL] = (minimal_command(data, epochs, result), folder / MINIMAL)
     tasks = {key: task for key, task in tasks.items() if runs is None or key[1] in runs}
     counts = instructions.count_tasks(tasks, epochs, out, jobs, Console(), run=True)
     return {name: value for (_, name), value in counts.items()}
 
 
-STEPS = {"mlp": -(-bench.N_TRAIN // 256), "dataset": -(-workloads.N_ROWS // workloads.BATCH)}
+STEPS = {"mlp": -(-bench.N_TRAIN // MLP_BATCH),
+         "dataset": -(-workloads.N_ROWS // workloads.BATCH)}  # fmt: skip
 
 
 def counted_saved(counts: dict[str, tuple[float, float]], steps: int) -> dict[str, Any]:
