@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import os
 import sys
 from pathlib import Path
@@ -26,7 +25,6 @@ from logitlab.run.layout import RunFolder
 
 CONFIG_PATH = str(CONFIG_DIR)
 CONTINUED = "LOGITLAB_CONTINUED_SWEEP"  # set for the jobs of a sweep that goes on
-LR_FIND_STEPS = 100  # the learning-rate finder's steps, whatever trainer.max_epochs is
 log = logging.getLogger("logitlab.train")
 
 
@@ -54,13 +52,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
         print_config(cfg, None if shown == "full" else changes(cfg))  # None: the whole tree
     if cfg.get("lr_find") and not cfg.get("resume"):
-        needed = math.ceil(LR_FIND_STEPS / max(len(datamodule.train_dataloader()), 1)) + 1
+        from logitlab.run import lr_find
+
+        needed = lr_find.epochs_needed(len(datamodule.train_dataloader()))
         if (trainer.max_epochs or 0) < needed:  # the finder's steps must not end with the epochs
             finder_cfg = copy.deepcopy(cfg)
             finder_cfg.trainer.max_epochs = needed
             L.seed_everything(cfg.seed, workers=True)  # the same weights as a first build
             datamodule, model, trainer = build(finder_cfg)
-        suggestion = find_lr(trainer, model, datamodule, cfg)
+        suggestion = lr_find.find_lr(trainer, model, datamodule, cfg, shows_console())
         if not cfg.get("lr_find_apply"):
             return {}
         cfg.optimizer.lr = suggestion
@@ -172,53 +172,6 @@ def build(cfg: DictConfig, resuming: bool = False) -> tuple[Any, Any, Any]:
     if trainer.is_global_zero and not (resuming and run.data.is_file()):
         write_json(run.data, datamodule.run_data())
     return datamodule, model, trainer
-
-
-def find_lr(trainer: Any, model: Any, datamodule: Any, cfg: DictConfig) -> float:
-    """Lightning's learning-rate finder: the curve to TensorBoard, lr_find.json, the suggestion."""
-    from lightning.pytorch.tuner import Tuner
-
-    from logitlab.dashboards.diagnostics import tensorboard
-    from logitlab.run.files import write_json
-
-    finder = Tuner(trainer).lr_find(
-        model, datamodule=datamodule, update_attr=False, num_training=LR_FIND_STEPS
-    )
-    if finder is None:  # another rank under DDP
-        return float(cfg.optimizer.lr)
-    suggestion = finder.suggestion()
-    if suggestion is None:
-        raise ConfigError(
-            "lr_find: the loss curve gave no suggestion (too few batches?); set "
-            "optimizer.lr by hand or use more data"
-        )
-    folder = Path(cfg.paths.output_dir)
-    write_json(
-        folder / "lr_find.json",
-        {
-            "suggestion": suggestion,
-            "steps": len(finder.results["lr"]),  # what it swept: this many steps, lr from-to
-            "swept": [float(finder.results["lr"][0]), float(finder.results["lr"][-1])],
-            "lr": [float(v) for v in finder.results["lr"]],
-            "loss": [float(v) if math.isfinite(v) else None for v in finder.results["loss"]],
-        },
-    )
-    logger = tensorboard(trainer)
-    if logger is not None:
-        logger.experiment.add_figure("lr_find/curve", finder.plot(suggest=True), 0)
-        logger.experiment.flush()
-    log.info(
-        "lr_find: swept %d steps, optimizer.lr from %.3g to %.3g (it stops early once the loss "
-        "diverges)", len(finder.results["lr"]), finder.results["lr"][0], finder.results["lr"][-1],
-    )  # fmt: skip
-    log.info(
-        "lr_find: suggested optimizer.lr=%.3g (the curve: lr_find/curve in TensorBoard, "
-        "%s); train with: python -m logitlab.train optimizer.lr=%.3g",
-        suggestion, folder / "lr_find.json", suggestion,
-    )  # fmt: skip
-    if shows_console():
-        print(f"lr_find: suggested optimizer.lr={suggestion:.3g}", flush=True)
-    return float(suggestion)
 
 
 def has_conv(model: Any) -> bool:
