@@ -85,6 +85,33 @@ def test_without_checkpoint_callbacks_a_run_writes_no_checkpoint(make_cfg, tmp_p
     )
 
 
+@pytest.mark.parametrize(
+    ("overrides", "lightnings"),
+    [
+        (["callbacks=none"], set()),
+        (["callbacks.progress_bar=null", "callbacks.model_summary=null"], {"Checkpoint"}),
+        (["callbacks=none", "trainer.enable_progress_bar=true"], {"ProgressBar"}),  # asked for
+    ],
+    ids=["none", "bar-and-summary-dropped", "bar-asked-for"],
+)
+def test_a_dropped_callback_is_not_replaced_by_lightnings_own(
+    make_cfg, overrides: list[str], lightnings: set[str]
+) -> None:
+    from lightning.pytorch.callbacks import Checkpoint, ModelSummary, ProgressBar
+
+    from logitlab.run.callbacks import EpochLine
+    from logitlab.train import build
+
+    _, _, trainer = build(make_cfg(*overrides))
+    kinds = {"Checkpoint": Checkpoint, "ProgressBar": ProgressBar, "ModelSummary": ModelSummary}
+    present = {
+        name for name, kind in kinds.items() if any(isinstance(c, kind) for c in trainer.callbacks)
+    }
+    assert present == lightnings
+    lines = [c for c in trainer.callbacks if isinstance(c, EpochLine)]
+    assert len(lines) == (0 if "ProgressBar" in present else 1)  # a line per epoch, no bar
+
+
 def test_logger_none_still_writes_metrics(make_cfg, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     metrics = train(make_cfg("logger=none", "debug=limit", run_dir=run_dir))

@@ -113,10 +113,13 @@ def starting_point(cfg: DictConfig) -> tuple[DictConfig, Path | None]:
 def build(cfg: DictConfig, resuming: bool = False) -> tuple[Any, Any, Any]:
     """DataModule (loaded and validated), model and Trainer, all from the config; `resuming`
     (from a checkpoint) keeps the run's splits and data.json, and refuses changed data."""
-    from lightning.pytorch.callbacks import Checkpoint
-
     from logitlab.config.build import build as build_run
-    from logitlab.config.instantiate import instantiate, instantiate_callbacks, instantiate_loggers
+    from logitlab.config.instantiate import (
+        instantiate,
+        instantiate_callbacks,
+        instantiate_loggers,
+        lightning_defaults_off,
+    )
     from logitlab.data.splits import save_splits
     from logitlab.run import fastpath
     from logitlab.run.files import write_json
@@ -133,7 +136,8 @@ def build(cfg: DictConfig, resuming: bool = False) -> tuple[Any, Any, Any]:
     progress_bar = cfg.trainer.get("enable_progress_bar") is not False  # null: Lightning's on
     summary = cfg.trainer.get("enable_model_summary") is not False
     callbacks = instantiate_callbacks(cfg.get("callbacks"), bool(loggers), progress_bar, summary)
-    if not progress_bar:
+    off = lightning_defaults_off(cfg.trainer, callbacks)  # a dropped entry stays dropped
+    if not progress_bar or "enable_progress_bar" in off:
         from logitlab.run.callbacks import EpochLine
 
         callbacks.append(EpochLine())  # one line per epoch instead of the bar
@@ -149,12 +153,8 @@ def build(cfg: DictConfig, resuming: bool = False) -> tuple[Any, Any, Any]:
     fast = fastpath.enabled(bool(cfg.get("fastpath")))
     # An object such as the fast path's profiler cannot go through the typed trainer config.
     extra = {"profiler": fastpath.quiet_profiler()} if fast and not cfg.trainer.profiler else {}
-    if cfg.trainer.get("enable_checkpointing") is None and not any(
-        isinstance(c, Checkpoint) for c in callbacks
-    ):  # no checkpoint callback left: none of Lightning's own in the log folder either
-        extra["enable_checkpointing"] = False
     make_trainer = instantiate(cfg.trainer, _partial_=True)
-    trainer = make_trainer(callbacks=callbacks, logger=loggers or False, **extra)
+    trainer = make_trainer(callbacks=callbacks, logger=loggers or False, **off, **extra)
     if fast:
         fastpath.apply(trainer, model)
     run = RunFolder(cfg.paths.output_dir)

@@ -112,6 +112,21 @@ def instantiate_callbacks(
     return callbacks
 
 
+def lightning_defaults_off(trainer: Any, callbacks: list[Any]) -> dict[str, bool]:
+    """`{flag: False}` for each of Lightning's own default callbacks (checkpoint, progress bar,
+    model summary) whose flag the trainer config leaves unset and whose kind `callbacks` lacks:
+    a callback dropped from the config is not replaced by Lightning's own."""
+    from lightning.pytorch.callbacks import Checkpoint, ModelSummary, ProgressBar
+
+    kinds = {"enable_checkpointing": Checkpoint, "enable_progress_bar": ProgressBar,
+             "enable_model_summary": ModelSummary}  # fmt: skip
+    return {
+        flag: False
+        for flag, kind in kinds.items()
+        if trainer.get(flag) is None and not any(isinstance(c, kind) for c in callbacks)
+    }
+
+
 class _DropTips(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("💡")
