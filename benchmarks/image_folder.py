@@ -7,7 +7,9 @@
   PyTorch loop that never imports Lightning. The folder holds 28x28 grayscale PNGs in
   root/train, root/val and root/test, so both read exactly the same files. As in the main
   benchmark, an epoch runs from one end of epoch to the next (training and validation), the
-  first is warm-up, and the ratio is paired within a repetition.
+  first is warm-up. The figure of merit: the contestants by turns (benchmarks/interleave.py),
+  each epoch's CPU time with its DataLoader workers' (marks.group_cpu); the sequential runs'
+  wall-time ratios (of the median epochs, paired within a repetition, and of the fastest) beside.
 - Memory: the peak RSS of a one-epoch logitlab run over a folder of images and over one 5x
   larger: lazy loading keeps it flat.
 """
@@ -74,9 +76,11 @@ def read_gray(path: str) -> Any:
 
 
 def bare_images(root: Path, epochs: int) -> dict[str, Any]:
-    """torchvision's ImageFolder and DataLoader with the same transforms, in a plain loop."""
+    """torchvision's ImageFolder and DataLoader with the same transforms, in a plain loop; each
+    epoch's wall time and CPU time, its workers' included."""
     import torch
     import torch.nn.functional as F
+    from marks import group_cpu
     from torch import nn
     from torch.utils.data import DataLoader
     from torchvision.datasets import ImageFolder
@@ -107,9 +111,10 @@ def bare_images(root: Path, epochs: int) -> dict[str, Any]:
         nn.Linear(128, CLASSES),
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    marks, correct = [], 0
+    marks, cpu, correct = [], [], 0
     for _ in range(epochs):
         marks.append(time.perf_counter())
+        cpu.append(group_cpu())
         model.train()
         for x, y in train:
             loss = F.cross_entropy(model(x), y)
@@ -122,8 +127,12 @@ def bare_images(root: Path, epochs: int) -> dict[str, Any]:
             for x, y in val:
                 correct += int((model(x).argmax(1) == y).sum())
     marks.append(time.perf_counter())
-    times = [b - a for a, b in itertools.pairwise(marks)]
-    return {"epoch_s": times, "val_acc": correct / SPLIT_SIZES["val"]}
+    cpu.append(group_cpu())
+    return {
+        "epoch_s": [b - a for a, b in itertools.pairwise(marks)],
+        "epoch_cpu_s": [b - a for a, b in itertools.pairwise(cpu)],
+        "val_acc": correct / SPLIT_SIZES["val"],
+    }
 
 
 def epoch_ends(run_dir: Path) -> list[float]:
@@ -147,10 +156,80 @@ def logitlab_overrides(root: Path, epochs: int, run_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def run(
-    out: Path, runs_dir: Path, epochs: int, reps: int, run_measured: Any, console: Any
+def epoch_ratios(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """logitlab over the bare loop in wall time, the sequential runs': the median epochs' ratio
+    paired within a repetition (each repetition's beside it), and the ratio of the fastest
+    epochs of all the repetitions (which noise cannot lower; each repetition's beside it)."""
+    pairs = list(zip(runs["logitlab"], runs["bare"], strict=True))
+    least = {
+        name: min(t for r in results for t in r["measured_s"]) for name, results in runs.items()
+    }
+    by_rep = [
+        statistics.median(o["measured_s"]) / statistics.median(b["measured_s"]) for o, b in pairs
+    ]
+    return {
+        "images_ratio": statistics.median(by_rep),
+        "images_ratio_by_rep": by_rep,
+        "images_ratio_min": least["logitlab"] / least["bare"],
+        "images_ratio_min_by_rep": [min(o["measured_s"]) / min(b["measured_s"]) for o, b in pairs],
+    }
+
+
+def by_turns(
+    root: Path, out: Path, runs_dir: Path, epochs: int, rounds: int, console: Any
 ) -> dict[str, Any]:
-    """Both contestants `reps` times in alternating order, then the RSS pair.
+    """logitlab, the bare loop and the bare loop again by turns (benchmarks/interleave.py; a
+    stopped process group stops its workers too), `rounds` rounds: each epoch's CPU time with
+    its DataLoader workers' (marks.group_cpu), and the ratios of the medians."""
+    import bench
+    import interleave
+
+    env = {**bench.PINNED, "PYTHONPATH": str(Path(__file__).resolve().parent)}
+    by_round = []
+    for turn in range(rounds):
+        console.print(f"[bold]image folder[/] by turns, round {turn + 1}/{rounds}: logitlab, "
+                      "bare loop, bare loop again (CPU time with the workers')")  # fmt: skip
+        folder = runs_dir / f"images_turns_r{turn}"
+        times = folder / "logitlab_epochs.json"
+        command = [
+            sys.executable, "-m", "logitlab.train",
+            *logitlab_overrides(root, epochs, folder / "logitlab"),
+            "+callbacks.times._target_=marks.epoch_times", f"+callbacks.times.path={times}",
+            "+callbacks.times.with_children=true",
+        ]  # fmt: skip
+        contestants: dict[str, Any] = {
+            "logitlab": (command, lambda t=times: json.loads(t.read_text())[1:])
+        }
+        for name in ("bare", "bare_again"):
+            result = folder / f"{name}.json"
+            contestants[name] = (
+                [sys.executable, __file__, "--out", str(out), "--bare", str(result),
+                 "--epochs", str(epochs)],
+                lambda r=result: json.loads(r.read_text())["epoch_cpu_s"][1:],
+            )  # fmt: skip
+        folder.mkdir(parents=True)
+        by_round.append(interleave.epochs_by_turns(contestants, folder, env, bench.ROOT))
+    ratios = interleave.rounds_ratios(
+        by_round, {"over_bare": ("logitlab", "bare"), "aa": ("bare_again", "bare")}
+    )
+    cpu = {name: [t for r in by_round for t in r[name]] for name in by_round[0]}
+    return {
+        "cpu_images_over_bare": ratios["over_bare"],
+        "cpu_images_aa": ratios["aa"],
+        "images_turns": {
+            **ratios, "rounds": rounds,
+            "epoch_cpu_median_s": {n: statistics.median(t) for n, t in cpu.items()},
+            "turns_epoch_cpu_s": cpu,
+        },
+    }  # fmt: skip
+
+
+def run(
+    out: Path, runs_dir: Path, epochs: int, reps: int, run_measured: Any, console: Any,
+    rounds: int = 3,
+) -> dict[str, Any]:  # fmt: skip
+    """Both contestants `reps` times in alternating order, then the RSS pair, then `rounds`
+    rounds by turns (by_turns: the figure of merit).
 
     The PNGs are written once under `out`; the runs go to `runs_dir` (emptied of earlier ones).
     """
@@ -182,10 +261,6 @@ def run(
                 run_measured(command, result_file.with_suffix(".log"))
                 result = json.loads(result_file.read_text())
                 runs[name].append({**result, "measured_s": result["epoch_s"][1:]})
-    by_rep = [
-        statistics.median(ours["measured_s"]) / statistics.median(bare["measured_s"])
-        for ours, bare in zip(runs["logitlab"], runs["bare"], strict=True)
-    ]
     console.print("[bold]image folder[/]: peak RSS, one epoch, folder of 2,000 vs 10,000 images")
     rss = {}
     for n in RSS_SIZES:
@@ -203,11 +278,14 @@ def run(
             t for r in runs["logitlab"] for t in r["measured_s"]
         ),
         "images_bare_epoch_s": statistics.median(t for r in runs["bare"] for t in r["measured_s"]),
-        "images_ratio": statistics.median(by_rep),
-        "images_ratio_by_rep": by_rep,
+        **epoch_ratios(runs),
+        "images_epoch_s": {
+            name: [r["measured_s"] for r in results] for name, results in runs.items()
+        },
         "images_val_acc": {name: results[-1]["val_acc"] for name, results in runs.items()},
         "images_rss_mb": {str(n): rss[n] for n in RSS_SIZES},
         "images_rss_growth": big / small - 1.0,
+        **by_turns(folders["epochs"], out, runs_dir, epochs, rounds, console),
     }
 
 

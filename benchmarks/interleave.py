@@ -127,3 +127,18 @@ def turn_ratios(cpu: dict[str, list[float]], pairs: dict[str, tuple[str, str]]) 
         ratios[key] = statistics.median(cpu[ours]) / statistics.median(cpu[reference])
         ratios[f"{key}_min"] = min(cpu[ours]) / min(cpu[reference])
     return ratios
+
+
+def rounds_ratios(
+    rounds: list[dict[str, list[float]]], pairs: dict[str, tuple[str, str]]
+) -> dict[str, Any]:
+    """turn_ratios of the epochs of every round pooled, and each round's own (`<key>_by_round`).
+
+    A process keeps its luck for its life (where its memory landed: identical bare loops differ
+    by up to 6 %, benchmarks/spread.py), so only more rounds, new processes, average it out.
+    """
+    pooled = {name: [t for r in rounds for t in r[name]] for name in rounds[0]}
+    ratios: dict[str, Any] = dict(turn_ratios(pooled, pairs))
+    for key in pairs:
+        ratios[f"{key}_by_round"] = [turn_ratios(r, {key: pairs[key]})[key] for r in rounds]
+    return ratios

@@ -49,26 +49,52 @@ def epochs_callback() -> Any:
     return CountEpochs()
 
 
-def epoch_times(path: str) -> Any:
+def group_cpu() -> float:
+    """CPU seconds of this process and of its children: the live ones (DataLoader workers, read
+    from /proc, in clock ticks) and those it has waited for."""
+    import glob
+    import resource
+    import time
+
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = time.process_time() + reaped.ru_utime + reaped.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    for listing in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
+        with open(listing) as file:
+            pids = file.read().split()
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as file:
+                    fields = file.read().rsplit(")", 1)[1].split()
+            except OSError:  # ended since the listing: counted once it is waited for
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def epoch_times(path: str, with_children: bool = False) -> Any:
     """A Lightning callback that writes to `path` (a JSON list) the process CPU time of every
     training epoch, from its start to the next one's (the last one's to the end of fit), so
     with its validation and checkpoints (`+callbacks.times._target_=marks.epoch_times
-    +callbacks.times.path=...` with benchmarks/ on PYTHONPATH)."""
+    +callbacks.times.path=...` with benchmarks/ on PYTHONPATH); `with_children`: its
+    DataLoader workers' too (group_cpu)."""
     import itertools
     import json
     import time
 
     import lightning as L
 
+    clock = group_cpu if with_children else time.process_time
+
     class EpochTimes(L.Callback):
         def __init__(self) -> None:
             self.marks: list[float] = []
 
         def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-            self.marks.append(time.process_time())
+            self.marks.append(clock())
 
         def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
-            self.marks.append(time.process_time())
+            self.marks.append(clock())
             spans = [b - a for a, b in itertools.pairwise(self.marks)]
             with open(path, "w") as file:
                 json.dump(spans, file)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 # bench.py's own (""), then each script's, in the order the page shows them
-ORDER = ("", "load", "instructions", "callbacks", "drops", "drops_counted",
+ORDER = ("", "load", "contention", "instructions", "callbacks", "drops", "drops_counted",
          "instructions_workloads", "spread", "gpu", "startup")  # fmt: skip
 
 

@@ -149,9 +149,9 @@ def run(
     data = make_data(out / "data")
     shutil.rmtree(out / "workloads", ignore_errors=True)  # run folders of an earlier benchmark
     env = {**bench.PINNED, "PYTHONPATH": str(Path(__file__).resolve().parent)}
-    report: dict[str, Any] = {}
+    report: dict[str, Any] = {"workload_rounds": rounds, "workload_epochs": epochs}
     for workload in names:
-        cpu: dict[str, list[float]] = {"logitlab": [], "bare": [], "bare_again": []}
+        by_round: list[dict[str, list[float]]] = []
         for turn in range(rounds):
             console.print(f"[bold]{workload}[/] by turns, round {turn + 1}/{rounds}: "
                           "logitlab, bare loop, bare loop again")  # fmt: skip
@@ -179,12 +179,10 @@ def run(
                     ],
                     lambda r=result: json.loads(r.read_text())["epoch_cpu_s"][1:],
                 )
-            for name, times in interleave.epochs_by_turns(
-                contestants, folder, env, bench.ROOT
-            ).items():
-                cpu[name] += times
-        ratios = interleave.turn_ratios(cpu, {"over_bare": ("logitlab", "bare"),
-                                              "aa": ("bare_again", "bare")})  # fmt: skip
+            by_round.append(interleave.epochs_by_turns(contestants, folder, env, bench.ROOT))
+        ratios = interleave.rounds_ratios(by_round, {"over_bare": ("logitlab", "bare"),
+                                                     "aa": ("bare_again", "bare")})  # fmt: skip
+        cpu = {name: [t for r in by_round for t in r[name]] for name in by_round[0]}
         report[f"cpu_{workload}_over_bare"] = ratios["over_bare"]
         report[f"cpu_{workload}_aa"] = ratios["aa"]
         report[workload] = {

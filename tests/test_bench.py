@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -89,13 +90,24 @@ def test_bench_figure_of_merit_is_the_ratio_of_median_epoch_cpu_by_turns() -> No
         "bare": [1.0, 1.3, 1.1], "bare_again": [1.02, 1.28, 1.1], "lightning": [1.2, 1.1, 1.4],
         "logitlab": [1.3, 1.25, 1.5], "fastpath": [1.2, 1.15, 1.5],
     }  # fmt: skip
-    row = bench.summarise(fake_runs(), turns)
+    # a second round of new processes: the bare loop's process is 10 % slower for its life
+    slower = {name: [t * (1.1 if name == "bare" else 1.0) for t in times]
+              for name, times in turns.items()}  # fmt: skip
+    row = bench.summarise(fake_runs(), [turns])
     assert row["cpu_over_lightning"] == pytest.approx(1.3 / 1.2)  # medians
     assert row["cpu_over_lightning_min"] == pytest.approx(1.25 / 1.1)  # minima, beside
     assert row["cpu_fastpath_ratio"] == pytest.approx(1.2 / 1.1)
     assert row["cpu_aa"] == pytest.approx(1.1 / 1.1)  # the bare loop against itself
     assert row["cpu_aa_min"] == pytest.approx(1.02 / 1.0)
     assert row["sequential_cpu_over_lightning"] == pytest.approx(0.441 / 0.42)  # kept beside
+
+    row = bench.summarise(fake_runs(), [turns, slower])  # both rounds' epochs pooled
+    bare = sorted([1.0, 1.3, 1.1, 1.1, 1.43, 1.21])
+    assert row["cpu_fastpath_ratio"] == pytest.approx(1.2 / ((bare[2] + bare[3]) / 2))
+    assert row["cpu_fastpath_ratio_by_round"] == pytest.approx([1.2 / 1.1, 1.2 / 1.21])
+    assert row["cpu_aa_by_round"] == pytest.approx([1.0, 1.1 / 1.21])
+    assert row["cpu_over_lightning_by_round"] == pytest.approx([1.3 / 1.2] * 2)
+    assert len(row["bare_turns_epoch_cpu_s"]) == 6
 
 
 SPINNER = """import json, sys, time
@@ -575,3 +587,87 @@ def test_the_spread_of_identical_processes_is_told_apart_from_the_spread_of_thei
         str(tmp_path / "out.json"),
     ]
     assert (tmp_path / "digits28.npz").is_file()  # the copies' data, written before they start
+
+
+def test_the_image_folders_wall_ratios_pair_the_medians_and_set_the_fastest_beside(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    image_folder = load("image_folder", monkeypatch)
+    runs = {  # the second repetition met a busy host; the workers' CPU is in no process's time
+        "logitlab": [{"measured_s": [1.10, 1.30, 1.20]}, {"measured_s": [1.60, 1.50, 1.70]}],
+        "bare": [{"measured_s": [1.00, 1.40, 1.05]}, {"measured_s": [1.20, 1.25, 1.30]}],
+    }
+    ratios = image_folder.epoch_ratios(runs)
+    assert ratios["images_ratio_min"] == pytest.approx(1.10 / 1.00)
+    assert ratios["images_ratio_min_by_rep"] == pytest.approx([1.10 / 1.00, 1.50 / 1.20])
+    assert ratios["images_ratio_by_rep"] == pytest.approx([1.20 / 1.05, 1.60 / 1.25])
+    assert ratios["images_ratio"] == pytest.approx((1.20 / 1.05 + 1.60 / 1.25) / 2)
+
+
+def test_the_contention_probe_alternates_the_spinner_and_leaves_none_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    contention = load("contention", monkeypatch)
+    monkeypatch.setattr(contention, "BLOCK_S", 0.02)
+    before = child_pids()
+    results = contention.measure(pairs=3)
+    assert set(results) == {"python", "matmul", "copy"}
+    for times in results.values():
+        assert len(times["idle"]) == len(times["loaded"]) == 3
+        assert all(0.002 < t < 0.5 for t in times["idle"] + times["loaded"])  # sized blocks
+    assert child_pids() == before  # the spinner is gone
+    for times in results.values():  # it spun beside the loaded blocks only
+        assert sum(times["spinner_idle"]) == 0
+        assert sum(times["spinner_loaded"]) > 0.3 * sum(times["loaded"])
+    report = contention.summary({"python": {"idle": [1.0, 3.0, 2.0], "loaded": [2.2, 2.4, 9.0]}})
+    assert report["python"]["slowdown"] == pytest.approx(2.4 / 2.0)
+    assert "| **+20.0 %** | 0.00 / 0.00 |" in contention.section(report, 3)
+
+
+def child_pids() -> set[int]:
+    """This process's live children, from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_the_load_section_sets_both_runs_side_by_side_and_judges_the_3_percent() -> None:
+    idle = {"cpu_over_lightning_b256": 1.10, "cpu_cnn_over_bare": 1.00, "ratio_b256": 1.2}
+    loaded = {"cpu_over_lightning_b256": 1.111, "cpu_cnn_over_bare": 1.05, "ratio_b256": 1.3}
+    text = bench.load_section(idle, loaded, 2)
+    assert "| `cpu_over_lightning_b256` | 1.100 | 1.111 | +1.0 % |" in text
+    assert "| `ratio_b256` | 1.200 | 1.300 | +8.3 % |" in text  # wall time: not judged
+    assert "moved by at most 5.0 % under load (`cpu_cnn_over_bare`): beyond the 3 %" in text
+    idle["cnn"] = {"epoch_cpu_median_s": {"logitlab": 2.0, "bare": 1.6}}
+    loaded["cnn"] = {"epoch_cpu_median_s": {"logitlab": 2.2, "bare": 1.6}}
+    assert "| cnn logitlab | 2.000 s | 2.200 s | +10.0 % |" in bench.load_section(idle, loaded, 2)
+    loaded["cpu_cnn_over_bare"] = 1.02
+    assert "at most 2.0 % under load (`cpu_cnn_over_bare`): within the 3 %" in bench.load_section(
+        idle, loaded, 2
+    )
+
+
+def test_group_cpu_counts_a_live_childs_cpu_and_a_waited_for_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    marks = load("marks", monkeypatch)
+    spin = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass"
+    start, own = marks.group_cpu(), time.process_time()
+    child = subprocess.Popen([sys.executable, "-c", spin + "\ntime.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 20
+        while marks.group_cpu() - start < 0.35 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        live = marks.group_cpu() - start  # the child is alive, asleep after its 0.4 CPU-s
+        assert child.poll() is None and 0.35 <= live < 0.4 + (time.process_time() - own) + 0.1
+    finally:
+        child.kill()
+        child.wait()
+    waited = subprocess.run([sys.executable, "-c", spin], check=True)  # ended and waited for
+    assert waited.returncode == 0 and marks.group_cpu() - start >= live + 0.35
