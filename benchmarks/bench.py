@@ -27,8 +27,9 @@ The figure of merit (`cpu_*`) is CPU time with the contestants run by turns
 (benchmarks/interleave.py): per batch size all of them, the bare loop twice, start at once and
 take 0.05 s turns, so their epochs meet the same machine; `--rounds` rounds (3) of new
 processes, whose luck lasts their life; the ratio of median epoch CPU times over all the
-rounds' epochs, and the bare loop over itself (`cpu_aa_*`) as the measure's own error. The contestants keep to
-the machine's last core, this process and the load of `--under-load` to the others.
+rounds' epochs, and the bare loop over itself (`cpu_aa_*`) as the measure's own error. The
+contestants keep to the machine's last core, this process and the load of `--under-load` to
+the others.
 The same contestants counted in instructions under valgrind: benchmarks/instructions.py.
 Then the image-folder contestants (benchmarks/image_folder.py): logitlab over a folder of PNGs
 against torchvision's ImageFolder + DataLoader in a plain loop, and the peak RSS of an
