@@ -953,8 +953,8 @@ def load_section(idle: dict[str, Any], loaded: dict[str, Any], reps: int) -> str
         [
             "## Idle and under load",
             "",
-            "`make bench` on an idle machine, then `python benchmarks/bench.py --under-load` "
-            "(the MLP and workload contestants) with a CPU-bound process of its own spinning on "
+            "`make bench` on an idle machine, then `python benchmarks/bench.py --under-load "
+            "--parts mlp workloads images` with a CPU-bound process of its own spinning on "
             "the first core for the whole run (benchmarks/load.py). `cpu_*`: the ratio of "
             "the contestants' median epoch CPU times, run by turns (benchmarks/interleave.py) on "
             "the other core, every contestant on one intra-op thread; `cpu_*aa*`: the bare loop "
@@ -981,8 +981,8 @@ def load_section(idle: dict[str, Any], loaded: dict[str, Any], reps: int) -> str
 
 
 def run_under_load(args: argparse.Namespace) -> None:
-    """The MLP (and workload) contestants again with one core kept busy; both runs' ratios side
-    by side (`--parts mlp workloads`: which of them; images are not rerun)."""
+    """The contestants again with one core kept busy (`--parts`: which of them); both runs'
+    ratios side by side."""
     from load import busy_core
 
     out = ROOT / "outputs" / "bench"
@@ -993,6 +993,8 @@ def run_under_load(args: argparse.Namespace) -> None:
             loaded.update(run_benchmark(args))
         if "workloads" in args.parts:
             loaded.update(run_workloads(args))
+        if "images" in args.parts:
+            loaded.update(run_images(args))
     path.write_text(json.dumps(loaded, indent=2) + "\n")
     idle = json.loads((out / "latest.json").read_text()) if (out / "latest.json").is_file() else {}
     text = load_section(idle, loaded, args.reps)
@@ -1040,7 +1042,7 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--under-load", action="store_true",
-        help="the MLP contestants with a CPU-bound process on one core (benchmarks/load.py): "
+        help="the contestants of --parts with a CPU-bound process on one core (load.py): "
         "outputs/bench/latest_loaded.json, compared with latest.json in docs/benchmarks.md",
     )  # fmt: skip
     args = parser.parse_args(argv)
