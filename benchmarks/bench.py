@@ -1046,6 +1046,8 @@ def main(argv: list[str] | None = None) -> None:
         "outputs/bench/latest_loaded.json, compared with latest.json in docs/benchmarks.md",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: at least 1 round by turns is needed")
     if args.command == "data":
         make_data(args.out)
         return

@@ -671,3 +671,10 @@ def test_group_cpu_counts_a_live_childs_cpu_and_a_waited_for_one(
         child.wait()
     waited = subprocess.run([sys.executable, "-c", spin], check=True)  # ended and waited for
     assert waited.returncode == 0 and marks.group_cpu() - start >= live + 0.35
+
+
+def test_the_benchmark_refuses_zero_rounds_before_it_runs_anything(capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--rounds", "0", "--parts", "mlp"])
+    assert stopped.value.code == 2
+    assert "--rounds 0: at least 1 round by turns is needed" in capsys.readouterr().err
