@@ -732,17 +732,13 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
     def turns(r: dict[str, Any], name: str) -> str:
         return f"{statistics.median(r[f'{name}_turns_epoch_cpu_s']):.3f} s"
 
-    def rounds(r: dict[str, Any], key: str) -> str:
-        """Each round's ratio, then the pooled minima's."""
-        return f"{reps(r.get(f'{key}_by_round', []))}; minima {r[f'{key}_min']:.3f}".lstrip("; ")
-
     cpu_rows = [
         f"| batch {k[1:]} | {turns(r, 'logitlab')} | {turns(r, 'fastpath')} "
         f"| {turns(r, 'lightning')} | {turns(r, 'bare')} "
-        f"| **{r['cpu_over_lightning']:.3f}** ({rounds(r, 'cpu_over_lightning')}) "
-        f"| **{r['cpu_fastpath_ratio']:.3f}** ({rounds(r, 'cpu_fastpath_ratio')}) "
+        f"| **{r['cpu_over_lightning']:.3f}** ({by_round(r, 'cpu_over_lightning')}) "
+        f"| **{r['cpu_fastpath_ratio']:.3f}** ({by_round(r, 'cpu_fastpath_ratio')}) "
         f"| {r['cpu_ratio']:.3f} | {r['cpu_lightning_ratio']:.3f} "
-        f"| {r['cpu_aa']:.3f} ({rounds(r, 'cpu_aa')}) "
+        f"| {r['cpu_aa']:.3f} ({by_round(r, 'cpu_aa')}) "
         f"| {r['sequential_cpu_over_lightning']:.3f} / {r['sequential_cpu_fastpath_ratio']:.3f} |"
         for k, r in ((k, report[k]) for k in sizes)
         if "cpu_aa" in r
@@ -863,13 +859,14 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
     pages.assemble("\n".join(parts) + "\n", docs)
 
 
+def by_round(r: dict[str, Any], key: str) -> str:
+    """A ratio's rounds by turns, each round's, then the ratio of the pooled minima."""
+    rounds = ", ".join(f"{x:.3f}" for x in r.get(f"{key}_by_round", []))
+    return f"{rounds}; minima {r[f'{key}_min']:.3f}".lstrip("; ")
+
+
 def workloads_section(report: dict[str, Any]) -> str:
     """docs/benchmarks.md's table of the CNN and user-Dataset workloads (workloads.py)."""
-
-    def each(r: dict[str, Any], key: str) -> str:
-        by_round = ", ".join(f"{x:.3f}" for x in r.get(f"{key}_by_round", []))
-        return f"{by_round}; minima {r[f'{key}_min']:.3f}".lstrip("; ")
-
     rows = []
     for name, title, target in (("cnn", "CNN on 28x28 images", 1.03),
                                 ("dataset", "user Dataset, `data=dataset`", 1.05)):  # fmt: skip
@@ -877,8 +874,8 @@ def workloads_section(report: dict[str, Any]) -> str:
         typical = r["epoch_cpu_median_s"]
         rows.append(
             f"| {title} | {typical['logitlab']:.3f} s | {typical['bare']:.3f} s "
-            f"| **{r['over_bare']:.3f}** ({each(r, 'over_bare')}) | {target:.2f} "
-            f"| {r['aa']:.3f} ({each(r, 'aa')}) |"
+            f"| **{r['over_bare']:.3f}** ({by_round(r, 'over_bare')}) | {target:.2f} "
+            f"| {r['aa']:.3f} ({by_round(r, 'aa')}) |"
         )
     return "\n".join([
         "",

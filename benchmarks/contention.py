@@ -25,10 +25,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # interleave, load, pages
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # interleave, load, marks, pages
 import interleave
 import pages
 from load import busy_core
+from marks import proc_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Does the busy core slow the contestants' core?"
@@ -83,12 +84,6 @@ def sized(work: Callable[[int], None]) -> int:
     return max(1, round(amount * BLOCK_S / spent))
 
 
-def cpu_of(pid: int) -> float:
-    """Another process's CPU seconds so far (user + system, from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measure(pairs: int) -> dict[str, dict[str, list[float]]]:
     """Per kind, the CPU time of each block with the spinner stopped and running, alternating,
     and (`spinner_idle`, `spinner_loaded`) the spinner's own CPU time during each block."""
@@ -106,9 +101,9 @@ def measure(pairs: int) -> dict[str, dict[str, list[float]]]:
                 state = ("idle", "loaded")[i % 2]
                 os.kill(spinner.pid, signal.SIGCONT if state == "loaded" else signal.SIGSTOP)
                 time.sleep(0.01)  # the spinner back on (or off) its core
-                spun = cpu_of(spinner.pid)
+                spun = proc_cpu(spinner.pid)
                 times[state].append(block_cpu(fn, amounts[name]))
-                times[f"spinner_{state}"].append(cpu_of(spinner.pid) - spun)
+                times[f"spinner_{state}"].append(proc_cpu(spinner.pid) - spun)
             os.kill(spinner.pid, signal.SIGSTOP)
             results[name] = times
         os.kill(spinner.pid, signal.SIGCONT)  # so busy_core's kill ends it

@@ -49,6 +49,13 @@ def epochs_callback() -> Any:
     return CountEpochs()
 
 
+def proc_cpu(pid: int) -> float:
+    """Another process's CPU seconds so far (user + system, from /proc, in clock ticks)."""
+    with open(f"/proc/{pid}/stat") as file:
+        fields = file.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def group_cpu() -> float:
     """CPU seconds of this process and of its children: the live ones (DataLoader workers, read
     from /proc, in clock ticks) and those it has waited for."""
@@ -58,17 +65,14 @@ def group_cpu() -> float:
 
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     total = time.process_time() + reaped.ru_utime + reaped.ru_stime
-    tick = os.sysconf("SC_CLK_TCK")
     for listing in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
         with open(listing) as file:
             pids = file.read().split()
         for pid in pids:
             try:
-                with open(f"/proc/{pid}/stat") as file:
-                    fields = file.read().rsplit(")", 1)[1].split()
+                total += proc_cpu(int(pid))
             except OSError:  # ended since the listing: counted once it is waited for
                 continue
-            total += (int(fields[11]) + int(fields[12])) / tick
     return total
 
 
