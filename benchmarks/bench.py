@@ -503,6 +503,16 @@ def run_workloads(args: argparse.Namespace) -> dict[str, Any]:
     return workloads.run(ROOT / "outputs" / "bench", args.epochs, args.rounds, Console())
 
 
+def run_parts(args: argparse.Namespace) -> dict[str, Any]:
+    """The figures of the parts `--parts` names: the MLP, the image folder, the workloads."""
+    runs = {"mlp": run_benchmark, "images": run_images, "workloads": run_workloads}
+    report: dict[str, Any] = {}
+    for part, run in runs.items():
+        if part in args.parts:
+            report.update(run(args))
+    return report
+
+
 def median_wall(command: list[str], reps: int, log: Path) -> list[float]:
     return [run_measured(command, log)[0] for _ in range(reps)]
 
@@ -986,12 +996,7 @@ def run_under_load(args: argparse.Namespace) -> None:
     path = out / "latest_loaded.json"
     loaded = json.loads(path.read_text()) if path.is_file() else {}
     with busy_core():
-        if "mlp" in args.parts:
-            loaded.update(run_benchmark(args))
-        if "workloads" in args.parts:
-            loaded.update(run_workloads(args))
-        if "images" in args.parts:
-            loaded.update(run_images(args))
+        loaded.update(run_parts(args))
     path.write_text(json.dumps(loaded, indent=2) + "\n")
     idle = json.loads((out / "latest.json").read_text()) if (out / "latest.json").is_file() else {}
     text = load_section(idle, loaded, args.reps)
@@ -1061,12 +1066,7 @@ def main(argv: list[str] | None = None) -> None:
     name = "latest.json" if args.trainer == "cpu" else "latest_gpu.json"
     path = ROOT / "outputs" / "bench" / name
     report = json.loads(path.read_text()) if path.is_file() else {}
-    if "mlp" in args.parts:
-        report.update(run_benchmark(args))
-    if "images" in args.parts:
-        report.update(run_images(args))
-    if "workloads" in args.parts:
-        report.update(run_workloads(args))
+    report.update(run_parts(args))
     if "b256" not in report and "b1024" not in report and not batch_sizes(report):
         path.write_text(json.dumps(report, indent=2) + "\n")
         print(f"written: {path} (run --parts mlp too for docs/benchmarks.md)")

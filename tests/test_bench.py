@@ -678,3 +678,13 @@ def test_the_benchmark_refuses_zero_rounds_before_it_runs_anything(capsys) -> No
         bench.main(["--rounds", "0", "--parts", "mlp"])
     assert stopped.value.code == 2
     assert "--rounds 0: at least 1 round by turns is needed" in capsys.readouterr().err
+
+
+def test_the_parts_asked_for_run_and_only_they(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+    for name, part in (("run_benchmark", "mlp"), ("run_images", "images"),
+                       ("run_workloads", "workloads")):  # fmt: skip
+        monkeypatch.setattr(bench, name, lambda args, p=part: ran.append(p) or {f"{p}_x": 1})
+    args = type("Args", (), {"parts": ["workloads", "mlp"]})()
+    assert bench.run_parts(args) == {"mlp_x": 1, "workloads_x": 1}
+    assert ran == ["mlp", "workloads"]
