@@ -476,9 +476,7 @@ def summarise(
         pairs = {**paired, "aa": ("bare_again", "bare")}
         ratios = interleave.rounds_ratios(turns, pairs)
         row |= {f"cpu_{key}": value for key, value in ratios.items()}
-        row |= {
-            f"{name}_turns_epoch_cpu_s": [t for r in turns for t in r[name]] for name in turns[0]
-        }
+        row |= {f"{name}_turns_epoch_cpu_s": t for name, t in interleave.pooled(turns).items()}
     return row
 
 

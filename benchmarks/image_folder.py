@@ -212,7 +212,7 @@ def by_turns(
     ratios = interleave.rounds_ratios(
         by_round, {"over_bare": ("logitlab", "bare"), "aa": ("bare_again", "bare")}
     )
-    cpu = {name: [t for r in by_round for t in r[name]] for name in by_round[0]}
+    cpu = interleave.pooled(by_round)
     return {
         "cpu_images_over_bare": ratios["over_bare"],
         "cpu_images_aa": ratios["aa"],

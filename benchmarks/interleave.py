@@ -129,6 +129,11 @@ def turn_ratios(cpu: dict[str, list[float]], pairs: dict[str, tuple[str, str]]) 
     return ratios
 
 
+def pooled(rounds: list[dict[str, list[float]]]) -> dict[str, list[float]]:
+    """Each contestant's epoch CPU times of every round, one list."""
+    return {name: [t for r in rounds for t in r[name]] for name in rounds[0]}
+
+
 def rounds_ratios(
     rounds: list[dict[str, list[float]]], pairs: dict[str, tuple[str, str]]
 ) -> dict[str, Any]:
@@ -137,8 +142,7 @@ def rounds_ratios(
     A process keeps its luck for its life (where its memory landed: identical bare loops differ
     by up to 6 %, benchmarks/spread.py), so only more rounds, new processes, average it out.
     """
-    pooled = {name: [t for r in rounds for t in r[name]] for name in rounds[0]}
-    ratios: dict[str, Any] = dict(turn_ratios(pooled, pairs))
+    ratios: dict[str, Any] = dict(turn_ratios(pooled(rounds), pairs))
     for key in pairs:
         ratios[f"{key}_by_round"] = [turn_ratios(r, {key: pairs[key]})[key] for r in rounds]
     return ratios

@@ -182,7 +182,7 @@ def run(
             by_round.append(interleave.epochs_by_turns(contestants, folder, env, bench.ROOT))
         ratios = interleave.rounds_ratios(by_round, {"over_bare": ("logitlab", "bare"),
                                                      "aa": ("bare_again", "bare")})  # fmt: skip
-        cpu = {name: [t for r in by_round for t in r[name]] for name in by_round[0]}
+        cpu = interleave.pooled(by_round)
         report[f"cpu_{workload}_over_bare"] = ratios["over_bare"]
         report[f"cpu_{workload}_aa"] = ratios["aa"]
         report[workload] = {
