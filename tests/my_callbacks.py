@@ -35,3 +35,36 @@ class BusyEpochEnd(L.Callback):
         end = time.process_time() + self.seconds
         while time.process_time() < end:
             pass
+
+
+class CountNvmlLoads(L.Callback):
+    """How often training tried to load NVML (torch's NVML-based GPU check), and the optimizer
+    steps it took, written to `path` as JSON when training ends."""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.loads = path, 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import ctypes
+
+        self.cdll = load = ctypes.CDLL
+
+        def counting(name: Any, *args: Any, **kwargs: Any) -> Any:
+            self.loads += "nvidia-ml" in str(name)
+            return load(name, *args, **kwargs)
+
+        ctypes.CDLL = counting  # type: ignore[misc, assignment]
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import ctypes
+        import json
+        import os
+
+        ctypes.CDLL = self.cdll  # type: ignore[misc]
+        record = {
+            "loads": self.loads,
+            "steps": trainer.global_step,
+            "check": os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK"),
+        }
+        with open(self.path, "w") as file:
+            json.dump(record, file)

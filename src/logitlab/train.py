@@ -290,6 +290,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     """Train one configuration; returns the metric a Hydra sweeper optimises."""
     from logitlab.run.ddp import ddp_job
     from logitlab.run.fastpath import gpus_hidden
+    from logitlab.run.gpu_check import direct_cuda_check
     from logitlab.run.sweep import completed_job, in_multirun, job_record
 
     sweeping = in_multirun()
@@ -305,6 +306,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
         job_record(cfg.paths.output_dir, sweeping, resume_overrides()),
         ddp_job(cfg.paths.output_dir, resume_overrides()),
         gpus_hidden(bool(cfg.get("fastpath")) and cfg.trainer.get("accelerator") == "cpu"),
+        direct_cuda_check(),
     ):
         metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric") or "")  # None: failed (job.json says why)
