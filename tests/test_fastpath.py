@@ -72,7 +72,7 @@ def test_unused_per_step_hooks_are_skipped_and_used_ones_still_called(make_cfg, 
     assert step_hook_calls(fast, "EarlyStopping") == 0
     # a hook a callback does define still runs at every step, with or without the fast path
     assert stock_counter.calls == fast_counter.calls == 40
-    assert step_hook_calls(fast, "TQDMProgressBar") == 40
+    assert step_hook_calls(fast, "ProgressBar") == 40
 
 
 def test_quiet_profiler_and_hook_name_store_only_with_fastpath(make_cfg, tmp_path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -189,3 +190,42 @@ def test_a_tie_of_val_acc_goes_to_the_lower_val_loss(run_cli, tmp_path: Path) ->
     assert torch.load(best, weights_only=True)["epoch"] == chosen  # the weights of that epoch
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["val/acc_best"] == pytest.approx(top)
+
+
+@pytest.mark.parametrize("interval_s", [3600.0, 0.0], ids=["by-the-clock", "every-batch"])
+def test_the_progress_bar_is_redrawn_by_the_clock_and_at_every_epochs_last_batch(
+    make_cfg, tmp_path: Path, interval_s: float
+) -> None:
+    from lightning import seed_everything
+
+    from logitlab.run.callbacks import ProgressBar
+    from logitlab.train import build
+
+    cfg = make_cfg("trainer.max_epochs=2", "test=false", run_dir=tmp_path / "run")
+    cfg.callbacks.progress_bar.interval_s = interval_s
+    seed_everything(cfg.seed)
+    datamodule, model, trainer = build(cfg)
+    bar = next(c for c in trainer.callbacks if isinstance(c, ProgressBar))
+    drawn: list[tuple[int, int]] = []  # (epoch, batches done) at each redraw of the training bar
+    make = bar.init_train_tqdm
+
+    def recorded() -> Any:
+        tqdm = make()
+        refresh = tqdm.refresh
+
+        def redraw(*args: Any, **kwargs: Any) -> Any:
+            drawn.append((trainer.current_epoch, tqdm.n))
+            return refresh(*args, **kwargs)
+
+        tqdm.refresh = redraw
+        return tqdm
+
+    bar.init_train_tqdm = recorded
+    trainer.fit(model, datamodule=datamodule)
+    total = trainer.num_training_batches
+    assert total > 10
+    batches = sorted({point for point in drawn if point[1]})
+    if interval_s:  # drawn at the sanity check's batches; within the hour only each epoch's last
+        assert batches == [(0, total), (1, total)]
+    else:
+        assert batches == [(epoch, n) for epoch in (0, 1) for n in range(1, total + 1)]
