@@ -93,7 +93,7 @@ def counted_command(
     import instructions
 
     return [sys.executable, "-m", "logitlab.train", *overrides(workload, data, epochs, run_dir),
-            *extra, instructions.COUNT_CALLBACK]  # fmt: skip
+            *extra, *instructions.COUNTED]  # fmt: skip
 
 
 def minimal_command(data: dict[str, Path], epochs: int, result: Path) -> list[str]:

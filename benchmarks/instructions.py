@@ -47,6 +47,7 @@ import bench
 import marks
 import pages
 import workloads
+from omegaconf import OmegaConf
 
 SOURCE = Path(__file__).resolve().parent / "marks.c"
 CALLGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
@@ -60,6 +61,15 @@ GEMM = "mkl_blas_sgemm"  # MKL's matrix product: the same calls, the same count,
 KERNELS = (GEMM, "dnnl_primitive_execute")  # and oneDNN's primitives (convolutions)
 REPORT_KEYS = {"over_lightning": "ir_over_lightning", "fastpath_ratio": "ir_fastpath_over_bare"}
 COUNT_CALLBACK = "+callbacks.count._target_=marks.epochs_callback"  # logitlab's counted epochs
+# Under callgrind a step takes about 45 times as long as natively (the MLP at batch 256: a
+# counted epoch 57.7 s of wall time, 1.2 s natively), and logitlab's progress bar is redrawn by
+# the clock: it would be drawn at every step. Its interval is stretched as much, so a counted
+# run draws it about as often per step as a native one.
+SLOWDOWN = 45
+BAR_INTERVAL_S = OmegaConf.load(
+    bench.ROOT / "src" / "logitlab" / "conf" / "callbacks" / "default.yaml"
+).progress_bar.interval_s
+COUNTED = [COUNT_CALLBACK, f"callbacks.progress_bar.interval_s={BAR_INTERVAL_S * SLOWDOWN:g}"]
 WORKLOADS = ("dataset", "cnn")  # benchmarks/workloads.py's, counted
 
 
@@ -127,7 +137,7 @@ def contestant_commands(
     """bench.py's four contestants, logitlab with the counting callback added."""
     commands = {
         name: [*bench.logitlab_command(data, splits, batch_size, epochs, folder / name / "run",
-                                       "cpu", "32-true", name == "fastpath"), COUNT_CALLBACK]
+                                       "cpu", "32-true", name == "fastpath"), *COUNTED]
         for name in ("logitlab", "fastpath")
     }  # fmt: skip
     for name in ("lightning", "bare"):
@@ -137,17 +147,19 @@ def contestant_commands(
 
 
 def workload_commands(workload: str, epochs: int, out: Path, folder: Path) -> dict[str, list[str]]:
-    """A workload's two contestants (benchmarks/workloads.py): logitlab with the counting
-    callback added, and its bare loop."""
+    """A workload's contestants (benchmarks/workloads.py): logitlab with the counting callback
+    added, its bare loop and, for the Dataset, `fastpath=true` and the minimal Lightning loop."""
     data = workloads.make_data(out / "data")
-    run = [
-        *workloads.overrides(workload, data, epochs, folder / "logitlab" / "run"),
-        COUNT_CALLBACK,
-    ]
-    result = folder / "bare" / "result.json"
-    bare = [str(Path(workloads.__file__)), workload, str(out / "data"), str(epochs), str(result)]
-    return {"logitlab": [sys.executable, "-m", "logitlab.train", *run],
-            "bare": [sys.executable, *bare]}  # fmt: skip
+    commands: dict[str, list[str]] = {}
+    for name in ("logitlab", *[n for n in workloads.EXTRA[workload] if n == "fastpath"]):
+        run = workloads.overrides(workload, data, epochs, folder / name / "run")
+        fast = ["fastpath=true"] if name == "fastpath" else []
+        commands[name] = [sys.executable, "-m", "logitlab.train", *run, *fast, *COUNTED]
+    for name in ("bare", *[n for n in workloads.EXTRA[workload] if n == "lightning"]):
+        result = folder / name / "result.json"
+        commands[name] = [sys.executable, str(Path(workloads.__file__)), workload,
+                          str(out / "data"), str(epochs), str(result), name]  # fmt: skip
+    return commands
 
 
 def count_tasks(
@@ -231,6 +243,18 @@ def count_workloads(
             f"ir_{name}_over_bare": total / bare,
             f"ir_{name}_over_bare_rest": rest / bare_rest,
         }
+        for key, (a, b) in workloads.RATIOS.items():  # the Dataset's split at Lightning's loop
+            if key in ("over_bare", "aa") or (name, a) not in counts or (name, b) not in counts:
+                continue
+            (total_a, gemm_a), (total_b, gemm_b) = counts[name, a], counts[name, b]
+            report[name] |= {
+                f"{a}_ir_per_epoch": total_a, f"{a}_rest_ir_per_epoch": total_a - gemm_a,
+                f"{b}_ir_per_epoch": total_b, f"{b}_rest_ir_per_epoch": total_b - gemm_b,
+                key: total_a / total_b, f"{key}_rest": (total_a - gemm_a) / (total_b - gemm_b),
+                f"{key}_extra_per_step": (total_a - gemm_a - total_b + gemm_b) / steps,
+            }  # fmt: skip
+            report[f"ir_{name}_{key}"] = total_a / total_b
+            report[f"ir_{name}_{key}_rest"] = (total_a - gemm_a) / (total_b - gemm_b)
     return report
 
 
@@ -347,7 +371,23 @@ def workloads_section(idle: dict[str, Any], loaded: dict[str, Any]) -> str:
             f"| {r['over_bare_rest']:.3f} | {r['over_bare_extra_per_step'] / 1e6:+.2f} M |"
         )
     spread = max(idle[n]["gemm_spread"] for n in WORKLOADS if n in idle)
-    lines += ["", f"The kernels' counts differ by {100 * spread:.4f} % between the two."]
+    lines += ["", f"The kernels' counts differ by {100 * spread:.4f} % between the contestants."]
+    split = [k for k in ("over_lightning", "lightning_over_bare", "fastpath_over_bare")
+             if k in idle.get("dataset", {})]  # fmt: skip
+    if split:
+        r = idle["dataset"]
+        lines += ["", "The user Dataset's ratio split at the minimal Lightning loop over the same "
+                  "DataLoaders (workloads.py's), and `fastpath=true`: "
+                  f"fastpath {r['fastpath_ir_per_epoch'] / 1e9:.3f} G "
+                  f"({r['fastpath_rest_ir_per_epoch'] / 1e9:.3f} G outside the kernels), "
+                  f"minimal Lightning {r['lightning_ir_per_epoch'] / 1e9:.3f} G "
+                  f"({r['lightning_rest_ir_per_epoch'] / 1e9:.3f} G).", "",
+                  "| pair | all | outside the kernels | extra per step |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for key in split:
+            a, b = workloads.RATIOS[key]
+            lines.append(f"| {a} / {b} | **{r[key]:.4f}** | {r[f'{key}_rest']:.3f} "
+                         f"| {r[f'{key}_extra_per_step'] / 1e6:+.2f} M |")  # fmt: skip
     shared = [k for k in idle if k.startswith("ir_") and k in loaded]
     if shared:
         lines += ["", "Idle and with a process spinning on one core (`--under-load`):", "",

@@ -8,7 +8,9 @@ median epoch CPU time of contestants run by turns, one intra-op thread each).
   plain PyTorch; Lightning is never imported) in a plain loop over the same batches.
 - dataset: a user's map-style Dataset of 784-feature rows (benchmarks/rows.py) through
   `data=dataset` (a DataLoader, per-sample reads, default collate, per-feature
-  standardisation) and the benchmark's MLP, against a plain DataLoader loop over it.
+  standardisation) and the benchmark's MLP, against a plain DataLoader loop over it; beside
+  them logitlab with `fastpath=true` and the minimal Lightning loop (bench.py's, over the same
+  DataLoaders): how much of logitlab's ratio is Lightning's own loop.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ import numpy as np
 N_IMAGES, N_ROWS, N_VAL = 6000, 20000, 1000
 BATCH = 256
 WORKLOADS = ("cnn", "dataset")
+# each workload's contestants beside logitlab's defaults and its bare loop (twice)
+EXTRA = {"cnn": (), "dataset": ("fastpath", "lightning")}
+RATIOS = {"over_bare": ("logitlab", "bare"), "aa": ("bare_again", "bare"),
+          "fastpath_over_bare": ("fastpath", "bare"), "over_lightning": ("logitlab", "lightning"),
+          "lightning_over_bare": ("lightning", "bare")}  # fmt: skip
 CNN = {"channels": (32, 64), "hidden": 128, "dropout": 0.25}  # conf/model/net/cnn.yaml
 
 
@@ -89,12 +96,9 @@ def bare(workload: str, data: dict[str, Path], epochs: int) -> dict[str, Any]:
         val = [(x[N_IMAGES:], y[N_IMAGES:])]
         n_train = N_IMAGES
     else:
-        from rows import Rows
         from torch.utils.data import DataLoader
 
-        train_set, val_set = Rows(str(data["rows"]), "train"), Rows(str(data["rows"]), "val")
-        mean, std = train_set.x.mean(0), train_set.x.std(0)
-        std[std == 0] = 1.0
+        train_set, val_set, mean, std = rows_and_stats(data)
         model = bench._mlp()
         n_train = len(train_set)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -138,6 +142,77 @@ def bare(workload: str, data: dict[str, Path], epochs: int) -> dict[str, Any]:
     return {"epoch_s": times, "epoch_cpu_s": cpu, "val_acc": val_acc}
 
 
+def rows_and_stats(data: dict[str, Path]) -> tuple[Any, Any, Any, Any]:
+    """The Dataset workload's train and val splits, and the train split's per-feature mean and
+    standard deviation (a constant feature's taken as 1), as logitlab standardises."""
+    from rows import Rows
+
+    train_set, val_set = Rows(str(data["rows"]), "train"), Rows(str(data["rows"]), "val")
+    mean, std = train_set.x.mean(0), train_set.x.std(0)
+    std[std == 0] = 1.0
+    return train_set, val_set, mean, std
+
+
+def minimal_lightning(data: dict[str, Path], epochs: int) -> dict[str, Any]:
+    """The Dataset workload's bare loop as bench.py's minimal Lightning loop: the same network,
+    DataLoaders and standardisation in a bare LightningModule, every Trainer extra off."""
+    import lightning as L
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader
+
+    torch.manual_seed(0)
+    torch.set_num_threads(bench.THREADS)
+    train_set, val_set, mean, std = rows_and_stats(data)
+
+    class Minimal(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = bench._mlp()
+            self.correct = torch.zeros(())
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            return F.cross_entropy(self.net((batch[0] - mean) / std), batch[1])
+
+        def on_validation_epoch_start(self) -> None:
+            self.correct = torch.zeros(())
+
+        def validation_step(self, batch: Any, batch_idx: int) -> None:
+            self.correct += (self.net((batch[0] - mean) / std).argmax(1) == batch[1]).sum()
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    model = Minimal()
+    train = DataLoader(train_set, BATCH, shuffle=True, generator=torch.Generator().manual_seed(0))
+    times, cpu = bench.minimal_fit(model, train, DataLoader(val_set, 256), epochs, "cpu", "32-true")
+    return {"epoch_s": times, "epoch_cpu_s": cpu, "val_acc": model.correct.item() / len(val_set)}
+
+
+def contestants_of(
+    workload: str, data: dict[str, Path], epochs: int, folder: Path, out: Path
+) -> dict[str, Any]:
+    """A round's contestants: (command, reader of its counted epochs' CPU seconds) by name."""
+    run_dirs = {"logitlab": folder / "logitlab", "fastpath": folder / "fastpath"}
+    contestants: dict[str, Any] = {}
+    for name in ("logitlab", *[n for n in EXTRA[workload] if n in run_dirs]):
+        run_dir = run_dirs[name]
+        command = [sys.executable, "-m", "logitlab.train",
+                   *overrides(workload, data, epochs, run_dir),
+                   *(["fastpath=true"] if name == "fastpath" else [])]  # fmt: skip
+        contestants[name] = (
+            command,
+            lambda d=run_dir: bench.logged_epochs(d, epochs)["measured_cpu_s"],
+        )
+    loops = {"bare": "bare", "bare_again": "bare", "lightning": "lightning"}
+    for name in ("bare", "bare_again", *[n for n in EXTRA[workload] if n == "lightning"]):
+        result = folder / f"{name}.json"
+        command = [sys.executable, __file__, workload, str(out / "data"), str(epochs),
+                   str(result), loops[name]]  # fmt: skip
+        contestants[name] = (command, lambda r=result: json.loads(r.read_text())["epoch_cpu_s"][1:])
+    return contestants
+
+
 def run(
     out: Path, epochs: int, rounds: int, console: Any, names: tuple[str, ...] = WORKLOADS
 ) -> dict[str, Any]:
@@ -153,38 +228,18 @@ def run(
     for workload in names:
         by_round: list[dict[str, list[float]]] = []
         for turn in range(rounds):
-            console.print(f"[bold]{workload}[/] by turns, round {turn + 1}/{rounds}: "
-                          "logitlab, bare loop, bare loop again")  # fmt: skip
             folder = out / "workloads" / f"{workload}_r{turn}"
             folder.mkdir(parents=True)
-            run_dir = folder / "logitlab"
-            command = [sys.executable, "-m", "logitlab.train",
-                       *overrides(workload, data, epochs, run_dir)]  # fmt: skip
-            contestants: dict[str, Any] = {
-                "logitlab": (
-                    command,
-                    lambda d=run_dir: bench.logged_epochs(d, epochs)["measured_cpu_s"],
-                )
-            }
-            for name in ("bare", "bare_again"):
-                result = folder / f"{name}.json"
-                contestants[name] = (
-                    [
-                        sys.executable,
-                        __file__,
-                        workload,
-                        str(out / "data"),
-                        str(epochs),
-                        str(result),
-                    ],
-                    lambda r=result: json.loads(r.read_text())["epoch_cpu_s"][1:],
-                )
+            contestants = contestants_of(workload, data, epochs, folder, out)
+            console.print(f"[bold]{workload}[/] by turns, round {turn + 1}/{rounds}: "
+                          + ", ".join(contestants))  # fmt: skip
             by_round.append(interleave.epochs_by_turns(contestants, folder, env, bench.ROOT))
-        ratios = interleave.rounds_ratios(by_round, {"over_bare": ("logitlab", "bare"),
-                                                     "aa": ("bare_again", "bare")})  # fmt: skip
+        names = set(by_round[0])
+        pairs = {key: pair for key, pair in RATIOS.items() if set(pair) <= names}
+        ratios = interleave.rounds_ratios(by_round, pairs)
         cpu = interleave.pooled(by_round)
-        report[f"cpu_{workload}_over_bare"] = ratios["over_bare"]
-        report[f"cpu_{workload}_aa"] = ratios["aa"]
+        for key in pairs:
+            report[f"cpu_{workload}_{key}"] = ratios[key]
         report[workload] = {
             **ratios,
             "epoch_cpu_median_s": {n: statistics.median(t) for n, t in cpu.items()},
@@ -194,7 +249,11 @@ def run(
     return report
 
 
-if __name__ == "__main__":  # internal: `workloads.py cnn|dataset DATA_DIR EPOCHS OUT.json`
+if __name__ == "__main__":  # internal: `workloads.py WORKLOAD DATA_DIR EPOCHS OUT.json [LOOP]`
     workload, folder, epochs, result_path = sys.argv[1:5]
     paths = make_data(Path(folder))
-    Path(result_path).write_text(json.dumps(bare(workload, paths, int(epochs))))
+    if sys.argv[5:] == ["lightning"]:  # the dataset's minimal Lightning loop
+        result = minimal_lightning(paths, int(epochs))
+    else:
+        result = bare(workload, paths, int(epochs))
+    Path(result_path).write_text(json.dumps(result))

@@ -222,6 +222,8 @@ def test_the_workloads_bare_loops_train_logitlabs_networks(monkeypatch, tmp_path
         result = workloads.bare(workload, data, 3)
         assert len(result["epoch_cpu_s"]) == 3 and min(result["epoch_cpu_s"]) > 0
         assert result["val_acc"] > 0.2, workload  # it learned: twice chance (10 classes)
+    lightning = workloads.minimal_lightning(data, 3)  # the same work through Lightning's loop
+    assert len(lightning["epoch_cpu_s"]) == 3 and lightning["val_acc"] > 0.2
     rows = load("rows", monkeypatch).Rows(str(data["rows"]), "val")
     x, y = rows[0]
     assert np.load(tmp_path / "mnist_like.npz")["x"].shape == (1000, 784)
@@ -250,6 +252,49 @@ def test_the_workloads_run_configs_logitlab_accepts(
             "path": str(paths["rows"]),
             "part": "train",
         }
+
+
+def test_the_dataset_workload_adds_fastpath_and_the_minimal_lightning_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from logitlab.config.compose import preflight
+
+    workloads = load("workloads", monkeypatch)
+    paths = {k: tmp_path / f"{k}.npz" for k in ("images", "splits", "rows")}
+    cnn = workloads.contestants_of("cnn", paths, 4, tmp_path / "cnn", tmp_path)
+    dataset = workloads.contestants_of("dataset", paths, 4, tmp_path / "ds", tmp_path)
+    assert sorted(cnn) == ["bare", "bare_again", "logitlab"]
+    assert sorted(dataset) == ["bare", "bare_again", "fastpath", "lightning", "logitlab"]
+    commands = {name: command for name, (command, _) in dataset.items()}
+    assert "fastpath=true" in commands["fastpath"] and not any(
+        arg.startswith("fastpath=") for arg in commands["logitlab"]
+    )
+    assert commands["lightning"][-1] == "lightning" and commands["bare"][-1] == "bare"
+    cfg = preflight(commands["fastpath"][3:], str(ROOT / "conf"))  # after python -m logitlab.train
+    assert cfg is not None and cfg.fastpath is True and cfg.data.source == "dataset"
+
+
+def test_the_workloads_section_splits_the_dataset_ratio_at_lightning(monkeypatch) -> None:
+    bench = load("bench", monkeypatch)
+
+    def workload(**ratios: float) -> dict:
+        r = {"epoch_cpu_median_s": {"logitlab": 0.5, "bare": 0.4, "fastpath": 0.47,
+                                    "lightning": 0.46}}  # fmt: skip
+        for key, value in ratios.items():
+            r |= {key: value, f"{key}_by_round": [value, value], f"{key}_min": value}
+        return r
+
+    cnn = workload(over_bare=1.01, aa=0.99)
+    both = workload(over_bare=1.25, aa=1.0, over_lightning=1.087, lightning_over_bare=1.15,
+                    fastpath_over_bare=1.175)  # fmt: skip
+    text = bench.workloads_section({"cnn": cnn, "dataset": both})
+    assert (
+        "| 0.500 s | 0.470 s | 0.460 s | 0.400 s | **1.087** (1.087, 1.087; minima 1.087) "
+        "| **1.150** (1.150, 1.150; minima 1.150) | **1.175**" in text
+    )
+    earlier = bench.workloads_section({"cnn": cnn, "dataset": workload(over_bare=1.3, aa=1.0)})
+    assert "minimal Lightning / bare" not in earlier  # a report from before the split
+    assert "**1.300**" in earlier
 
 
 def test_each_drop_removes_just_its_callback_and_every_run_keeps_the_same_clock(
@@ -374,6 +419,7 @@ def test_the_counted_drops_mark_every_run_and_give_each_drops_saving_per_step(
     cfg = preflight(command[3:], str(ROOT / "conf"))  # after python -m logitlab.train
     assert cfg.callbacks.diagnostics is None and cfg.callbacks.model_checkpoint is not None
     assert cfg.callbacks.count._target_ == "marks.epochs_callback" and cfg.trainer.max_epochs == 2
+    assert cfg.callbacks.progress_bar.interval_s == pytest.approx(0.1 * 45)  # valgrind's pace
     assert folder == tmp_path / "drops_counted" / "mlp" / "diagnostics"
     assert "loop" in seen["mlp", drops.MINIMAL][0] and "lightning" in seen["mlp", drops.MINIMAL][0]
 
@@ -536,11 +582,19 @@ def test_instructions_count_a_workload_against_its_bare_loop(monkeypatch, tmp_pa
     assert cfg.data.source == "dataset" and cfg.callbacks.count._target_ == "marks.epochs_callback"
     assert Path(commands["bare"][1]).name == "workloads.py" and commands["bare"][2:4] == [
         "dataset", str(tmp_path / "data")]  # fmt: skip
+    assert commands["bare"][-1] == "bare" and commands["lightning"][-1] == "lightning"
+    fast = preflight(commands["fastpath"][3:], str(ROOT / "conf"))
+    assert fast.fastpath is True and fast.callbacks.count._target_ == "marks.epochs_callback"
+    assert fast.callbacks.progress_bar.interval_s == pytest.approx(0.1 * 45)
+    assert sorted(instructions.workload_commands("cnn", 2, tmp_path, tmp_path / "c")) == [
+        "bare", "logitlab"]  # fmt: skip
 
     gemm, rest, bare_rest = 5e9, 1.3e9, 0.5e9  # the same products, a framework's extra work
     fake = {
         ("dataset", "logitlab"): (gemm + rest, gemm),
         ("dataset", "bare"): (gemm + bare_rest, gemm),
+        ("dataset", "lightning"): (gemm + 0.9e9, gemm),
+        ("dataset", "fastpath"): (gemm + 1.0e9, gemm),
         ("cnn", "logitlab"): (4 * gemm + rest, 4 * gemm),  # the CNN's kernels: its convolutions
         ("cnn", "bare"): (4 * gemm + bare_rest, 4 * gemm),
     }
@@ -553,6 +607,11 @@ def test_instructions_count_a_workload_against_its_bare_loop(monkeypatch, tmp_pa
     assert report["ir_dataset_over_bare"] == pytest.approx((gemm + rest) / (gemm + bare_rest))
     assert report["ir_dataset_over_bare_rest"] == pytest.approx(rest / bare_rest)
     assert report["dataset"]["over_bare_extra_per_step"] == pytest.approx(0.8e9 / steps)
+    assert report["ir_dataset_over_lightning_rest"] == pytest.approx(1.3 / 0.9)
+    lightning_over_bare = (gemm + 0.9e9) / (gemm + 0.5e9)
+    assert report["ir_dataset_lightning_over_bare"] == pytest.approx(lightning_over_bare)
+    assert report["dataset"]["fastpath_over_bare_extra_per_step"] == pytest.approx(0.5e9 / steps)
+    assert "ir_cnn_over_lightning" not in report  # the CNN has no such contestant
     loaded = {**report, "ir_dataset_over_bare": report["ir_dataset_over_bare"] * 1.001}
     text = instructions.workloads_section(report, loaded)
     assert (
@@ -560,7 +619,9 @@ def test_instructions_count_a_workload_against_its_bare_loop(monkeypatch, tmp_pa
         in text
     )
     assert "| `ir_dataset_over_bare` | 1.1455 | 1.1466 | +0.100 % |" in text
-    assert "kernels' counts differ by 0.0000 % between the two" in text
+    assert "kernels' counts differ by 0.0000 % between the contestants" in text
+    assert "| logitlab / lightning | **1.0678** | 1.444 | +200.00 M |" in text
+    assert "| fastpath / bare | **1.0909** | 2.000 | +250.00 M |" in text
 
 
 def test_the_spread_of_identical_processes_is_told_apart_from_the_spread_of_their_epochs(

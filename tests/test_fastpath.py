@@ -142,3 +142,46 @@ def test_no_private_lightning_api_outside_the_fast_path_module() -> None:
     assert PRIVATE.search("done = trainer.fit_loop.epoch_loop.batch_progress.current.completed")
     assert PRIVATE.search("metric.confidences if callback._last_global_step_saved else None")
     assert not PRIVATE.search("self._stats = {}")
+
+
+def test_unused_module_hooks_are_skipped_and_defined_ones_still_called(make_cfg, tmp_path) -> None:
+    _, fast, _ = build(make_cfg("fastpath=true", run_dir=tmp_path / "fast"))
+    assert fast.on_before_backward is None and fast.on_train_batch_end is None
+    assert callable(fast.on_train_epoch_end) and callable(fast.on_validation_batch_end)
+    calls = []
+
+    class Counted(MulticlassClassifier):  # a user's head with a per-step hook of its own
+        def on_after_backward(self) -> None:
+            calls.append(self.global_step)
+
+    cfg = make_cfg("trainer.max_epochs=1", "test=false", run_dir=tmp_path / "counted")
+    datamodule, model, trainer = build(cfg)
+    model.__class__ = Counted
+    fastpath.apply(trainer, model)
+    assert callable(model.on_after_backward) and model.on_before_zero_grad is None
+    trainer.fit(model, datamodule=datamodule)
+    assert calls == list(range(trainer.global_step)) and len(calls) == 20  # every step, in order
+
+
+def test_the_cached_signature_check_answers_as_lightnings() -> None:
+    from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature as stock
+
+    cached = fastpath.signature_read_once(stock)
+    assert fastpath.signature_read_once(cached) is cached  # wrapped once
+
+    class Steps:
+        def two(self, batch, batch_idx): ...
+        def one(self, batch): ...
+        def named(self, batch, idx): ...
+        def varargs(self, *args): ...
+
+    steps = Steps()
+    questions = [("batch_idx", False, 2), ("batch_idx", True, None),
+                 ("dataloader_iter", True, None), ("dataloader_idx", False, None)]  # fmt: skip
+    for name in ("two", "one", "named", "varargs"):
+        for question in questions:
+            method = getattr(steps, name)
+            assert cached(method, *question) == stock(method, *question), (name, question)
+            assert cached(method, *question) == stock(method, *question)  # from the cache
+    assert cached(steps.two, "batch_idx", min_args=2)
+    assert not cached(steps.one, "batch_idx", min_args=2)

@@ -61,6 +61,8 @@ class Augment:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A training batch as `trainer`'s current step sees it: augmented, then mixed (for the
         `task`'s head); other batches (validation, test, predict) as they came."""
+        if not (self.active or self.mixup or self.cutmix):
+            return x, y  # nothing to do: the trainer's step is not read
         if trainer is None or not trainer.training:
             return x, y
         step, rank, binary = trainer.global_step, trainer.global_rank, task == "binary"

@@ -12,6 +12,11 @@ The levers:
 - Per-step callback hooks a callback does not define are set to None on the instance.
   Lightning calls each of them on every callback at every step, building a profiler label from
   the callback's state key each time; its dispatcher skips a hook that is not callable.
+- The same for the LightningModule's per-training-step hooks that return nothing
+  (on_before_backward, on_train_batch_end, ...) when the module's class does not define them.
+- Whether a step method takes `batch_idx` is read from its signature once, not at every step
+  (Lightning's loops call `inspect.getfullargspec` on training_step and validation_step at each
+  batch, about 10 microseconds).
 - A profiler whose `profile()` hands back one shared do-nothing context (Lightning's
   PassThroughProfiler builds a new one for each of the ~70 hook calls of a step), given to the
   Trainer at construction when `trainer.profiler` is null.
@@ -23,14 +28,16 @@ The levers:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import lightning
 import lightning as L
+from lightning.pytorch.loops import evaluation_loop, training_epoch_loop
 from lightning.pytorch.profilers import PassThroughProfiler
 
 from logitlab.run.ddp import env_restored
@@ -49,6 +56,9 @@ STEP_HOOKS = (
     "on_validation_batch_start",
     "on_validation_batch_end",
 )
+# the LightningModule's per-training-step hooks whose result Lightning does not use (the
+# evaluation loop reads the validation batch hooks' signatures, so those stay)
+MODULE_STEP_HOOKS = STEP_HOOKS[:6]
 
 
 def supported(version: str | None = None) -> bool:
@@ -94,6 +104,43 @@ def skip_unused_step_hooks(callbacks: list[Any]) -> None:
                 setattr(callback, hook, None)
 
 
+def skip_unused_module_hooks(model: Any) -> None:
+    """Set each per-step hook the model's class inherits unchanged from L.LightningModule to
+    None on the instance (stored plainly: nn.Module's __setattr__ would look it up first)."""
+    for hook in MODULE_STEP_HOOKS:
+        if getattr(type(model), hook, None) is getattr(L.LightningModule, hook):
+            object.__setattr__(model, hook, None)
+
+
+def signature_read_once(check: Callable[..., bool]) -> Callable[..., bool]:
+    """Lightning's `is_param_in_hook_signature`, answered from a cache keyed by the function
+    (a bound method's underlying one) and the question."""
+    if getattr(check, "_logitlab_cached", False):
+        return check
+    cached = functools.lru_cache(maxsize=256)(
+        lambda fx, param, explicit, min_args: check(fx, param, explicit, min_args)
+    )
+
+    @functools.wraps(check)
+    def is_param_in_hook_signature(
+        hook_fx: Callable, param: str, explicit: bool = False, min_args: int | None = None
+    ) -> bool:
+        fx = getattr(hook_fx, "__func__", hook_fx)
+        try:
+            return cached(fx, param, explicit, min_args)
+        except TypeError:  # an unhashable callable: asked every time, as Lightning does
+            return check(hook_fx, param, explicit, min_args)
+
+    is_param_in_hook_signature._logitlab_cached = True  # type: ignore[attr-defined]
+    return is_param_in_hook_signature
+
+
+def read_step_signatures_once() -> None:
+    """The training and evaluation loops ask a cached signature check (for the process)."""
+    for loop in (training_epoch_loop, evaluation_loop):
+        loop.is_param_in_hook_signature = signature_read_once(loop.is_param_in_hook_signature)  # type: ignore[attr-defined]
+
+
 _PLAIN = ("_current_fx_name",)
 
 
@@ -121,7 +168,9 @@ def plain_hook_name_store(model: Any) -> None:
 def apply(trainer: Any, model: Any) -> None:
     """Apply the per-object levers to a built Trainer's callbacks and the model."""
     skip_unused_step_hooks(trainer.callbacks)
+    skip_unused_module_hooks(model)
     plain_hook_name_store(model)
+    read_step_signatures_once()
 
 
 @contextmanager
