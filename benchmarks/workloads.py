@@ -193,10 +193,9 @@ def contestants_of(
     workload: str, data: dict[str, Path], epochs: int, folder: Path, out: Path
 ) -> dict[str, Any]:
     """A round's contestants: (command, reader of its counted epochs' CPU seconds) by name."""
-    run_dirs = {"logitlab": folder / "logitlab", "fastpath": folder / "fastpath"}
     contestants: dict[str, Any] = {}
-    for name in ("logitlab", *[n for n in EXTRA[workload] if n in run_dirs]):
-        run_dir = run_dirs[name]
+    for name in ("logitlab", *[n for n in EXTRA[workload] if n == "fastpath"]):
+        run_dir = folder / name
         command = [sys.executable, "-m", "logitlab.train",
                    *overrides(workload, data, epochs, run_dir),
                    *(["fastpath=true"] if name == "fastpath" else [])]  # fmt: skip
@@ -204,11 +203,11 @@ def contestants_of(
             command,
             lambda d=run_dir: bench.logged_epochs(d, epochs)["measured_cpu_s"],
         )
-    loops = {"bare": "bare", "bare_again": "bare", "lightning": "lightning"}
     for name in ("bare", "bare_again", *[n for n in EXTRA[workload] if n == "lightning"]):
         result = folder / f"{name}.json"
+        loop = "lightning" if name == "lightning" else "bare"
         command = [sys.executable, __file__, workload, str(out / "data"), str(epochs),
-                   str(result), loops[name]]  # fmt: skip
+                   str(result), loop]  # fmt: skip
         contestants[name] = (command, lambda r=result: json.loads(r.read_text())["epoch_cpu_s"][1:])
     return contestants
 

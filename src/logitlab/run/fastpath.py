@@ -117,9 +117,7 @@ def signature_read_once(check: Callable[..., bool]) -> Callable[..., bool]:
     (a bound method's underlying one) and the question."""
     if getattr(check, "_logitlab_cached", False):
         return check
-    cached = functools.lru_cache(maxsize=256)(
-        lambda fx, param, explicit, min_args: check(fx, param, explicit, min_args)
-    )
+    cached = functools.lru_cache(maxsize=256)(check)
 
     @functools.wraps(check)
     def is_param_in_hook_signature(
