@@ -16,7 +16,8 @@ from one repetition to the next), several repetitions per batch size:
   in-memory tensors with index_select) and validation pass in a plain loop, no metric
   objects, no logging; it never imports Lightning.
 - minimal Lightning loop (a reference): the bare loop's work in a bare LightningModule, every
-  Trainer extra off: Lightning's own share of the ratio.
+  Trainer extra off, asking CUDA directly for a GPU where NVML does not load (as logitlab runs
+  do; see minimal_fit): Lightning's own share of the ratio.
 
 The first epoch of every run is warm-up and left out. Each contestant's median epoch is over
 all its runs; the ratio is the median over repetitions of (the contestant's median epoch / the
@@ -234,9 +235,15 @@ def minimal_fit(
     model: Any, train: Any, val: Any, epochs: int, device: str, precision: str
 ) -> tuple[list[float], list[float]]:
     """`model` fitted by a Trainer with every extra off (no logger, checkpoints, progress bar,
-    model summary or sanity check): each epoch's wall and CPU seconds, start to start."""
+    model summary or sanity check): each epoch's wall and CPU seconds, start to start.
+
+    Where NVML does not load, torch is told to ask CUDA directly whether a GPU is there, as a
+    logitlab run does (logitlab/run/gpu_check.py): otherwise `import lightning` has each
+    optimizer step try to load NVML, a cost of the machine, not of Lightning's loop."""
     import lightning as L
     import marks
+
+    from logitlab.run.gpu_check import direct_cuda_check
 
     class Clock(L.Callback):
         def __init__(self) -> None:
@@ -264,7 +271,8 @@ def minimal_fit(
         num_sanity_val_steps=0,
         callbacks=[clock, marks.epochs_callback()] if marks.counting() else [clock],
     )
-    trainer.fit(model, train, val)
+    with direct_cuda_check():
+        trainer.fit(model, train, val)
     times = [b - a for a, b in itertools.pairwise(clock.marks)]
     cpu = [b - a for a, b in itertools.pairwise(clock.cpu)]
     return times, cpu
@@ -861,7 +869,8 @@ def write_docs(report: dict[str, Any], docs: Path) -> None:
         "Contestants: logitlab (`python -m logitlab.train` as a user runs it: default "
         "callbacks, TensorBoard, torchmetrics), the same with `fastpath=true`, the bare loop "
         "(plain PyTorch; it never imports Lightning) and a minimal Lightning loop (the same "
-        "work in a bare LightningModule, every Trainer extra off): how much of the ratio is "
+        "work in a bare LightningModule, every Trainer extra off, torch asking CUDA directly "
+        "for a GPU where NVML does not load, as logitlab runs do): how much of the ratio is "
         "Lightning's own loop. An epoch is timed from one end of epoch to the next: training, "
         "validation, checkpoint writing and logging. Each logitlab run's 5th epoch is one on "
         "which Diagnostics draw their images (every 5th by default): it is counted, and the "

@@ -37,6 +37,36 @@ def test_bench_reference_loops_do_the_same_work(monkeypatch, tmp_path: Path) -> 
     assert bare["val_acc"] > 0.5  # and it learned something (10 classes)
 
 
+@pytest.mark.skipif(
+    __import__("logitlab.run.gpu_check").run.gpu_check.nvml_loads(), reason="NVML loads here"
+)
+def test_the_minimal_lightning_loop_does_not_pay_for_a_missing_nvml(monkeypatch, tmp_path) -> None:
+    import ctypes
+    from contextlib import nullcontext
+
+    from logitlab.run import gpu_check
+
+    monkeypatch.setattr(bench, "N_TRAIN", 4096)
+    monkeypatch.setattr(bench, "N_VAL", 256)
+    data, _ = bench.make_data(tmp_path)
+    load = ctypes.CDLL
+
+    def nvml_loads(direct: bool) -> int:
+        loads: list[str] = []
+        with monkeypatch.context() as patch:
+            patch.setattr(ctypes, "CDLL", lambda name, *a, **k: loads.append(name) or load(name))
+            if not direct:
+                patch.setattr(gpu_check, "direct_cuda_check", nullcontext)
+            lightning = bench.lightning_loop(data, 256, 2, "cpu", "32-true")
+        assert lightning["val_acc"] > 0.3  # its 32 optimizer steps ran
+        return sum("nvidia-ml" in str(name) for name in loads)
+
+    # Lightning's setting: each of the 32 steps tries to load NVML; as in a logitlab run, none
+    # does (what is left is the Trainer's own look for a GPU, before the first step)
+    assert nvml_loads(direct=False) >= 32
+    assert nvml_loads(direct=True) <= 3
+
+
 def test_bench_rotates_the_order_and_pairs_ratios_within_a_repetition() -> None:
     n = len(bench.CONTESTANTS)
     orders = [bench.running_order(rep) for rep in range(n)]

@@ -185,3 +185,32 @@ def test_the_cached_signature_check_answers_as_lightnings() -> None:
             assert cached(method, *question) == stock(method, *question)  # from the cache
     assert cached(steps.two, "batch_idx", min_args=2)
     assert not cached(steps.one, "batch_idx", min_args=2)
+
+
+def test_without_clipping_its_hook_is_skipped_and_with_it_clipping_acts_as_stock(
+    make_cfg, tmp_path
+) -> None:
+    def clip_calls(trainer) -> int:
+        return sum(
+            len(durations)
+            for action, durations in trainer.profiler.recorded_durations.items()
+            if action.endswith(".configure_gradient_clipping")
+        )
+
+    clip = ("trainer.profiler=simple", "trainer.gradient_clip_val=0.01")
+    stock, stock_trainer, _ = fitted(make_cfg, tmp_path, "stock", *clip)
+    fast, fast_trainer, _ = fitted(make_cfg, tmp_path, "fast", *clip, "fastpath=true")
+    free, free_trainer, _ = fitted(
+        make_cfg, tmp_path, "free", "trainer.profiler=simple", "fastpath=true"
+    )
+    # clipping asked for: the hook runs at every step and clips as Lightning's stock path does
+    assert clip_calls(stock_trainer) == clip_calls(fast_trainer) == 40
+    for (name, a), (_, b) in zip(
+        stock.state_dict().items(), fast.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    # none asked for: the hook, which would clip by 0, is not called, and the weights differ
+    assert clip_calls(free_trainer) == 0
+    assert not all(
+        torch.equal(a, b) for a, b in zip(free.parameters(), fast.parameters(), strict=True)
+    )

@@ -14,6 +14,10 @@ The levers:
   the callback's state key each time; its dispatcher skips a hook that is not callable.
 - The same for the LightningModule's per-training-step hooks that return nothing
   (on_before_backward, on_train_batch_end, ...) when the module's class does not define them.
+- With no clipping configured (`trainer.gradient_clip_val` null or 0), the module's
+  `configure_gradient_clipping`, when its class does not define it, set to None the same way:
+  Lightning calls it at every step, and it validates its arguments and clips by 0, which does
+  nothing.
 - Whether a step method takes `batch_idx` is read from its signature once, not at every step
   (Lightning's loops call `inspect.getfullargspec` on training_step and validation_step at each
   batch, about 10 microseconds).
@@ -112,6 +116,16 @@ def skip_unused_module_hooks(model: Any) -> None:
             object.__setattr__(model, hook, None)
 
 
+def skip_unused_clipping(trainer: Any, model: Any) -> None:
+    """Without a clipping value, set the gradient-clipping hook the model's class inherits
+    unchanged from L.LightningModule to None on the instance."""
+    hook = L.LightningModule.configure_gradient_clipping
+    if getattr(type(model), "configure_gradient_clipping", None) is hook and not (
+        trainer.gradient_clip_val
+    ):
+        object.__setattr__(model, "configure_gradient_clipping", None)
+
+
 def signature_read_once(check: Callable[..., bool]) -> Callable[..., bool]:
     """Lightning's `is_param_in_hook_signature`, answered from a cache keyed by the function
     (a bound method's underlying one) and the question."""
@@ -167,6 +181,7 @@ def apply(trainer: Any, model: Any) -> None:
     """Apply the per-object levers to a built Trainer's callbacks and the model."""
     skip_unused_step_hooks(trainer.callbacks)
     skip_unused_module_hooks(model)
+    skip_unused_clipping(trainer, model)
     plain_hook_name_store(model)
     read_step_signatures_once()
 
