@@ -3,6 +3,7 @@ its ratios are paired within a repetition, and its report carries the figures it
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import itertools
 import json
@@ -11,10 +12,13 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from logitlab.run import gpu_check
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
@@ -37,15 +41,8 @@ def test_bench_reference_loops_do_the_same_work(monkeypatch, tmp_path: Path) -> 
     assert bare["val_acc"] > 0.5  # and it learned something (10 classes)
 
 
-@pytest.mark.skipif(
-    __import__("logitlab.run.gpu_check").run.gpu_check.nvml_loads(), reason="NVML loads here"
-)
+@pytest.mark.skipif(gpu_check.nvml_loads(), reason="NVML loads on this machine")
 def test_the_minimal_lightning_loop_does_not_pay_for_a_missing_nvml(monkeypatch, tmp_path) -> None:
-    import ctypes
-    from contextlib import nullcontext
-
-    from logitlab.run import gpu_check
-
     monkeypatch.setattr(bench, "N_TRAIN", 4096)
     monkeypatch.setattr(bench, "N_VAL", 256)
     data, _ = bench.make_data(tmp_path)
