@@ -108,22 +108,12 @@ def skip_unused_step_hooks(callbacks: list[Any]) -> None:
                 setattr(callback, hook, None)
 
 
-def skip_unused_module_hooks(model: Any) -> None:
-    """Set each per-step hook the model's class inherits unchanged from L.LightningModule to
-    None on the instance (stored plainly: nn.Module's __setattr__ would look it up first)."""
-    for hook in MODULE_STEP_HOOKS:
+def skip_unused_module_hooks(model: Any, hooks: tuple[str, ...] = MODULE_STEP_HOOKS) -> None:
+    """Set each of `hooks` the model's class inherits unchanged from L.LightningModule to None
+    on the instance (stored plainly: nn.Module's __setattr__ would look it up first)."""
+    for hook in hooks:
         if getattr(type(model), hook, None) is getattr(L.LightningModule, hook):
             object.__setattr__(model, hook, None)
-
-
-def skip_unused_clipping(trainer: Any, model: Any) -> None:
-    """Without a clipping value, set the gradient-clipping hook the model's class inherits
-    unchanged from L.LightningModule to None on the instance."""
-    hook = L.LightningModule.configure_gradient_clipping
-    if getattr(type(model), "configure_gradient_clipping", None) is hook and not (
-        trainer.gradient_clip_val
-    ):
-        object.__setattr__(model, "configure_gradient_clipping", None)
 
 
 def signature_read_once(check: Callable[..., bool]) -> Callable[..., bool]:
@@ -180,8 +170,8 @@ def plain_hook_name_store(model: Any) -> None:
 def apply(trainer: Any, model: Any) -> None:
     """Apply the per-object levers to a built Trainer's callbacks and the model."""
     skip_unused_step_hooks(trainer.callbacks)
-    skip_unused_module_hooks(model)
-    skip_unused_clipping(trainer, model)
+    clipping = () if trainer.gradient_clip_val else ("configure_gradient_clipping",)
+    skip_unused_module_hooks(model, MODULE_STEP_HOOKS + clipping)
     plain_hook_name_store(model)
     read_step_signatures_once()
 
